@@ -1,0 +1,199 @@
+"""Stage ``download``: fetch the dataset into ``data/raw/`` as one zip plus SOURCE.json.
+
+Sources (``data.source``):
+  * ``kaggle``: the real Kaggle client downloads ``data.kaggle_dataset``; network errors are retried
+    with backoff, and the dataset's version and last-updated stamp are recorded.
+  * ``local``: ``data.path`` is a zip or a folder in the Kaggle layout.
+  * ``synthetic``: the offline synthetic face set (not real faces), deterministic by seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tasks import archive, paths, synthetic
+from tasks.files import StageError, atomic_dir, logger, setup_logging, sha256_file, write_json
+from tasks.params import DataParams, load
+
+log = logger("download")
+T = TypeVar("T")
+
+CREDENTIALS_HELP = (
+    "Kaggle credentials not found: put kaggle.json in ~/.kaggle (chmod 600), "
+    "or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN)"
+)
+RETRY_DELAYS = (2.0, 5.0, 15.0)  # seconds between the attempts of a network call
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What the stage wrote."""
+
+    archive: Path
+    source: dict[str, Any]
+
+
+def _kaggle_config_dirs() -> list[Path]:
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return [Path(os.environ["KAGGLE_CONFIG_DIR"])]
+    home = Path.home()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    return [home / ".kaggle", xdg / "kaggle"]
+
+
+def check_credentials() -> str:
+    """Say where Kaggle credentials come from, without reading the secret itself.
+
+    Raises:
+        StageError: when there are none, with how to provide them.
+    """
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return "environment (KAGGLE_USERNAME/KAGGLE_KEY)"
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return "environment (KAGGLE_API_TOKEN)"
+    for folder in _kaggle_config_dirs():
+        for name in ("kaggle.json", "access_token"):
+            path = folder / name
+            if path.is_file():
+                if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                    log.warning("%s is readable by other users; run: chmod 600 %s", path, path)
+                return str(path)
+    raise StageError(CREDENTIALS_HELP)
+
+
+def make_kaggle_api() -> Any:
+    """The authenticated Kaggle client (the network boundary that tests replace)."""
+    from kaggle.api.kaggle_api_extended import KaggleApi  # imported late: importing kaggle authenticates
+
+    api = KaggleApi()
+    api.authenticate()
+    return api
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    import urllib3
+
+    return (ConnectionError, TimeoutError, requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError)
+
+
+def with_retries(call: Callable[[], T], what: str, delays: tuple[float, ...] = RETRY_DELAYS,
+                 sleep: Callable[[float], None] | None = None) -> T:
+    """Run ``call``, retrying network errors only, after each delay in ``delays``."""
+    errors = _network_errors()
+    for attempt, delay in enumerate((*delays, None), start=1):
+        try:
+            return call()
+        except errors as exc:
+            if delay is None:
+                raise StageError(f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
+                                 "check the connection and rerun") from exc
+            log.warning("%s: %s on attempt %d; retrying in %.0f s", what, type(exc).__name__, attempt, delay)
+            (sleep or time.sleep)(delay)
+    raise AssertionError("unreachable")
+
+
+def fetch_kaggle(slug: str, dest: Path, api_factory: Callable[[], Any] = make_kaggle_api) -> dict[str, Any]:
+    """Download the dataset zip for ``slug`` into ``dest/Dataset.zip``; return its provenance."""
+    log.info("Kaggle credentials from %s", check_credentials())
+    api = api_factory()
+    owner, name = slug.split("/")
+    with_retries(lambda: api.dataset_download_files(slug, path=str(dest), force=True, quiet=False, unzip=False),
+                 f"downloading {slug}")
+    downloaded = dest / f"{name}.zip"
+    if not downloaded.is_file():
+        raise StageError(f"{slug}: the Kaggle client wrote no {downloaded.name}; check the slug in data.kaggle_dataset")
+    os.replace(downloaded, dest / paths.RAW_ARCHIVE_NAME)
+    listed = with_retries(lambda: api.dataset_list(search=name, user=owner) or [], f"looking up {slug}")
+    meta = next((d for d in listed if d is not None and getattr(d, "ref", None) == slug), None)
+    return {
+        "slug": slug,
+        "version": getattr(meta, "current_version_number", None),
+        "last_updated": str(getattr(meta, "last_updated", None) or "") or None,
+    }
+
+
+def copy_local(path: Path, dest: Path) -> dict[str, Any]:
+    """Copy a local zip, or pack a local folder, into ``dest/Dataset.zip``."""
+    target = dest / paths.RAW_ARCHIVE_NAME
+    if path.is_dir():
+        log.info("packing folder %s", path)
+        archive.pack_folder(path, target)
+    else:
+        log.info("copying zip %s", path)
+        shutil.copyfile(path, target)
+    return {"path": str(path)}
+
+
+def make_synthetic(params: DataParams, dest: Path) -> dict[str, Any]:
+    """Write the synthetic face set into ``dest/Dataset.zip``."""
+    syn = params.synthetic
+    counts = {"Train": syn.train, "Validation": syn.validation, "Test": syn.test}
+    total = sum(counts.values())
+    with archive.ArchiveWriter(dest / paths.RAW_ARCHIVE_NAME) as writer:
+        for i, (split, label, data) in enumerate(synthetic.generate(counts, syn.male_share, syn.seed), start=1):
+            writer.add(split, label, data)
+            if i % 500 == 0 or i == total:
+                log.info("synthetic faces: %d/%d", i, total)
+    return {"seed": syn.seed, "note": "synthetic faces drawn by tasks/synthetic.py, not real people"}
+
+
+def download(raw_dir: Path, params: DataParams, api_factory: Callable[[], Any] = make_kaggle_api) -> DownloadResult:
+    """Fetch the dataset into ``raw_dir`` atomically and record where it came from.
+
+    Args:
+        raw_dir: the stage output folder (``data/raw``).
+        params: the ``data`` section.
+        api_factory: builds the Kaggle client; tests pass a fake.
+
+    Returns:
+        The archive path and the SOURCE.json content.
+    """
+    with atomic_dir(raw_dir) as tmp:
+        if params.source == "kaggle":
+            origin = fetch_kaggle(params.kaggle_dataset, tmp, api_factory)
+        elif params.source == "local":
+            origin = copy_local(Path(params.path), tmp)
+        else:
+            origin = make_synthetic(params, tmp)
+        entries, junk = archive.read_entries(tmp / paths.RAW_ARCHIVE_NAME)
+        if not entries:
+            raise StageError(f"{params.path or params.source}: the dataset holds no images under {paths.DATASET_TOP}/")
+        source = {
+            "source": params.source,
+            **origin,
+            "archive": paths.RAW_ARCHIVE_NAME,
+            "sha256": sha256_file(tmp / paths.RAW_ARCHIVE_NAME),
+            "bytes": (tmp / paths.RAW_ARCHIVE_NAME).stat().st_size,
+            "images": len(entries),
+            "skipped_junk_files": junk,
+            "counts": archive.counts(entries),
+        }
+        write_json(tmp / paths.SOURCE_NAME, source)
+    log.info("wrote %s: %d images, sha256 %s", raw_dir / paths.RAW_ARCHIVE_NAME, len(entries), source["sha256"][:12])
+    return DownloadResult(raw_dir / paths.RAW_ARCHIVE_NAME, source)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tasks.download``: run the stage with params.yaml, as dvc.yaml does."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=paths.PARAMS_FILE)
+    parser.add_argument("--out", type=Path, default=Path(paths.RAW_DIR))
+    args = parser.parse_args(argv)
+    setup_logging()
+    download(args.out, load(args.params).data)
+
+
+if __name__ == "__main__":
+    from tasks.cli import run_cli
+
+    run_cli(main)

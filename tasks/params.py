@@ -1,0 +1,189 @@
+"""Typed parameters, loaded once from params.yaml.
+
+Each section of params.yaml is a frozen dataclass. Loading rejects unknown keys, wrong types
+and out-of-range values with a message that names the key (``data.source``) and what is allowed.
+Nothing else in the project opens params.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tasks import paths
+
+
+class ParamsError(ValueError):
+    """A bad value in params.yaml; the message names the key and what to do."""
+
+
+def _num(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
+    """A numeric field with inclusive bounds, checked at load time."""
+    return field(default=default, metadata={"lo": lo, "hi": hi})
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Size and shape of the offline synthetic face set."""
+
+    train: int = _num(600, lo=2)
+    validation: int = _num(150, lo=2)
+    test: int = _num(150, lo=2)
+    male_share: float = _num(0.42, lo=0.05, hi=0.95)
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Section ``data``: where the dataset comes from (read by download) and the image size."""
+
+    source: Literal["synthetic", "local", "kaggle"] = "synthetic"
+    kaggle_dataset: str = "ashishjangra27/gender-recognition-200k-images-celeba"
+    path: str | None = None
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+    image_size: int = _num(96, lo=16, hi=1024)
+
+    def check(self, where: str) -> None:
+        if self.source == "local" and not self.path:
+            raise ParamsError(
+                f"{where}.path: required when {where}.source is 'local'; "
+                "set it to a zip or a folder in the Kaggle layout (Dataset/Train/Male/...)"
+            )
+        if self.source == "local" and not Path(self.path).exists():
+            raise ParamsError(
+                f"{where}.path: {self.path!r} does not exist; "
+                "point it at a zip or a folder in the Kaggle layout"
+            )
+        if self.kaggle_dataset.count("/") != 1:
+            raise ParamsError(
+                f"{where}.kaggle_dataset: {self.kaggle_dataset!r} is not an 'owner/dataset' slug"
+            )
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    """Section ``validate``: the bounds of the Great Expectations suite."""
+
+    class_names: list[str] = field(default_factory=lambda: ["Female", "Male"])
+    min_width: int = _num(32, lo=1)
+    max_width: int = _num(4096, lo=1)
+    min_height: int = _num(32, lo=1)
+    max_height: int = _num(4096, lo=1)
+    max_pixels: int = _num(50_000_000, lo=1)  # larger images are refused before decoding
+    allowed_modes: list[str] = field(default_factory=lambda: ["RGB"])
+    allowed_formats: list[str] = field(default_factory=lambda: ["JPEG"])
+    min_per_class: int = _num(1, lo=0)  # per split and class
+    min_class_share: float = _num(0.2, lo=0.0, hi=0.5)  # each class's share of each split
+    max_dropped: int = _num(0, lo=0)  # undecodable files dropped and reported, not fatal, up to this
+    workers: int = _num(0, lo=0)  # 0: one per core
+
+    def check(self, where: str) -> None:
+        if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:
+            raise ParamsError(f"{where}.class_names: need two or more distinct names")
+        for lo, hi in (("min_width", "max_width"), ("min_height", "max_height")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ParamsError(f"{where}.{lo}: greater than {where}.{hi}")
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """Section ``preprocess``: how the TFRecord shards are laid out."""
+
+    shards_per_split: int = _num(2, lo=1, hi=1024)
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of params.yaml."""
+
+    data: DataParams = field(default_factory=DataParams)
+    validate: ValidateParams = field(default_factory=ValidateParams)
+    preprocess: PreprocessParams = field(default_factory=PreprocessParams)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (dataclasses are built)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ParamsError(f"{key}: unknown value {value!r}; use one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
+        raise ParamsError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{where}.{unknown[0]}: unknown key; the keys of {where or 'params'} are {', '.join(fields)}"
+        )
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name not in raw:
+            continue
+        value = _coerce(hints[name], raw[name], key)
+        lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+        if lo is not None and value < lo or hi is not None and value > hi:
+            bounds = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+            raise ParamsError(f"{key}: {value!r} is out of range; it must be {bounds}")
+        values[name] = value
+    obj = cls(**values)
+    if hasattr(obj, "check"):
+        obj.check(where)
+    return obj
+
+
+def parse(raw: Any, source: str = paths.PARAMS_FILE) -> Params:
+    """Build :class:`Params` from an already-parsed mapping; errors name ``source`` and the key."""
+    try:
+        return _build(Params, raw, "")
+    except ParamsError as exc:
+        raise ParamsError(f"{source}: {exc}") from None
+
+
+def load(path: Path | str = paths.PARAMS_FILE) -> Params:
+    """Load and check params.yaml (or another params file)."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found; run from the repository root or pass --params") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return parse(raw, str(path))

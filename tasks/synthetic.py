@@ -1,0 +1,113 @@
+"""The offline synthetic face set, in the exact Kaggle layout.
+
+These are NOT real faces. Each image is a drawn head on a noisy background, 178x218 RGB JPEG,
+with random pose, skin tone, hair colour, lighting and JPEG quality. The two classes differ by
+cues that a small CNN can learn but no single pixel or colour gives away: "Male" heads have
+short hair and, usually, a beard shadow and a squarer jaw; "Female" heads have long hair that
+falls beside the face. Hair colour, skin tone and background are drawn from the same
+distributions for both classes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+WIDTH, HEIGHT = 178, 218  # the CelebA aligned-crop size
+
+_SKIN = np.array([[255, 224, 196], [241, 194, 160], [224, 172, 105], [198, 134, 66], [141, 85, 36], [92, 56, 30]])
+_HAIR = np.array([[20, 16, 12], [60, 40, 25], [110, 75, 40], [180, 140, 80], [220, 200, 150], [130, 40, 20], [90, 90, 90]])
+
+
+def _jitter(rng: np.random.Generator, colour: np.ndarray, spread: float) -> tuple[int, int, int]:
+    return tuple(int(c) for c in np.clip(colour + rng.normal(0, spread, 3), 0, 255))
+
+
+def draw_face(rng: np.random.Generator, male: bool) -> Image.Image:
+    """Draw one synthetic face crop; ``rng`` fixes everything about it."""
+    bg_a, bg_b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    ramp = np.linspace(0, 1, HEIGHT)[:, None, None]
+    canvas = (bg_a * (1 - ramp) + bg_b * ramp).repeat(WIDTH, axis=1)
+    img = Image.fromarray(canvas.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+
+    skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 12)
+    hair = _jitter(rng, _HAIR[rng.integers(len(_HAIR))], 15)
+    cx = WIDTH / 2 + rng.normal(0, 6)
+    cy = HEIGHT * 0.47 + rng.normal(0, 6)
+    fw = rng.uniform(30, 38) * (1.08 if male else 1.0)  # half-widths of the face
+    fh = rng.uniform(44, 52)
+
+    if not male:  # long hair behind and beside the face, down to the shoulders
+        hair_len = rng.uniform(0.9, 1.6) * fh
+        draw.rounded_rectangle(
+            [cx - fw - rng.uniform(10, 18), cy - fh - 10, cx + fw + rng.uniform(10, 18), cy + hair_len],
+            radius=int(fw), fill=hair,
+        )
+    # neck and shoulders
+    draw.rectangle([cx - fw * 0.45, cy + fh * 0.7, cx + fw * 0.45, HEIGHT], fill=skin)
+    shirt = tuple(int(v) for v in rng.integers(0, 256, 3))
+    draw.ellipse([cx - fw * 2.4, cy + fh * 1.35, cx + fw * 2.4, cy + fh * 3.2], fill=shirt)
+    # the face: a squarer jaw for "Male"
+    if male:
+        draw.rounded_rectangle([cx - fw, cy - fh, cx + fw, cy + fh], radius=int(fw * 0.7), fill=skin)
+    else:
+        draw.ellipse([cx - fw, cy - fh, cx + fw, cy + fh], fill=skin)
+    # hair on top: a short crop for "Male", a fuller top for "Female"
+    top = fh * (rng.uniform(0.25, 0.4) if male else rng.uniform(0.45, 0.6))
+    draw.chord([cx - fw * 1.05, cy - fh - top * 0.8, cx + fw * 1.05, cy - fh + top * 2], 180, 360, fill=hair)
+    if male and rng.random() < 0.85:  # beard shadow of random strength
+        shade = rng.uniform(0.35, 0.8)
+        beard = tuple(int(s * (1 - shade) + h * shade) for s, h in zip(skin, hair))
+        draw.chord([cx - fw, cy - fh * 0.1, cx + fw, cy + fh * 1.0], 0, 180, fill=beard)
+    # eyes, brows and mouth
+    eye_y = cy - fh * 0.15
+    for side in (-1, 1):
+        ex = cx + side * fw * 0.42
+        draw.ellipse([ex - 5, eye_y - 3, ex + 5, eye_y + 3], fill=(245, 245, 245))
+        draw.ellipse([ex - 2.5, eye_y - 2.5, ex + 2.5, eye_y + 2.5], fill=(30, 30, 30))
+        draw.line([ex - 7, eye_y - 9, ex + 7, eye_y - 9 - side * rng.uniform(-1, 1)], fill=hair, width=3 if male else 2)
+    lips = _jitter(rng, np.array([170, 70, 70]), 25)
+    draw.line([cx - fw * 0.3, cy + fh * 0.45, cx + fw * 0.3, cy + fh * 0.45], fill=lips, width=int(rng.integers(2, 5)))
+
+    # pose, lighting, blur and sensor noise
+    img = img.rotate(rng.normal(0, 7), resample=Image.BILINEAR, center=(cx, cy), fillcolor=tuple(int(v) for v in bg_a))
+    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+    pixels = np.asarray(img, dtype=np.float32) * rng.uniform(0.7, 1.25) + rng.normal(0, rng.uniform(3, 12), (HEIGHT, WIDTH, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def generate(counts: dict[str, int], male_share: float, seed: int) -> Iterator[tuple[str, str, bytes]]:
+    """Yield ``(split, label, jpeg_bytes)`` for the whole set, deterministically by ``seed``.
+
+    Each split holds ``round(count * male_share)`` Male images, the rest Female.
+    """
+    root = np.random.SeedSequence(seed)
+    for (split, count), child in zip(counts.items(), root.spawn(len(counts))):
+        rng = np.random.default_rng(child)
+        n_male = round(count * male_share)
+        labels = ["Male"] * n_male + ["Female"] * (count - n_male)
+        for label in labels:
+            img = draw_face(rng, male=label == "Male")
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=int(rng.integers(70, 96)))
+            yield split, label, buf.getvalue()
+
+
+def face_grid(n: int = 8, seed: int = 0) -> Image.Image:
+    """A row of Male faces over a row of Female faces, to look at the set."""
+    rng = np.random.default_rng(seed)
+    grid = Image.new("RGB", (WIDTH * n, HEIGHT * 2))
+    for row, male in enumerate((True, False)):
+        for i in range(n):
+            grid.paste(draw_face(rng, male), (i * WIDTH, row * HEIGHT))
+    return grid
+
+
+if __name__ == "__main__":  # python -m tasks.synthetic OUT.png: a preview of the set
+    import sys
+
+    face_grid().save(sys.argv[1] if len(sys.argv) > 1 else "synthetic_faces.png")

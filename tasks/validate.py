@@ -1,0 +1,260 @@
+"""Stage ``validate``: a manifest of every image and a Great Expectations suite over it.
+
+The manifest (one row per file: split, label, path, format, size, mode, bytes, content hash,
+whether it decodes) is built on all cores straight from the raw zip. A real GX File Data Context
+under ``data/validation/gx`` runs the suite and builds the Data Docs in ``data/validation/data_docs``.
+A failing suite writes its report, then exits non-zero naming the failed expectations and the
+first offending files, so no later stage runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import multiprocessing
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks import archive, paths
+from tasks.files import StageError, atomic_dir, logger, read_json, setup_logging, write_json
+from tasks.params import ValidateParams, load
+
+log = logger("validate")
+MANIFEST_COLUMNS = ["split", "label", "path", "format", "width", "height", "mode", "bytes", "sha256", "decodes", "error"]
+FIRST_OFFENDERS = 10  # offending files named per failed expectation
+_CHUNK = 256
+
+_worker_zip: zipfile.ZipFile | None = None
+_worker_max_pixels = 0
+
+
+def _init_worker(archive_path: str, max_pixels: int) -> None:
+    global _worker_zip, _worker_max_pixels
+    from PIL import Image
+
+    _worker_zip = zipfile.ZipFile(archive_path)
+    _worker_max_pixels = max_pixels
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb guard, from params
+
+
+def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
+    """Describe one image file; decode it fully unless its header declares too many pixels."""
+    from PIL import Image
+
+    row: dict[str, Any] = {"format": None, "width": None, "height": None, "mode": None, "decodes": False, "error": ""}
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            row.update(format=img.format, width=img.width, height=img.height, mode=img.mode)
+            if img.width * img.height > max_pixels:
+                row["error"] = f"{img.width}x{img.height} exceeds validate.max_pixels={max_pixels}; not decoded"
+                return row
+            img.load()
+            row["decodes"] = True
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    return row
+
+
+def _inspect_chunk(chunk: list[archive.Entry]) -> list[dict[str, Any]]:
+    rows = []
+    for entry in chunk:
+        try:
+            data = _worker_zip.read(entry.name)
+        except (zipfile.BadZipFile, OSError) as exc:  # a CRC error is a corrupt file, not a crash
+            data, bad = b"", f"unreadable in the zip: {exc}"
+        else:
+            bad = ""
+        row = {"split": entry.split, "label": entry.label, "path": entry.relpath, "bytes": len(data),
+               "sha256": hashlib.sha256(data).hexdigest(), **inspect_image(data, _worker_max_pixels)}
+        if bad:
+            row.update(decodes=False, error=bad)
+        rows.append(row)
+    return rows
+
+
+def build_manifest(archive_path: Path, max_pixels: int, workers: int = 0):
+    """The manifest DataFrame of every image in the archive, built on ``workers`` processes.
+
+    Returns:
+        ``(manifest, junk_count)``.
+    """
+    import pandas as pd
+
+    entries, junk = archive.read_entries(archive_path)
+    chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
+    workers = workers or os.cpu_count() or 1
+    rows: list[dict[str, Any]] = []
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(archive_path), max_pixels)) as pool:
+        for chunk_rows in pool.imap(_inspect_chunk, chunks):
+            rows.extend(chunk_rows)
+            log.info("manifest: %d/%d files", len(rows), len(entries))
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS), junk
+
+
+def group_table(manifest, class_names: list[str]):
+    """Counts and class shares per split and class, with zero rows for missing ones."""
+    import pandas as pd
+
+    expected = [(s, c) for s in paths.SPLITS for c in class_names]
+    seen = list(manifest.groupby(["split", "label"]).size().items())
+    counts = dict.fromkeys(expected, 0) | {key: int(n) for key, n in seen}
+    table = pd.DataFrame([(s, c, n) for (s, c), n in counts.items()], columns=["split", "label", "count"])
+    totals = table.groupby("split")["count"].transform("sum")
+    table["share"] = (table["count"] / totals.where(totals > 0)).fillna(0.0)
+    table["group"] = table["split"] + "/" + table["label"]
+    return table
+
+
+def _expectations(p: ValidateParams) -> dict[str, list[Any]]:
+    import great_expectations.expectations as gxe
+
+    def meta(intent: str) -> dict[str, str]:
+        return {"intent": intent}
+
+    files = [
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(paths.SPLITS), meta=meta("layout: only Train/Validation/Test")),
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=p.class_names, meta=meta("label set: no unknown class folder")),
+        gxe.ExpectColumnValuesToBeInSet(column="decodes", value_set=[True], meta=meta("every file is a decodable image")),
+        gxe.ExpectColumnValuesToBeInSet(column="format", value_set=p.allowed_formats, meta=meta("schema: image format")),
+        gxe.ExpectColumnValuesToBeInSet(column="mode", value_set=p.allowed_modes, meta=meta("schema: colour mode")),
+        gxe.ExpectColumnValuesToBeBetween(column="width", min_value=p.min_width, max_value=p.max_width, meta=meta("size bounds")),
+        gxe.ExpectColumnValuesToBeBetween(column="height", min_value=p.min_height, max_value=p.max_height, meta=meta("size bounds")),
+        gxe.ExpectColumnValuesToBeUnique(column="path", meta=meta("no duplicate paths")),
+        gxe.ExpectColumnValuesToBeInSet(column="splits_with_same_content", value_set=[1], meta=meta("data leak: the same image in two splits")),
+    ]
+    groups = [
+        gxe.ExpectColumnValuesToBeBetween(column="count", min_value=p.min_per_class, meta=meta("enough images per split and class")),
+        gxe.ExpectColumnValuesToBeBetween(column="share", min_value=p.min_class_share, max_value=1.0, meta=meta("class balance per split")),
+    ]
+    return {"files": files, "groups": groups}
+
+
+def run_suite(context_root: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[dict[str, Any]]:
+    """Run the GX suites on ``frames`` in a File Data Context at ``context_root``; build Data Docs.
+
+    Returns:
+        One dict per expectation: table, type, column, intent, success, unexpected_count, offenders.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from GX
+    import great_expectations as gx
+
+    context = gx.get_context(mode="file", project_root_dir=str(context_root))
+    context.variables.progress_bars = {"globally": False}
+    site = {"class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": os.path.relpath(docs_dir, context.root_directory)}}
+    for name in list(context.get_config().data_docs_sites or {}):
+        context.delete_data_docs_site(name)
+    context.add_data_docs_site("local_site", site)
+    source = context.data_sources.add_pandas("manifest")
+    definitions = []
+    for table, expectations in _expectations(params).items():
+        batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
+        suite = context.suites.add(gx.ExpectationSuite(name=f"dataset_{table}"))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        definitions.append(context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite)))
+    results = []
+    index_column = {"files": "path", "groups": "group"}
+    for definition in definitions:
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"check_{definition.name}", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [index_column[definition.name]]},
+        ))
+        outcome = checkpoint.run(batch_parameters={"dataframe": frames[definition.name]})
+        for run in outcome.run_results.values():
+            for r in run.results:
+                offenders = [row[index_column[definition.name]] for row in r.result.get("unexpected_index_list") or []]
+                cfg = r.expectation_config
+                results.append({
+                    "table": definition.name, "type": cfg.type, "column": cfg.kwargs.get("column"),
+                    "intent": (cfg.meta or {}).get("intent", ""), "success": bool(r.success),
+                    "unexpected_count": int(r.result.get("unexpected_count") or 0),
+                    "offenders": sorted(dict.fromkeys(offenders))[:FIRST_OFFENDERS],
+                })
+    return results
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The verdict and where the report is."""
+
+    success: bool
+    report: dict[str, Any]
+
+
+def _failure_message(report: dict[str, Any], out_dir: Path) -> str:
+    lines = [f"data validation failed ({out_dir / paths.REPORT_NAME}; Data Docs: {out_dir / paths.DATA_DOCS_NAME}/index.html):"]
+    for f in report["failed"]:
+        lines.append(f"  - {f['type']}({f['column']}) [{f['intent']}]: {f['unexpected_count']} bad; "
+                     f"first: {', '.join(map(str, f['offenders'])) or '-'}")
+    lines.append("Fix or remove these files (or relax the bounds in params.yaml 'validate') and rerun.")
+    return "\n".join(lines)
+
+
+def validate(raw_dir: Path, out_dir: Path, params: ValidateParams) -> ValidationResult:
+    """Validate the raw archive; write the manifest, the JSON report and the Data Docs to ``out_dir``.
+
+    Raises:
+        StageError: when the suite fails (after writing the report), naming the offending files.
+    """
+    read_json(raw_dir / paths.SOURCE_NAME, "download")  # the raw stage finished
+    manifest, junk = build_manifest(raw_dir / paths.RAW_ARCHIVE_NAME, params.max_pixels, params.workers)
+    bad = ~manifest["decodes"]
+    dropped = manifest[bad] if bad.sum() <= params.max_dropped else manifest.iloc[0:0]
+    manifest["dropped"] = manifest.index.isin(dropped.index)
+    kept = manifest[~manifest["dropped"]].copy()
+    kept["splits_with_same_content"] = kept.groupby("sha256")["split"].transform("nunique")
+    groups = group_table(kept, params.class_names)
+
+    with atomic_dir(out_dir) as tmp:
+        manifest.to_csv(tmp / paths.MANIFEST_NAME, index=False)
+        results = run_suite(tmp, tmp / paths.DATA_DOCS_NAME, {"files": kept, "groups": groups}, params)
+        failed = [r for r in results if not r["success"]]
+        report = {
+            "success": not failed,
+            "images": int(len(manifest)),
+            "kept": int(len(kept)),
+            "skipped_junk_files": junk,
+            "dropped": [{"path": r.path, "error": r.error} for r in dropped.itertuples()],
+            "counts": {f"{g.split}/{g.label}": int(g.count) for g in groups.itertuples()},
+            "expectations": results,
+            "failed": failed,
+            "data_docs": f"{paths.DATA_DOCS_NAME}/index.html",
+        }
+        write_json(tmp / paths.REPORT_NAME, report)
+    _print_summary(report, groups)
+    if failed:
+        raise StageError(_failure_message(report, out_dir))
+    return ValidationResult(True, report)
+
+
+def _print_summary(report: dict[str, Any], groups) -> None:
+    print(f"{'split/class':<22}{'images':>8}{'share':>8}")
+    for g in groups.itertuples():
+        print(f"{g.group:<22}{g.count:>8}{g.share:>8.2f}")
+    passed = sum(r["success"] for r in report["expectations"])
+    print(f"expectations passed: {passed}/{len(report['expectations'])}; dropped files: {len(report['dropped'])}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tasks.validate``: run the stage with params.yaml, as dvc.yaml does."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=paths.PARAMS_FILE)
+    parser.add_argument("--raw", type=Path, default=Path(paths.RAW_DIR))
+    parser.add_argument("--out", type=Path, default=Path(paths.VALIDATION_DIR))
+    args = parser.parse_args(argv)
+    setup_logging()
+    validate(args.raw, args.out, load(args.params).validate)
+
+
+if __name__ == "__main__":
+    from tasks.cli import run_cli
+
+    run_cli(main)

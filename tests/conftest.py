@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny synthetic datasets made by the project's own generator."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tasks import paths, synthetic
+from tasks.download import download
+from tasks.params import DataParams, SyntheticParams, ValidateParams
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"Train": 12, "Validation": 6, "Test": 6}
+
+
+def write_folder(root: Path, counts: dict[str, int] = TINY, seed: int = 7) -> Path:
+    """A dataset folder in the Kaggle layout (``root/Dataset/<Split>/<Class>/*.jpg``)."""
+    seq: dict[tuple[str, str], int] = {}
+    for split, label, data in synthetic.generate(counts, 0.42, seed):
+        seq[split, label] = seq.get((split, label), 0) + 1
+        path = root / paths.DATASET_TOP / split / label / f"{seq[split, label]:06d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def jpeg(img: Image.Image, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def dataset_folder(tmp_path: Path) -> Path:
+    return write_folder(tmp_path / "src")
+
+
+@pytest.fixture
+def make_raw(tmp_path: Path):
+    """Turn a dataset folder into a raw stage output (``data/raw``) with the real download stage."""
+
+    def make(folder: Path) -> Path:
+        raw = tmp_path / "data" / "raw"
+        download(raw, DataParams(source="local", path=str(folder)))
+        return raw
+
+    return make
+
+
+@pytest.fixture
+def tiny_validate_params() -> ValidateParams:
+    return ValidateParams(min_per_class=1, workers=1)
+
+
+def tiny_synthetic(train: int = 40, validation: int = 16, test: int = 16, seed: int = 3) -> DataParams:
+    return DataParams(source="synthetic", synthetic=SyntheticParams(train=train, validation=validation, test=test, seed=seed))
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A temporary git copy of the repository's committed-or-not tracked files, with its own DVC state."""
+    dest = tmp_path / "repo"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.split()
+    for rel in listed:
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
