@@ -9,7 +9,6 @@ Sources (``data.source``):
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import stat
@@ -20,8 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tasks import archive, paths, synthetic
-from tasks.files import StageError, atomic_dir, logger, setup_logging, sha256_file, write_json
-from tasks.params import DataParams, load
+from tasks.files import StageError, atomic_dir, logger, sha256_file, write_json
+from tasks.cli import run_cli, stage_params
+from tasks.params import DataParams
 
 log = logger("download")
 T = TypeVar("T")
@@ -185,15 +185,8 @@ def download(raw_dir: Path, params: DataParams, api_factory: Callable[[], Any] =
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m tasks.download``: run the stage with params.yaml, as dvc.yaml does."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=paths.PARAMS_FILE)
-    parser.add_argument("--out", type=Path, default=Path(paths.RAW_DIR))
-    args = parser.parse_args(argv)
-    setup_logging()
-    download(args.out, load(args.params).data)
+    download(Path(paths.RAW_DIR), stage_params(argv, __doc__).data)
 
 
 if __name__ == "__main__":
-    from tasks.cli import run_cli
-
     run_cli(main)

@@ -99,12 +99,58 @@ class PreprocessParams:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    """Section ``model``: the backbone and the head."""
+
+    # A TF Hub / Kaggle Models URL, a local SavedModel folder, or a built-in name
+    # (small_cnn, resnet50v2: random weights, for offline runs and cost measurements).
+    handle: str = "small_cnn"
+    dropout: float = _num(0.2, lo=0.0, hi=0.9)
+
+    def check(self, where: str) -> None:
+        from tasks.backbones import handle_kind
+
+        try:
+            handle_kind(self.handle)
+        except ValueError as exc:
+            raise ParamsError(f"{where}.handle: {exc}") from None
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Section ``train``: phase 1 (frozen backbone, cached features) and phase 2 (fine-tuning)."""
+
+    batch_size: int = _num(32, lo=1, hi=4096)
+    epochs: int = _num(3, lo=1)  # phase 1: the head on features computed once
+    learning_rate: float = _num(1e-3, lo=1e-7, hi=1.0)
+    fine_tune_epochs: int = _num(0, lo=0)  # phase 2, off when 0
+    fine_tune_layers: int = _num(0, lo=0)  # the top N variable groups of the backbone; 0: all
+    fine_tune_learning_rate: float = _num(1e-5, lo=1e-8, hi=1.0)
+    augment_flip: bool = True  # phase 2 only
+    augment_brightness: float = _num(0.1, lo=0.0, hi=1.0)
+    mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on the CPU
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Section ``evaluate``: the Test pass and the quality gate."""
+
+    batch_size: int = _num(64, lo=1, hi=4096)
+    min_accuracy: float = _num(0.9, lo=0.0, hi=1.0)  # the gate's absolute floor
+    sample_images: int = _num(16, lo=0, hi=64)  # in the sample-prediction grid
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml."""
 
     data: DataParams = field(default_factory=DataParams)
     validate: ValidateParams = field(default_factory=ValidateParams)
     preprocess: PreprocessParams = field(default_factory=PreprocessParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 
 def _type_name(tp: Any) -> str:

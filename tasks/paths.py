@@ -30,19 +30,21 @@ PROCESSED_DIR = "data/processed"
 CLASS_NAMES_NAME = "class_names.json"  # the one label map; travels with the model
 PREPROCESS_SUMMARY_NAME = "summary.json"
 
+SHARD_GLOB = "{split}-*.tfrecord"
+
 # train
-MODELS_DIR = "models"
-SAVED_MODEL_NAME = "saved_model"
-HISTORY_NAME = "history.json"
-TENSORBOARD_NAME = "tensorboard"
-CURVES_NAME = "training_curves.png"
-CHECKPOINTS_DIR = "data/checkpoints"  # not a DVC out: it must survive DVC clearing models/
+MODEL_DIR = "models/model"  # the exported SavedModel, with class_names.json inside it
+HISTORY = "models/history.json"  # per-epoch metrics of both phases (a DVC plot)
+TENSORBOARD_DIR = "models/tensorboard"
+CURVES = "models/training_curves.png"
+CHECKPOINTS_DIR = "data/checkpoints"  # not a DVC out: it must survive DVC clearing the outs
 BACKBONES_DIR = "data/backbones"  # built-in backbones exported as SavedModels (a cache)
 
 # evaluate
-REPORTS_DIR = "reports"
-METRICS_NAME = "metrics.json"
-PREDICTIONS_NAME = "predictions.csv"
+METRICS = "reports/metrics.json"
+PREDICTIONS = "reports/predictions.csv"  # one row per Test image (also the confusion-matrix plot)
+ROC = "reports/roc.json"
+FIGURES_DIR = "reports/figures"  # confusion, ROC and sample-prediction PNGs
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class StageIO:
 STAGES: dict[str, StageIO] = {
     "download": StageIO(deps=(), outs=(RAW_DIR,)),
     "validate": StageIO(deps=(RAW_DIR,), outs=(VALIDATION_DIR,)),
+    "preprocess": StageIO(deps=(RAW_DIR, VALIDATION_DIR), outs=(PROCESSED_DIR,)),
+    "train": StageIO(deps=(PROCESSED_DIR,), outs=(MODEL_DIR, TENSORBOARD_DIR), plots=(HISTORY, CURVES)),
+    "evaluate": StageIO(deps=(PROCESSED_DIR, MODEL_DIR), outs=(), metrics=(METRICS,),
+                        plots=(PREDICTIONS, ROC, FIGURES_DIR)),
 }
 
 

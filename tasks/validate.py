@@ -9,7 +9,6 @@ first offending files, so no later stage runs.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import multiprocessing
@@ -20,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from tasks import archive, paths
-from tasks.files import StageError, atomic_dir, logger, read_json, setup_logging, write_json
-from tasks.params import ValidateParams, load
+from tasks.files import StageError, atomic_dir, logger, read_json, write_json
+from tasks.cli import run_cli, stage_params
+from tasks.params import ValidateParams
 
 log = logger("validate")
 MANIFEST_COLUMNS = ["split", "label", "path", "format", "width", "height", "mode", "bytes", "sha256", "decodes", "error"]
@@ -219,6 +219,7 @@ def validate(raw_dir: Path, out_dir: Path, params: ValidateParams) -> Validation
         failed = [r for r in results if not r["success"]]
         report = {
             "success": not failed,
+            "class_names": params.class_names,  # preprocess takes the label map from here
             "images": int(len(manifest)),
             "kept": int(len(kept)),
             "skipped_junk_files": junk,
@@ -245,16 +246,8 @@ def _print_summary(report: dict[str, Any], groups) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m tasks.validate``: run the stage with params.yaml, as dvc.yaml does."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=paths.PARAMS_FILE)
-    parser.add_argument("--raw", type=Path, default=Path(paths.RAW_DIR))
-    parser.add_argument("--out", type=Path, default=Path(paths.VALIDATION_DIR))
-    args = parser.parse_args(argv)
-    setup_logging()
-    validate(args.raw, args.out, load(args.params).validate)
+    validate(Path(paths.RAW_DIR), Path(paths.VALIDATION_DIR), stage_params(argv, __doc__).validate)
 
 
 if __name__ == "__main__":
-    from tasks.cli import run_cli
-
     run_cli(main)

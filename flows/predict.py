@@ -1,0 +1,100 @@
+"""Batch prediction with the exported model: ``python -m flows.predict PATH... [--model DIR] [--json]``.
+
+PATH may be image files or folders (searched recursively for .jpg/.jpeg/.png). Each image is
+decoded and resized by the same function as in training, and the model (rescaling inside) gives
+the probabilities; labels come from the model's own class_names.json. A file that cannot be read
+gets an error line and the rest are still predicted; the exit code is 1 if any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tasks import dataset, paths
+from tasks.files import setup_logging
+from tasks.inference import LoadedModel, load_model
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+BATCH = 64
+
+
+def expand(inputs: Iterable[Path]) -> list[Path]:
+    """Files as given; folders replaced by the images inside them, sorted."""
+    files: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
+        else:
+            files.append(p)
+    return files
+
+
+def _load_image(path: Path, image_size: int) -> Any:
+    import tensorflow as tf
+
+    return dataset.decode_and_resize(tf.constant(path.read_bytes()), image_size)
+
+
+def predict_files(files: list[Path], model: LoadedModel) -> list[dict[str, Any]]:
+    """One result per file: ``{path, label, probability, probabilities}`` or ``{path, error}``."""
+    import numpy as np
+    import tensorflow as tf
+
+    results: list[dict[str, Any]] = [{"path": str(f)} for f in files]
+    pending: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        probs = model.predict(np.stack([img for _, img in pending]))
+        for (i, _), p in zip(pending, probs):
+            k = int(p.argmax())
+            results[i].update(label=model.class_names[k], probability=float(p[k]),
+                              probabilities={n: float(v) for n, v in zip(model.class_names, p)})
+        pending.clear()
+
+    for i, path in enumerate(files):
+        try:
+            pending.append((i, _load_image(path, model.image_size).numpy()))
+        except (OSError, tf.errors.OpError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message)
+            results[i]["error"] = f"cannot read this image ({reason})"
+        if len(pending) == BATCH:
+            flush()
+    flush()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print one line per image (path, label, probability); return 1 if any file failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("--model", type=Path, default=Path(paths.MODEL_DIR), help="exported model folder")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    args = parser.parse_args(argv)
+    setup_logging()
+    files = expand(args.inputs)
+    if not files:
+        print("error: no images found in " + ", ".join(map(str, args.inputs)), file=sys.stderr)
+        return 1
+    results = predict_files(files, load_model(args.model))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    for r in results:
+        if "error" in r:
+            print(f"{r['path']}: error: {r['error']}", file=sys.stderr)
+        elif not args.json:
+            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    from tasks.cli import run_cli
+
+    run_cli(lambda: sys.exit(main()))

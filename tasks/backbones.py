@@ -1,0 +1,111 @@
+"""Backbones: every ``model.handle`` is loaded through ``hub.KerasLayer``.
+
+A handle is one of:
+  * a TF Hub or Kaggle Models URL (the real default: ResNet50 v2 feature vector), passed to
+    ``hub.KerasLayer`` unchanged;
+  * a local SavedModel folder;
+  * a built-in name, for offline runs: ``small_cnn`` (learns the synthetic set on 2 CPU cores in
+    minutes) or ``resnet50v2`` (random weights, for cost measurements). A built-in is built with
+    ``tf_keras``, exported once as a SavedModel under ``data/backbones/`` and then loaded by the
+    same ``hub.KerasLayer`` path as a downloaded one. Pretrained weights are never reachable offline.
+
+Backbones take float images in [0, 1] (the TF Hub image convention) and return a feature vector.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+BUILTINS = ("small_cnn", "resnet50v2")
+URL_PREFIXES = ("https://", "http://")
+
+
+def handle_kind(handle: str) -> str:
+    """Classify a handle as ``url``, ``builtin`` or ``local`` (without loading anything).
+
+    Raises:
+        ValueError: for a path that is not a SavedModel folder, with what to use instead.
+    """
+    if handle.startswith(URL_PREFIXES):
+        return "url"
+    if handle in BUILTINS:
+        return "builtin"
+    path = Path(handle)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return "local"
+    raise ValueError(
+        f"{handle!r} is not a TF Hub/Kaggle Models URL, a SavedModel folder (with saved_model.pb) "
+        f"or a built-in backbone ({', '.join(BUILTINS)})"
+    )
+
+
+def _build_builtin(name: str, image_size: int, seed: int) -> Any:
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(seed)
+    inputs = tf_keras.Input((image_size, image_size, 3))
+    if name == "small_cnn":
+        x = inputs
+        for filters in (16, 32, 64, 128):
+            x = tf_keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer="he_normal")(x)
+            x = tf_keras.layers.MaxPooling2D()(x)
+        outputs = tf_keras.layers.GlobalAveragePooling2D()(x)
+    else:  # resnet50v2: the architecture of the real backbone, random weights
+        base = tf_keras.applications.ResNet50V2(include_top=False, weights=None, input_tensor=inputs, pooling="avg")
+        outputs = base.output
+    return tf_keras.Model(inputs, outputs, name=name)
+
+
+def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Path:
+    """Export built-in ``name`` as a SavedModel (once per size and seed); return its folder."""
+    import tensorflow as tf
+
+    target = Path(cache_dir) / f"{name}-{image_size}px-seed{seed}"
+    if (target / "saved_model.pb").is_file():
+        return target
+    model = _build_builtin(name, image_size, seed)
+    tmp = target.with_name(target.name + ".tmp")
+    tf.saved_model.save(model, str(tmp))
+    tmp.replace(target)
+    return target
+
+
+def resolve(handle: str, image_size: int, seed: int, cache_dir: Path) -> str:
+    """The handle to give ``hub.KerasLayer``: URLs and folders as they are, built-ins exported."""
+    if handle_kind(handle) == "builtin":
+        return str(export_builtin(handle, image_size, seed, cache_dir))
+    return handle
+
+
+def variable_groups(variables: list[Any]) -> list[list[Any]]:
+    """Group variables by layer (their name up to the last '/'), in the backbone's order."""
+    groups: dict[str, list[Any]] = {}
+    for v in variables:
+        groups.setdefault(v.name.rsplit("/", 1)[0], []).append(v)
+    return list(groups.values())
+
+
+def load_backbone(handle: str, trainable_top: int | None = None) -> Any:
+    """``hub.KerasLayer`` on a resolved handle.
+
+    Args:
+        handle: a URL or SavedModel folder (see :func:`resolve`).
+        trainable_top: None keeps the backbone frozen; 0 unfreezes all of it; N unfreezes
+            the top N variable groups (layers), for phase-2 fine-tuning.
+    """
+    import tensorflow_hub as hub
+
+    class Backbone(hub.KerasLayer):
+        """A hub.KerasLayer whose trainable weights may be only its top layers."""
+
+        def _setup_layer(self, trainable=False, **kwargs):
+            groups = variable_groups(list(getattr(self._func, "trainable_variables", [])))
+            top = groups if not trainable_top else groups[-trainable_top:]
+            self._unfrozen = {id(v) for g in top for v in g}
+            super()._setup_layer(trainable, **kwargs)
+
+        def _add_existing_weight(self, weight, trainable=None):
+            super()._add_existing_weight(weight, trainable=bool(trainable) and id(weight) in self._unfrozen)
+
+    return Backbone(handle, trainable=trainable_top is not None, name="backbone")

@@ -1,0 +1,99 @@
+"""The one input function: TFRecord shards -> decoded, resized uint8 image batches.
+
+Train, evaluate, predict and the benchmarks all use it, so that images are prepared the same
+way everywhere. Pixel rescaling is not here: it lives inside the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tasks import paths
+
+FEATURES = {"image": "bytes", "label": "int64", "path": "bytes"}  # the TFRecord schema preprocess writes
+
+
+def shard_files(processed: Path, split: str) -> list[str]:
+    """The TFRecord shards of ``split``, sorted."""
+    from tasks.files import StageError
+
+    files = sorted(str(p) for p in Path(processed).glob(paths.SHARD_GLOB.format(split=split)))
+    if not files:
+        raise StageError(f"{processed}: no {split} shards; run the preprocess stage first (dvc repro preprocess)")
+    return files
+
+
+def decode_and_resize(image_bytes: Any, image_size: int) -> Any:
+    """JPEG/PNG bytes -> uint8 [size, size, 3] (greyscale and RGBA become RGB)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    return resize(image, image_size)
+
+
+def resize(images: Any, image_size: int) -> Any:
+    """Resize uint8 images (one or a batch) to ``image_size`` square, as uint8; a no-op at that size."""
+    import tensorflow as tf
+
+    resized = tf.image.resize(images, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def augment(images: Any, flip: bool, brightness: float, seed: int) -> Any:
+    """Random flips and brightness on a uint8 batch (training only)."""
+    import tensorflow as tf
+
+    x = tf.cast(images, tf.float32)
+    if flip:
+        x = tf.where(tf.random.uniform([tf.shape(x)[0], 1, 1, 1], seed=seed) < 0.5, tf.reverse(x, axis=[2]), x)
+    if brightness:
+        x = x + tf.random.uniform([tf.shape(x)[0], 1, 1, 1], -brightness * 255, brightness * 255, seed=seed + 1)
+    return tf.cast(tf.clip_by_value(x, 0, 255), tf.uint8)
+
+
+def make_dataset(
+    files: list[str],
+    image_size: int,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+    augmentation: dict[str, Any] | None = None,
+    with_paths: bool = False,
+) -> Any:
+    """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)`` (and paths when asked).
+
+    Args:
+        files: TFRecord shards.
+        image_size: square side in pixels.
+        batch_size: images per batch (the last batch may be smaller).
+        shuffle_seed: shuffle files and records with this seed (training); None keeps the order.
+        augmentation: ``{"flip": bool, "brightness": float, "seed": int}`` for training, or None.
+        with_paths: also yield each image's path inside the dataset.
+    """
+    import tensorflow as tf
+
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "path": tf.io.FixedLenFeature([], tf.string),
+    }
+
+    def parse(record):
+        ex = tf.io.parse_single_example(record, spec)
+        image = decode_and_resize(ex["image"], image_size)
+        return (image, ex["label"], ex["path"]) if with_paths else (image, ex["label"])
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(files), seed=shuffle_seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=True)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(4096, seed=shuffle_seed)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+    if augmentation:
+        aug = augmentation
+        ds = ds.map(lambda x, *rest: (augment(x, aug["flip"], aug["brightness"], aug["seed"]), *rest),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

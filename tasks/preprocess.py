@@ -1,0 +1,87 @@
+"""Stage ``preprocess``: validated images -> a few TFRecord shards per split + class_names.json.
+
+Images are stored as their original bytes (compact); decoding and resizing happen in the one
+input function (tasks/dataset.py). Files that validation dropped are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks import archive, paths
+from tasks.files import StageError, atomic_dir, logger, read_json, write_json
+from tasks.cli import run_cli, stage_params
+from tasks.params import PreprocessParams
+
+log = logger("preprocess")
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    """Images written per split, and how many were skipped."""
+
+    counts: dict[str, int]
+    skipped: int
+    class_names: list[str]
+
+
+def _example(data: bytes, label: int, path: str) -> bytes:
+    import tensorflow as tf
+
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def read_manifest(validation_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The kept manifest rows and the class names of a passing validation report."""
+    report = read_json(validation_dir / paths.REPORT_NAME, "validate")
+    if not report.get("success"):
+        raise StageError(f"{validation_dir / paths.REPORT_NAME}: validation failed; fix the data and rerun validate")
+    with (validation_dir / paths.MANIFEST_NAME).open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return rows, report["class_names"]
+
+
+def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: PreprocessParams) -> PreprocessResult:
+    """Write ``<split>-NNNNN-of-NNNNN.tfrecord`` shards and ``class_names.json`` to ``out_dir``."""
+    import tensorflow as tf
+
+    rows, class_names = read_manifest(validation_dir)
+    index = {name: i for i, name in enumerate(class_names)}
+    kept = [r for r in rows if r["dropped"] != "True"]
+    counts: dict[str, int] = {}
+    with archive.open_archive(raw_dir / paths.RAW_ARCHIVE_NAME) as zf, atomic_dir(out_dir) as tmp:
+        for split in paths.SPLITS:
+            split_rows = [r for r in kept if r["split"] == split]
+            random.Random(split).shuffle(split_rows)  # mix the classes across shards, reproducibly
+            n = params.shards_per_split
+            writers = [tf.io.TFRecordWriter(str(tmp / f"{split}-{i:05d}-of-{n:05d}.tfrecord")) for i in range(n)]
+            for i, row in enumerate(split_rows):
+                data = zf.read(f"{paths.DATASET_TOP}/{row['path']}")
+                writers[i % n].write(_example(data, index[row["label"]], row["path"]))
+            for w in writers:
+                w.close()
+            counts[split] = len(split_rows)
+            log.info("%s: %d images in %d shards", split, len(split_rows), n)
+        summary = {"counts": counts, "skipped": len(rows) - len(kept), "class_names": class_names}
+        write_json(tmp / paths.CLASS_NAMES_NAME, class_names)
+        write_json(tmp / paths.PREPROCESS_SUMMARY_NAME, summary)
+    return PreprocessResult(counts, len(rows) - len(kept), class_names)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tasks.preprocess``: run the stage with params.yaml, as dvc.yaml does."""
+    preprocess(Path(paths.RAW_DIR), Path(paths.VALIDATION_DIR), Path(paths.PROCESSED_DIR),
+               stage_params(argv, __doc__).preprocess)
+
+
+if __name__ == "__main__":
+    run_cli(main)

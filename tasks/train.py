@@ -1,0 +1,254 @@
+"""Stage ``train``: a TF Hub backbone (through ``hub.KerasLayer`` on tf_keras) plus a softmax head.
+
+Phase 1 trains the head with the backbone frozen, on features computed once per image and reused
+every epoch (the seed notebook recomputed them every epoch and every validation pass).
+Phase 2 (``train.fine_tune_epochs`` > 0) unfreezes the top of the backbone, recompiles with a low
+learning rate, keeps BatchNorm in inference mode and trains with augmentation.
+Train on Train, validate on Validation; Test is never read here. Every epoch is checkpointed under
+``data/checkpoints/`` (outside the DVC outs), so a rerun after an interruption resumes from the
+last complete epoch. The export is a SavedModel that takes raw uint8 images of any size and
+returns class probabilities, with ``class_names.json`` inside its folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks import backbones, dataset, paths
+from tasks.cli import run_cli, stage_params
+from tasks.files import atomic_dir, logger, read_json, write_json
+from tasks.params import Params
+
+log = logger("train")
+PHASES = ("head", "fine_tune")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training produced."""
+
+    model_dir: Path
+    history: list[dict[str, Any]]
+    backbone_images: int  # images passed through the backbone in phase 1 (0 when resumed from cache)
+
+
+def setup(params: Params) -> None:
+    """Seeds, determinism and precision from params; reports the devices used."""
+    import tensorflow as tf
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(params.train.seed)
+    tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    log.info("devices: %s", ", ".join(d.name for d in gpus) or "CPU only")
+    policy = "float32"
+    if params.train.mixed_precision:
+        if gpus:
+            policy = "mixed_float16"
+        else:
+            log.warning("train.mixed_precision is on but there is no GPU; training in float32")
+    tf_keras.mixed_precision.set_global_policy(policy)
+
+
+def build_extractor(backbone: Any, image_size: int) -> Any:
+    """uint8 images -> rescaled to [0, 1] -> backbone features (BatchNorm in inference mode)."""
+    import tf_keras
+
+    images = tf_keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
+    x = tf_keras.layers.Rescaling(1 / 255.0)(images)
+    return tf_keras.Model(images, backbone(x, training=False), name="extractor")
+
+
+def build_head(feature_dim: int, n_classes: int, dropout: float) -> Any:
+    """Dropout and a softmax Dense layer (float32 output, also under mixed precision)."""
+    import tf_keras
+
+    features = tf_keras.Input((feature_dim,), name="features")
+    x = tf_keras.layers.Dropout(dropout)(features)
+    out = tf_keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return tf_keras.Model(features, out, name="head")
+
+
+def build_classifier(backbone: Any, head: Any, image_size: int) -> Any:
+    """The whole model: raw uint8 images in, class probabilities out."""
+    import tf_keras
+
+    extractor = build_extractor(backbone, image_size)
+    return tf_keras.Model(extractor.input, head(extractor.output), name="classifier")
+
+
+def extract_features(extractor: Any, ds: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Run every image of ``ds`` through the backbone once."""
+    feats, labels = [], []
+    for images, y in ds:
+        feats.append(extractor(images, training=False).numpy().astype(np.float32))
+        labels.append(y.numpy())
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def _compile(model: Any, learning_rate: float) -> None:
+    import tf_keras
+
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def _callbacks(ckpt: Path, tensorboard: Path, phase: str) -> list[Any]:
+    import tf_keras
+
+    return [
+        tf_keras.callbacks.BackupAndRestore(str(ckpt / phase)),  # resume from the last complete epoch
+        tf_keras.callbacks.CSVLogger(str(ckpt / f"{phase}.csv"), append=True),  # history across restarts
+        tf_keras.callbacks.TensorBoard(str(tensorboard / phase)),
+    ]
+
+
+def run_key(params: Params, processed: Path) -> str:
+    """Checkpoints are only reused for the same params and the same processed data."""
+    summary = (processed / paths.PREPROCESS_SUMMARY_NAME).read_text()
+    blob = json.dumps([asdict(params.train), asdict(params.model), params.data.image_size, summary], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_history(ckpt: Path) -> list[dict[str, Any]]:
+    """Per-epoch metrics of both phases, numbered across phases (``step``)."""
+    rows: list[dict[str, Any]] = []
+    for phase in PHASES:
+        log_file = ckpt / f"{phase}.csv"
+        if not log_file.is_file():
+            continue
+        with log_file.open(newline="") as fh:
+            for rec in csv.DictReader(fh):
+                rows.append({"step": len(rows) + 1, "phase": phase, "epoch": int(rec["epoch"]) + 1,
+                             **{k: float(rec[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}})
+    return rows
+
+
+def plot_curves(history: list[dict[str, Any]], out: Path) -> None:
+    """Loss and accuracy per epoch for both phases, with the phase boundary marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    steps = [h["step"] for h in history]
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(steps, [h[metric] for h in history], "o-", label=f"train {metric}")
+        ax.plot(steps, [h[f"val_{metric}"] for h in history], "o-", label=f"validation {metric}")
+        boundary = [h["step"] for h in history if h["phase"] == "fine_tune"]
+        if boundary:
+            ax.axvline(boundary[0] - 0.5, color="grey", linestyle="--", label="fine-tuning starts")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def export(model: Any, image_size: int, class_names: list[str], out: Path) -> None:
+    """Save a SavedModel whose serving signature takes raw uint8 images of any size."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(images):
+        same = tf.logical_and(tf.shape(images)[1] == image_size, tf.shape(images)[2] == image_size)
+        images = tf.cond(same, lambda: images, lambda: dataset.resize(images, image_size))
+        images = tf.ensure_shape(images, [None, image_size, image_size, 3])
+        return {"probabilities": tf.cast(model(images, training=False), tf.float32)}
+
+    module = tf.Module()  # the model plus what a reader needs to feed it
+    module.model = model
+    module.image_size = tf.Variable(image_size, trainable=False, name="image_size")
+    tf.saved_model.save(module, str(out), signatures={"serving_default": serve})
+    write_json(out / paths.CLASS_NAMES_NAME, class_names)
+
+
+def train(processed: Path, root: Path, params: Params) -> TrainResult:
+    """Train and export the classifier.
+
+    Args:
+        processed: the preprocess output (shards and class_names.json).
+        root: the folder that the paths in ``tasks.paths`` are relative to (the repository).
+        params: all params; this stage reads ``model``, ``train`` and ``data.image_size``.
+    """
+    import tf_keras
+
+    setup(params)
+    tp, size = params.train, params.data.image_size
+    class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
+    ckpt = root / paths.CHECKPOINTS_DIR / run_key(params, processed)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    handle = backbones.resolve(params.model.handle, size, tp.seed, root / paths.BACKBONES_DIR)
+    log.info("backbone %s (%s)", params.model.handle, handle)
+    train_files = dataset.shard_files(processed, "Train")
+    val_files = dataset.shard_files(processed, "Validation")
+    models_dir = (root / paths.MODEL_DIR).parent
+
+    with atomic_dir(models_dir) as staging:
+        tensorboard = staging / Path(paths.TENSORBOARD_DIR).name
+        frozen = backbones.load_backbone(handle)
+        # Phase 1: features once per image, cached with the checkpoints so a resume reuses them.
+        features_file, seen = ckpt / "features.npz", 0
+        if features_file.is_file():
+            with np.load(features_file) as cached:
+                x_tr, y_tr, x_val, y_val = (cached[k] for k in ("x_tr", "y_tr", "x_val", "y_val"))
+        else:
+            extractor = build_extractor(frozen, size)
+            x_tr, y_tr = extract_features(extractor, dataset.make_dataset(train_files, size, tp.batch_size))
+            x_val, y_val = extract_features(extractor, dataset.make_dataset(val_files, size, tp.batch_size))
+            seen = len(x_tr) + len(x_val)
+            np.savez(ckpt / "features.tmp.npz", x_tr=x_tr, y_tr=y_tr, x_val=x_val, y_val=y_val)
+            (ckpt / "features.tmp.npz").replace(features_file)
+        log.info("phase 1: %d train / %d validation feature vectors of size %d", len(x_tr), len(x_val), x_tr.shape[1])
+        head = build_head(x_tr.shape[1], len(class_names), params.model.dropout)
+        head_done = ckpt / "head.weights.h5"
+        if head_done.is_file():
+            head.load_weights(str(head_done))
+        else:
+            _compile(head, tp.learning_rate)
+            head.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=tp.epochs, batch_size=tp.batch_size,
+                     shuffle=True, verbose=2, callbacks=_callbacks(ckpt, tensorboard, "head"))
+            head.save_weights(str(head_done))
+
+        if tp.fine_tune_epochs:
+            # Phase 2: a trainable copy of the same backbone; the head keeps its phase-1 weights.
+            tunable = backbones.load_backbone(handle, trainable_top=tp.fine_tune_layers)
+            model = build_classifier(tunable, head, size)
+            _compile(model, tp.fine_tune_learning_rate)  # recompile after changing what is trainable
+            log.info("phase 2: %d trainable backbone weights", len(tunable.trainable_weights))
+            augmentation = {"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": tp.seed}
+            train_ds = dataset.make_dataset(train_files, size, tp.batch_size, shuffle_seed=tp.seed, augmentation=augmentation)
+            val_ds = dataset.make_dataset(val_files, size, tp.batch_size)
+            model.fit(train_ds, validation_data=val_ds, epochs=tp.fine_tune_epochs, verbose=2,
+                      callbacks=_callbacks(ckpt, tensorboard, "fine_tune"))
+        else:
+            model = build_classifier(frozen, head, size)
+
+        history = read_history(ckpt)
+        export(model, size, class_names, staging / Path(paths.MODEL_DIR).name)
+        write_json(staging / Path(paths.HISTORY).name, history)
+        plot_curves(history, staging / Path(paths.CURVES).name)
+    shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
+    tf_keras.mixed_precision.set_global_policy("float32")
+    last = history[-1]
+    log.info("final epoch: val_accuracy %.4f, val_loss %.4f", last["val_accuracy"], last["val_loss"])
+    return TrainResult(root / paths.MODEL_DIR, history, seen)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tasks.train``: run the stage with params.yaml, as dvc.yaml does."""
+    train(Path(paths.PROCESSED_DIR), Path("."), stage_params(argv, __doc__))
+
+
+if __name__ == "__main__":
+    run_cli(main)
