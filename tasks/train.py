@@ -38,6 +38,7 @@ class TrainResult:
     model_dir: Path
     history: list[dict[str, Any]]
     backbone_images: int  # images passed through the backbone in phase 1 (0 when resumed from cache)
+    model: Any = None  # the trained tf_keras model, in memory
 
 
 def setup(params: Params) -> None:
@@ -242,7 +243,7 @@ def train(processed: Path, root: Path, params: Params) -> TrainResult:
     tf_keras.mixed_precision.set_global_policy("float32")
     last = history[-1]
     log.info("final epoch: val_accuracy %.4f, val_loss %.4f", last["val_accuracy"], last["val_loss"])
-    return TrainResult(root / paths.MODEL_DIR, history, seen)
+    return TrainResult(root / paths.MODEL_DIR, history, seen, model)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ first offending files, so no later stage runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -88,9 +89,16 @@ def build_manifest(archive_path: Path, max_pixels: int, workers: int = 0):
     chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
     workers = workers or os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
-    ctx = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(archive_path), max_pixels)) as pool:
-        for chunk_rows in pool.imap(_inspect_chunk, chunks):
+    with contextlib.ExitStack() as stack:
+        if workers == 1:
+            _init_worker(str(archive_path), max_pixels)
+            results = map(_inspect_chunk, chunks)
+        else:
+            ctx = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
+            pool = stack.enter_context(ctx.Pool(workers, initializer=_init_worker,
+                                                initargs=(str(archive_path), max_pixels)))
+            results = pool.imap(_inspect_chunk, chunks)
+        for chunk_rows in results:
             rows.extend(chunk_rows)
             log.info("manifest: %d/%d files", len(rows), len(entries))
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS), junk

@@ -1,0 +1,63 @@
+"""Backbone handles: URLs reach hub.KerasLayer unchanged, local SavedModels and built-ins load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks import backbones
+from tasks.params import ParamsError, parse
+
+URL = "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"
+
+
+@pytest.fixture(scope="module")
+def local_savedmodel(tmp_path_factory):
+    return backbones.export_builtin("small_cnn", 32, 0, tmp_path_factory.mktemp("bb"))
+
+
+def test_handle_kinds(local_savedmodel, tmp_path):
+    assert backbones.handle_kind(URL) == "url"
+    assert backbones.handle_kind("https://www.kaggle.com/models/google/resnet-v2/TensorFlow2/50-feature-vector/2") == "url"
+    assert backbones.handle_kind("small_cnn") == "builtin"
+    assert backbones.handle_kind(str(local_savedmodel)) == "local"
+    with pytest.raises(ValueError, match="not a TF Hub/Kaggle Models URL, a SavedModel folder"):
+        backbones.handle_kind(str(tmp_path))  # a folder without saved_model.pb
+
+
+def test_a_folder_that_is_not_a_savedmodel_is_a_params_error(tmp_path):
+    with pytest.raises(ParamsError, match="model.handle: .* not a TF Hub/Kaggle Models URL"):
+        parse({"model": {"handle": str(tmp_path)}})
+
+
+def test_hub_keras_layer_loads_a_local_savedmodel(local_savedmodel):
+    layer = backbones.load_backbone(backbones.resolve(str(local_savedmodel), 32, 0, "unused"))
+    assert type(layer).__mro__[1].__name__ == "KerasLayer"
+    out = layer(np.random.rand(3, 32, 32, 3).astype("float32"), training=False)
+    assert out.shape == (3, 128)
+    assert not layer.trainable_weights  # frozen by default
+
+
+def test_fine_tuning_unfreezes_only_the_top_layers(local_savedmodel):
+    all_layers = backbones.load_backbone(str(local_savedmodel), trainable_top=0)
+    top_two = backbones.load_backbone(str(local_savedmodel), trainable_top=2)
+    assert len(all_layers.trainable_weights) == 8  # 4 conv layers, kernel + bias
+    names = [w.name for w in top_two.trainable_weights]
+    assert len(names) == 4 and all("conv2d_3" in n or "conv2d_2" in n for n in names), names
+
+
+def test_url_handle_is_passed_to_the_hub_loader_unchanged(local_savedmodel, monkeypatch):
+    import tensorflow_hub.keras_layer as keras_layer
+
+    seen = []
+    real = keras_layer.load_module
+
+    def fake_load_module(handle, tags=None, load_options=None):  # the network boundary
+        seen.append(handle)
+        return real(str(local_savedmodel), tags, load_options)
+
+    monkeypatch.setattr(keras_layer, "load_module", fake_load_module)
+    resolved = backbones.resolve(URL, 224, 0, "unused")
+    layer = backbones.load_backbone(resolved)
+    assert resolved == URL and seen == [URL]
+    assert layer(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 128)

@@ -1,0 +1,53 @@
+"""A tiny pipeline run shared by the model tests: synthetic data, small CNN, 48 px."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tasks import paths
+from tasks.download import download
+from tasks.params import Params, TrainParams, parse
+from tasks.preprocess import preprocess
+from tasks.validate import validate
+
+
+def tiny_params(**train_overrides) -> Params:
+    """Params for a pipeline that trains in well under a minute on 2 cores."""
+    p = parse({
+        "data": {"synthetic": {"train": 480, "validation": 100, "test": 100, "seed": 11}, "image_size": 48},
+        "validate": {"min_per_class": 1, "workers": 1},
+        "train": {"batch_size": 32, "epochs": 2, "learning_rate": 0.01, "fine_tune_epochs": 25,
+                  "fine_tune_learning_rate": 0.003, "seed": 5},
+    })
+    return replace(p, train=replace(p.train, **train_overrides)) if train_overrides else p
+
+
+def prepare(root: Path, params: Params) -> Path:
+    """Run download, validate and preprocess under ``root``; return the processed folder."""
+    download(root / paths.RAW_DIR, params.data)
+    validate(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, params.validate)
+    preprocess(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, root / paths.PROCESSED_DIR, params.preprocess)
+    return root / paths.PROCESSED_DIR
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> tuple[Path, Params]:
+    root = tmp_path_factory.mktemp("prepared")
+    params = tiny_params()
+    prepare(root, params)
+    return root, params
+
+
+@pytest.fixture(scope="session")
+def trained(prepared):
+    """The tiny model, trained once for the session: (root, params, TrainResult)."""
+    from tasks.train import train
+
+    root, params = prepared
+    return root, params, train(root / paths.PROCESSED_DIR, root, params)
+
+
+__all__ = ["TrainParams", "tiny_params", "prepare"]

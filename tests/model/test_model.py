@@ -1,0 +1,167 @@
+"""Model tests: it learns, it names classes right, the export reloads, phase 1 is cheap, resume works."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks import backbones, paths
+from tasks import train as train_mod
+from tasks.evaluate import evaluate
+from tasks.inference import load_model
+from tests.model.conftest import prepare, tiny_params
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_model_learns_the_synthetic_signal(trained):
+    root, params, result = trained
+    metrics = evaluate(root / paths.PROCESSED_DIR, root / paths.MODEL_DIR, root, params.evaluate).metrics
+    majority = 0.58  # always answering "Female"
+    assert metrics["accuracy"] >= 0.8 > majority
+    assert metrics["roc_auc"] >= 0.9
+    assert json.loads((root / paths.METRICS).read_text())["accuracy"] == metrics["accuracy"]
+    rows = (root / paths.PREDICTIONS).read_text().splitlines()
+    assert rows[0] == "path,true_label,predicted_label,probability" and len(rows) == 101
+    for name in ("confusion_matrix.png", "roc.png", "sample_predictions.png"):
+        assert (root / paths.FIGURES_DIR / name).stat().st_size > 1000
+
+
+def test_history_covers_both_phases_and_curves_are_plotted(trained):
+    root, params, result = trained
+    history = json.loads((root / paths.HISTORY).read_text())
+    assert [h["phase"] for h in history] == ["head"] * params.train.epochs + ["fine_tune"] * params.train.fine_tune_epochs
+    assert [h["step"] for h in history] == list(range(1, len(history) + 1))
+    assert (root / paths.CURVES).stat().st_size > 1000
+    assert any((root / paths.TENSORBOARD_DIR / "fine_tune").rglob("events.out.tfevents.*"))
+    assert not (root / paths.CHECKPOINTS_DIR).exists() or not any((root / paths.CHECKPOINTS_DIR).iterdir())
+
+
+def _known_images(root: Path, label: str, n: int = 12) -> np.ndarray:
+    """Test images of a known class, decoded like training does."""
+    import zipfile
+
+    import tensorflow as tf
+
+    from tasks.dataset import decode_and_resize
+
+    with zipfile.ZipFile(root / paths.RAW_DIR / paths.RAW_ARCHIVE_NAME) as zf:
+        names = sorted(n_ for n_ in zf.namelist() if f"/Test/{label}/" in n_)[:n]
+        return np.stack([decode_and_resize(tf.constant(zf.read(x)), 48).numpy() for x in names])
+
+
+def test_labels_by_name_are_right_for_known_images(trained):
+    root, _, _ = trained
+    model = load_model(root / paths.MODEL_DIR)
+    assert model.class_names == ["Female", "Male"]
+    for label in ("Male", "Female"):
+        names = [model.class_names[i] for i in model.predict(_known_images(root, label)).argmax(axis=1)]
+        assert names.count(label) >= 9, (label, names)
+
+
+def test_the_saved_model_reloads_with_the_same_predictions(trained):
+    root, _, result = trained
+    images = np.concatenate([_known_images(root, "Male", 4), _known_images(root, "Female", 4)])
+    in_memory = result.model(images, training=False).numpy()
+    first, second = (load_model(root / paths.MODEL_DIR).predict(images) for _ in range(2))
+    np.testing.assert_allclose(first, in_memory, atol=1e-5)
+    np.testing.assert_array_equal(first, second)
+    # the serving signature takes raw images of any size and resizes them itself
+    import tensorflow as tf
+
+    big = tf.image.resize(images, (96, 96)).numpy().round().astype(np.uint8)
+    assert (load_model(root / paths.MODEL_DIR).predict(big).argmax(1) == first.argmax(1)).mean() >= 0.75
+
+
+def test_label_order_comes_from_class_names_json(tmp_path):
+    """Reversed class order (the seed notebook's bug): names still follow the label map."""
+    params = tiny_params()
+    params = replace(params, validate=replace(params.validate, class_names=["Male", "Female"]))
+    processed = prepare(tmp_path, params)
+    assert json.loads((processed / paths.CLASS_NAMES_NAME).read_text()) == ["Male", "Female"]
+    train_mod.train(processed, tmp_path, params)
+    model = load_model(tmp_path / paths.MODEL_DIR)
+    assert model.class_names == ["Male", "Female"]
+    names = [model.class_names[i] for i in model.predict(_known_images(tmp_path, "Male")).argmax(axis=1)]
+    assert names.count("Male") >= 9, names
+
+
+def _counting(layer):
+    """Wrap a backbone layer so that it counts the images passing through it."""
+    import tensorflow as tf
+    import tf_keras
+
+    class Counting(tf_keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.inner = layer
+            self.images = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+        def call(self, x, training=None):
+            self.images.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+            return self.inner(x, training=training)
+
+    return Counting()
+
+
+def test_frozen_phase_computes_features_once_per_image(prepared, tmp_path, monkeypatch):
+    root, params = prepared
+    params = replace(params, train=replace(params.train, epochs=4, fine_tune_epochs=0))
+    real, made = backbones.load_backbone, []
+    monkeypatch.setattr(backbones, "load_backbone", lambda *a, **k: made.append(_counting(real(*a, **k))) or made[-1])
+    result = train_mod.train(root / paths.PROCESSED_DIR, tmp_path, params)
+    (frozen,) = made
+    assert int(frozen.images.numpy()) == 480 + 100 == result.backbone_images  # 4 epochs, still one pass
+    assert len(result.history) == 4
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_continues_from_the_last_complete_epoch(prepared, tmp_path, monkeypatch):
+    import tf_keras
+
+    root, params = prepared
+    params = replace(params, train=replace(params.train, fine_tune_epochs=6))
+    started: list[tuple[str, int]] = []
+    real_callbacks = train_mod._callbacks
+
+    def callbacks(ckpt, tensorboard, phase, crash_at=(3,)):
+        class Spy(tf_keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                started.append((phase, epoch))
+
+            def on_epoch_end(self, epoch, logs=None):
+                if phase == "fine_tune" and epoch in crash_at and not resumed:
+                    raise _Interrupt  # killed after fine-tuning epoch 4 was saved
+
+        return [*real_callbacks(ckpt, tensorboard, phase), Spy()]
+
+    monkeypatch.setattr(train_mod, "_callbacks", callbacks)
+    resumed = False
+    with pytest.raises(_Interrupt):
+        train_mod.train(root / paths.PROCESSED_DIR, tmp_path, params)
+    assert not (tmp_path / paths.MODEL_DIR).exists()  # nothing half-exported
+    assert started[-1] == ("fine_tune", 3)
+    started.clear()
+    resumed = True
+    result = train_mod.train(root / paths.PROCESSED_DIR, tmp_path, params)
+    assert started == [("fine_tune", 4), ("fine_tune", 5)]  # the head phase and 4 epochs were not redone
+    assert result.backbone_images == 0  # cached features reused
+    assert [h["epoch"] for h in result.history] == [1, 2, 1, 2, 3, 4, 5, 6]
+    assert result.history[-1]["val_accuracy"] > 0.6
+
+
+def test_same_params_give_the_same_metrics(prepared, tmp_path):
+    root, params = prepared
+    params = replace(params, train=replace(params.train, fine_tune_epochs=2))
+    a = train_mod.train(root / paths.PROCESSED_DIR, tmp_path / "a", params).history
+    b = train_mod.train(root / paths.PROCESSED_DIR, tmp_path / "b", params).history
+    for x, y in zip(a, b):
+        assert x["val_accuracy"] == pytest.approx(y["val_accuracy"], abs=0.02)
+        assert x["loss"] == pytest.approx(y["loss"], rel=0.05)

@@ -1,0 +1,68 @@
+"""flows.predict: one line per image, by name; bad files reported, the rest still predicted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from flows import predict
+from tasks import paths
+from tasks.files import StageError, write_json
+from tasks.inference import load_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def images(trained, tmp_path):
+    root, _, _ = trained
+    with zipfile.ZipFile(root / paths.RAW_DIR / paths.RAW_ARCHIVE_NAME) as zf:
+        for label in ("Male", "Female"):
+            names = sorted(n for n in zf.namelist() if f"/Test/{label}/" in n)[:5]
+            for i, name in enumerate(names):
+                (tmp_path / "in" / label).mkdir(parents=True, exist_ok=True)
+                (tmp_path / "in" / label / f"{i}.jpg").write_bytes(zf.read(name))
+    return tmp_path / "in"
+
+
+def test_prints_label_and_probability_per_image(trained, images, capsys):
+    root, _, _ = trained
+    assert predict.main([str(images), "--model", str(root / paths.MODEL_DIR)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 10
+    right = 0
+    for line in lines:
+        path, label, prob = line.split("\t")
+        assert label in ("Male", "Female") and 0.5 <= float(prob) <= 1.0
+        right += f"/{label}/" in path
+    assert right >= 8
+
+
+def test_a_bad_file_gets_a_message_and_the_others_are_predicted(trained, images, capsys):
+    root, _, _ = trained
+    (images / "Male" / "broken.jpg").write_text("not an image")
+    code = predict.main([str(images), "--model", str(root / paths.MODEL_DIR), "--json"])
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert code == 1
+    assert len(results) == 11 and sum("label" in r for r in results) == 10
+    assert "broken.jpg: error: cannot read this image" in captured.err
+
+
+def test_class_names_that_do_not_match_the_model_are_refused(trained, tmp_path):
+    root, _, _ = trained
+    model_dir = tmp_path / "model"
+    shutil.copytree(root / paths.MODEL_DIR, model_dir)
+    write_json(model_dir / paths.CLASS_NAMES_NAME, ["Female", "Male", "Other"])
+    model = load_model(model_dir)
+    with pytest.raises(StageError, match="lists 3 classes but the model outputs 2"):
+        model.predict(np.zeros((1, 48, 48, 3), "uint8"))
+
+
+def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
+    with pytest.raises(StageError, match="not a SavedModel folder"):
+        load_model(tmp_path)

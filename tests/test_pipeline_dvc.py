@@ -1,0 +1,67 @@
+"""End to end: real `dvc repro` in a temporary git copy of the repository, on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+DVC = [sys.executable, "-m", "dvc"]
+TINY = {
+    "data": {"synthetic": {"train": 160, "validation": 40, "test": 40}, "image_size": 32},
+    "validate": {"min_per_class": 1},
+    "train": {"epochs": 1, "fine_tune_epochs": 1},
+}
+
+
+def dvc(repo: Path, *args: str) -> str:
+    done = subprocess.run([*DVC, *args], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def set_params(repo: Path, changes: dict) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in changes.items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                params[section][key].update(value)
+            else:
+                params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def ran(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(repo_copy):
+    set_params(repo_copy, TINY)
+    out = dvc(repo_copy, "repro")
+    assert ran(out) == ["download", "validate", "preprocess", "train", "evaluate"]
+    assert "Test accuracy:" in out
+    assert "up to date" in dvc(repo_copy, "status")
+    assert ran(dvc(repo_copy, "repro")) == []  # a second repro is a no-op
+    metrics = json.loads((repo_copy / "reports" / "metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["images"] == 40
+    assert "accuracy" in dvc(repo_copy, "metrics", "show")
+
+    set_params(repo_copy, {"train": {"epochs": 2}})
+    assert ran(dvc(repo_copy, "repro")) == ["train", "evaluate"]
+    assert "up to date" in dvc(repo_copy, "status")
+    # nothing outside the declared outputs was written into the repository
+    status = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=repo_copy, capture_output=True, text=True).stdout
+    written = {line[3:].split("/")[0] for line in status.splitlines()}
+    assert written <= {"params.yaml", "dvc.lock", "data", "models", "reports", ".venv", ".dvc"}, written
+
+
+def test_validate_alone_from_a_fresh_copy(repo_copy):
+    set_params(repo_copy, TINY)
+    out = dvc(repo_copy, "repro", "validate")
+    assert ran(out) == ["download", "validate"]
+    assert "Data and pipelines are up to date" in dvc(repo_copy, "status", "validate")
