@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from tasks import archive, paths, synthetic
 from tasks.files import StageError, atomic_dir, logger, sha256_file, write_json
 from tasks.cli import run_cli, stage_params
-from tasks.params import DataParams
+from tasks.params import DataParams, Params
 
 log = logger("download")
 T = TypeVar("T")
@@ -31,6 +31,10 @@ CREDENTIALS_HELP = (
     "or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN)"
 )
 RETRY_DELAYS = (2.0, 5.0, 15.0)  # seconds between the attempts of a network call
+
+
+class NetworkError(StageError):
+    """The network failed after every retry; the flow may retry the whole stage on this."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def with_retries(call: Callable[[], T], what: str, delays: tuple[float, ...] = R
             return call()
         except errors as exc:
             if delay is None:
-                raise StageError(f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
+                raise NetworkError(f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
                                  "check the connection and rerun") from exc
             log.warning("%s: %s on attempt %d; retrying in %.0f s", what, type(exc).__name__, attempt, delay)
             (sleep or time.sleep)(delay)
@@ -183,9 +187,14 @@ def download(raw_dir: Path, params: DataParams, api_factory: Callable[[], Any] =
     return DownloadResult(raw_dir / paths.RAW_ARCHIVE_NAME, source)
 
 
+def run(root: Path, params: Params) -> DownloadResult:
+    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
+    return download(root / paths.RAW_DIR, params.data)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m tasks.download``: run the stage with params.yaml, as dvc.yaml does."""
-    download(Path(paths.RAW_DIR), stage_params(argv, __doc__).data)
+    run(Path("."), stage_params(argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from tasks import dataset, paths
 from tasks.cli import run_cli, stage_params
 from tasks.files import atomic_dir, logger, write_json
 from tasks.inference import load_model
-from tasks.params import EvaluateParams
+from tasks.params import EvaluateParams, Params
 
 log = logger("evaluate")
 ROC_POINTS = 200  # the ROC curve is thinned to at most this many points for the DVC plot
@@ -165,9 +165,14 @@ def evaluate(processed: Path, model_dir: Path, root: Path, params: EvaluateParam
     return EvaluateResult(metrics)
 
 
+def run(root: Path, params: Params) -> EvaluateResult:
+    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
+    return evaluate(root / paths.PROCESSED_DIR, root / paths.MODEL_DIR, root, params.evaluate)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m tasks.evaluate``: run the stage with params.yaml, as dvc.yaml does."""
-    evaluate(Path(paths.PROCESSED_DIR), Path(paths.MODEL_DIR), Path("."), stage_params(argv, __doc__).evaluate)
+    run(Path("."), stage_params(argv, __doc__))
 
 
 if __name__ == "__main__":

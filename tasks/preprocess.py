@@ -15,7 +15,7 @@ from typing import Any
 from tasks import archive, paths
 from tasks.files import StageError, atomic_dir, logger, read_json, write_json
 from tasks.cli import run_cli, stage_params
-from tasks.params import PreprocessParams
+from tasks.params import Params, PreprocessParams
 
 log = logger("preprocess")
 
@@ -77,10 +77,14 @@ def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: Prepr
     return PreprocessResult(counts, len(rows) - len(kept), class_names)
 
 
+def run(root: Path, params: Params) -> PreprocessResult:
+    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
+    return preprocess(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, root / paths.PROCESSED_DIR, params.preprocess)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m tasks.preprocess``: run the stage with params.yaml, as dvc.yaml does."""
-    preprocess(Path(paths.RAW_DIR), Path(paths.VALIDATION_DIR), Path(paths.PROCESSED_DIR),
-               stage_params(argv, __doc__).preprocess)
+    run(Path("."), stage_params(argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -246,9 +246,14 @@ def train(processed: Path, root: Path, params: Params) -> TrainResult:
     return TrainResult(root / paths.MODEL_DIR, history, seen, model)
 
 
+def run(root: Path, params: Params) -> TrainResult:
+    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
+    return train(root / paths.PROCESSED_DIR, root, params)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m tasks.train``: run the stage with params.yaml, as dvc.yaml does."""
-    train(Path(paths.PROCESSED_DIR), Path("."), stage_params(argv, __doc__))
+    run(Path("."), stage_params(argv, __doc__))
 
 
 if __name__ == "__main__":

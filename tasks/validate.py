@@ -22,7 +22,7 @@ from typing import Any
 from tasks import archive, paths
 from tasks.files import StageError, atomic_dir, logger, read_json, write_json
 from tasks.cli import run_cli, stage_params
-from tasks.params import ValidateParams
+from tasks.params import Params, ValidateParams
 
 log = logger("validate")
 MANIFEST_COLUMNS = ["split", "label", "path", "format", "width", "height", "mode", "bytes", "sha256", "decodes", "error"]
@@ -252,9 +252,14 @@ def _print_summary(report: dict[str, Any], groups) -> None:
     print(f"expectations passed: {passed}/{len(report['expectations'])}; dropped files: {len(report['dropped'])}")
 
 
+def run(root: Path, params: Params) -> ValidationResult:
+    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
+    return validate(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, params.validate)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m tasks.validate``: run the stage with params.yaml, as dvc.yaml does."""
-    validate(Path(paths.RAW_DIR), Path(paths.VALIDATION_DIR), stage_params(argv, __doc__).validate)
+    run(Path("."), stage_params(argv, __doc__))
 
 
 if __name__ == "__main__":

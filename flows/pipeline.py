@@ -1,0 +1,183 @@
+"""The Prefect 3 flow ``gender-pipeline``: download -> validate -> preprocess -> train -> evaluate.
+
+Each stage is the same function that ``dvc repro`` runs (``tasks/<stage>.py``), wrapped as a task.
+Before a stage runs, the task asks DVC whether it is up to date; if so the task run ends in a
+``Skipped`` state that says why. A stale stage runs in-process and is then recorded in dvc.lock
+(``dvc commit``), exactly as ``dvc repro`` would record it. Only the download retries, and only on
+network errors. Task runs carry the git commit as their version and the stage's DVC input hash as
+a tag. The run publishes artifacts with stable keys: validation summary, metrics, the comparison
+with the previous metrics and links to the outputs.
+
+``python -m flows.pipeline`` runs it with no server started (Prefect's temporary local server on
+SQLite); set PREFECT_API_URL to record runs in a running server instead (``make ui``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed
+
+from flows.dvc_state import DvcState, git_version
+from tasks import paths
+from tasks.download import NetworkError
+from tasks.params import load
+
+STAGES = ("download", "validate", "preprocess", "train", "evaluate")  # DAG order, as in dvc.yaml
+
+
+@contextlib.contextmanager
+def stage_logs_to_prefect() -> Iterator[None]:
+    """Forward the stages' own loggers (``pipeline.*``) to the task run's logs."""
+    run_logger = get_run_logger()
+
+    class Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            run_logger.log(record.levelno, "%s", record.getMessage())
+
+    handler, stage_logger = Forward(), logging.getLogger("pipeline")
+    stage_logger.addHandler(handler)
+    stage_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        stage_logger.removeHandler(handler)
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """A small JSON-able view of a stage's result (no models, no arrays)."""
+    fields = getattr(result, "__dataclass_fields__", {})
+    keep = {"source", "success", "counts", "skipped", "class_names", "metrics"}
+    return {k: getattr(result, k) for k in fields if k in keep}
+
+
+def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
+    """Run one stage, or end in a ``Skipped`` state when there is no reason to (DVC: up to date)."""
+    logger = get_run_logger()
+    if not reasons:
+        message = f"{stage}: skipped, up to date in dvc.lock (same code, params and inputs)"
+        logger.info(message)
+        return Completed(name="Skipped", message=message)
+    logger.info("%s: running because %s", stage, "; ".join(reasons))
+    module = importlib.import_module(f"tasks.{stage}")
+    with stage_logs_to_prefect():
+        result = module.run(Path(root), load(Path(root) / paths.PARAMS_FILE))
+    return _summary(result)
+
+
+def _network_only(task_: Any, task_run: Any, state: Any) -> bool:
+    """Retry the download only when the network failed, never for bad credentials or data."""
+    try:
+        state.result()
+    except NetworkError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+def stage_task(stage: str, version: str, inputs_hash: str) -> Any:
+    """The Prefect task for one stage, versioned by git commit and tagged with its DVC input hash."""
+    options: dict[str, Any] = {}
+    if stage == "download":  # the only network I/O
+        options = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_condition_fn": _network_only}
+    return task(run_stage, name=stage, task_run_name=stage, log_prints=True, version=version,
+                tags=[f"stage:{stage}", f"git:{version}", f"dvc:{inputs_hash}"], **options)
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> None:
+    """Artifacts with stable keys, so the UI keeps their history across runs."""
+    report = _read(root / paths.VALIDATION_DIR / paths.REPORT_NAME)
+    if report:
+        rows = "\n".join(f"| {group} | {n} |" for group, n in report["counts"].items())
+        failed = "\n".join(f"- {f['type']}({f['column']}): {f['unexpected_count']} bad, e.g. {f['offenders'][:3]}"
+                           for f in report["failed"]) or "none"
+        create_markdown_artifact(
+            key="validation-summary",
+            markdown=f"# Validation\n\n{'passed' if report['success'] else 'FAILED'}: {report['kept']} images kept, "
+                     f"{len(report['dropped'])} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
+                     f"Failed expectations: {failed}\n",
+            description="Counts per split and class, and failed expectations",
+        )
+    metrics = _read(root / paths.METRICS)
+    if not metrics:
+        return
+    table = [{"metric": "accuracy", "value": round(metrics["accuracy"], 4)},
+             {"metric": "roc_auc", "value": round(metrics["roc_auc"], 4)},
+             {"metric": "log_loss", "value": round(metrics["log_loss"], 4)},
+             {"metric": "gate", "value": "passed" if metrics["gate"]["passed"] else "failed"}]
+    for name, m in metrics["per_class"].items():
+        table += [{"metric": f"{name} {k}", "value": round(m[k], 4)} for k in ("precision", "recall", "f1")]
+    create_table_artifact(key="metrics", table=table, description="Test-split metrics")
+    if previous_metrics:
+        lines = [f"| {k} | {previous_metrics[k]:.4f} | {metrics[k]:.4f} | {metrics[k] - previous_metrics[k]:+.4f} |"
+                 for k in ("accuracy", "roc_auc", "log_loss")]
+        comparison = "| metric | previous | this run | change |\n|---|---|---|---|\n" + "\n".join(lines)
+    else:
+        comparison = "No previous metrics: this is the first evaluation."
+    create_markdown_artifact(key="metrics-comparison", markdown=f"# Compared with the previous run\n\n{comparison}\n")
+    links = [("Data Docs", f"{paths.VALIDATION_DIR}/{paths.DATA_DOCS_NAME}/index.html"),
+             ("Exported model", paths.MODEL_DIR), ("Training curves", paths.CURVES),
+             *((f"Plot: {p.stem}", str(p.relative_to(root))) for p in sorted((root / paths.FIGURES_DIR).glob("*.png")))]
+    create_markdown_artifact(
+        key="pipeline-outputs",
+        markdown="# Outputs\n\n" + "\n".join(f"- [{name}]({(root / rel).as_uri()}) `{rel}`" for name, rel in links),
+        description="Where the plots, Data Docs and model are",
+    )
+
+
+@flow(name="gender-pipeline", log_prints=True)
+def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str, Any]:
+    """Run the five stages in order, skipping those DVC reports up to date.
+
+    Args:
+        root: the repository (holding dvc.yaml and params.yaml).
+        force: stages to rerun even when up to date (e.g. ``["download"]`` for a new Kaggle version).
+    """
+    state = DvcState(Path(root))
+    unknown = sorted(set(force or ()) - set(STAGES))
+    if unknown:
+        raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGES)}")
+    load(state.root / paths.PARAMS_FILE)  # bad params stop the run before any stage
+    previous_metrics = _read(state.root / paths.METRICS)
+    version, results = git_version(state.root), {}
+    with state.locked():
+        for stage in STAGES:
+            reasons = [json.dumps(c, default=str) for c in state.changes(stage)]
+            reasons += ["forced by the force parameter"] if stage in (force or ()) else []
+            run = stage_task(stage, version, state.inputs_hash(stage))
+            results[stage] = run(stage, str(state.root), reasons)
+            if reasons:
+                state.record(stage)  # dvc.lock now says what dvc repro would have written
+                print(f"{stage}: recorded in dvc.lock")
+    publish_artifacts(state.root, previous_metrics)
+    print(f"Results: {state.root / paths.METRICS}, {state.root / paths.FIGURES_DIR}, model {state.root / paths.MODEL_DIR}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m flows.pipeline [--root DIR] [--force STAGE ...]``."""
+    parser = argparse.ArgumentParser(description="Run the gender-pipeline flow.")
+    parser.add_argument("--root", default=".", help="the repository (default: current folder)")
+    parser.add_argument("--force", nargs="*", default=[], choices=STAGES, help="stages to rerun anyway")
+    args = parser.parse_args(argv)
+    gender_pipeline(root=args.root, force=args.force)
+
+
+if __name__ == "__main__":
+    from tasks.cli import run_cli
+
+    run_cli(main)
