@@ -18,7 +18,7 @@ demo: setup  ## run the whole pipeline on the offline synthetic default
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
-test: setup  ## every test, slow ones included
+test: setup browser  ## every test, slow ones included (the UI test needs Debian's chromium)
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -29,3 +29,27 @@ use-kaggle:  ## switch params.yaml to the real configuration (Kaggle data, TF Hu
 
 use-demo:  ## back to the embedded offline default (the committed params.yaml)
 	git checkout -- params.yaml
+
+PREFECT_API_URL ?= http://127.0.0.1:4200/api
+
+.PHONY: flow ui serve deploy worker browser
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+browser:  ## Debian's chromium for the Prefect UI test (Playwright's own browser download does not work offline)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+flow: setup  ## the Prefect flow, with Prefect's temporary local server (nothing to start)
+	$(BIN)/python -m flows.pipeline
+
+ui: setup  ## the Prefect server and UI on http://127.0.0.1:4200 (loopback only)
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+serve: setup  ## serve the scheduled deployments (starts the local server if none answers)
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.serve
+
+deploy: setup  ## the work-pool route: register prefect.yaml's deployments on a process pool
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create local-process --type process --overwrite
+	PREFECT_API_URL=$(PREFECT_API_URL) PIPELINE_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+
+worker: setup
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process

@@ -1,4 +1,6 @@
-"""Batch prediction with the exported model: ``python -m flows.predict PATH... [--model DIR] [--json]``.
+"""Prediction with the exported model: ``python -m flows.predict PATH... [--model DIR] [--json]``.
+
+The same code is the Prefect flow ``batch-predict`` (deployed by flows/serve.py and prefect.yaml).
 
 PATH may be image files or folders (searched recursively for .jpg/.jpeg/.png). Each image is
 decoded and resized by the same function as in training, and the model (rescaling inside) gives
@@ -16,11 +18,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
 from tasks import dataset, paths
 from tasks.files import setup_logging
 from tasks.inference import LoadedModel, load_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+INBOX = "data/inbox"  # where the scheduled batch-prediction deployment looks for images
+PREDICTIONS_OUT = "data/predictions/latest.json"
 BATCH = 64
 
 
@@ -69,6 +76,34 @@ def predict_files(files: list[Path], model: LoadedModel) -> list[dict[str, Any]]
             flush()
     flush()
     return results
+
+
+@flow(name="batch-predict", log_prints=True)
+def batch_predict(inputs: list[str], model: str = paths.MODEL_DIR, output: str = PREDICTIONS_OUT) -> dict[str, int]:
+    """Predict every image under ``inputs`` and write the results as JSON to ``output``.
+
+    The scheduled deployment points this at an inbox folder; an empty inbox is not an error.
+    """
+    files = expand(map(Path, inputs))
+    if not files:
+        print(f"no images in {', '.join(inputs)}; nothing to predict")
+        return {"images": 0, "failed": 0}
+    results = predict_files(files, load_model(Path(model)))
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(out)
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"{r['path']}: error: {r['error']}")
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.get("label", "error")] = counts.get(r.get("label", "error"), 0) + 1
+    create_table_artifact(key="batch-predictions", table=[{"label": k, "images": v} for k, v in sorted(counts.items())],
+                          description=f"Predictions written to {out}")
+    print(f"{len(results) - len(failed)} predicted, {len(failed)} failed; results in {out}")
+    return {"images": len(results), "failed": len(failed)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 from tasks import paths, synthetic
@@ -16,6 +18,12 @@ from tasks.params import DataParams, SyntheticParams, ValidateParams
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"Train": 12, "Validation": 6, "Test": 6}
+# params.yaml changes for a whole pipeline run in well under a minute (end-to-end tests)
+TINY_PARAMS = {
+    "data": {"synthetic": {"train": 160, "validation": 40, "test": 40}, "image_size": 32},
+    "validate": {"min_per_class": 1},
+    "train": {"epochs": 1, "fine_tune_epochs": 1},
+}
 
 
 def write_folder(root: Path, counts: dict[str, int] = TINY, seed: int = 7) -> Path:
@@ -63,8 +71,15 @@ def tiny_synthetic(train: int = 40, validation: int = 16, test: int = 16, seed: 
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """A temporary git copy of the repository's committed-or-not tracked files, with its own DVC state."""
-    dest = tmp_path / "repo"
+    """A temporary git copy of the repository (see :func:`copy_repo`)."""
+    return copy_repo(tmp_path / "repo")
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the repository's files (tracked or not ignored) into ``dest`` as a fresh git repo.
+
+    Outputs, caches and the DVC remote are not copied; ``.venv`` is linked.
+    """
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
                             capture_output=True, text=True).stdout.split()
     for rel in listed:
@@ -77,3 +92,27 @@ def repo_copy(tmp_path: Path) -> Path:
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+def set_params(repo: Path, changes: dict) -> None:
+    """Update ``repo``'s params.yaml with ``changes`` (nested one level below each section)."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in changes.items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                params[section][key].update(value)
+            else:
+                params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def dvc(repo: Path, *args: str) -> str:
+    """Run the real ``dvc`` CLI in ``repo``; fail the test with its output if it fails."""
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def ran(dvc_output: str) -> list[str]:
+    """The stages that a ``dvc repro`` output says it ran."""
+    return [line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running stage")]

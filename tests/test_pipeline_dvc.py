@@ -4,44 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.conftest import TINY_PARAMS, dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
-DVC = [sys.executable, "-m", "dvc"]
-TINY = {
-    "data": {"synthetic": {"train": 160, "validation": 40, "test": 40}, "image_size": 32},
-    "validate": {"min_per_class": 1},
-    "train": {"epochs": 1, "fine_tune_epochs": 1},
-}
-
-
-def dvc(repo: Path, *args: str) -> str:
-    done = subprocess.run([*DVC, *args], cwd=repo, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def set_params(repo: Path, changes: dict) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in changes.items():
-        for key, value in values.items():
-            if isinstance(value, dict):
-                params[section][key].update(value)
-            else:
-                params[section][key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def ran(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
 def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(repo_copy):
-    set_params(repo_copy, TINY)
+    set_params(repo_copy, TINY_PARAMS)
     out = dvc(repo_copy, "repro")
     assert ran(out) == ["download", "validate", "preprocess", "train", "evaluate"]
     assert "Test accuracy:" in out
@@ -61,7 +33,7 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(r
 
 
 def test_validate_alone_from_a_fresh_copy(repo_copy):
-    set_params(repo_copy, TINY)
+    set_params(repo_copy, TINY_PARAMS)
     out = dvc(repo_copy, "repro", "validate")
     assert ran(out) == ["download", "validate"]
     assert "Data and pipelines are up to date" in dvc(repo_copy, "status", "validate")

@@ -1,0 +1,107 @@
+"""A real Prefect server on a free loopback port with a temporary PREFECT_HOME, and a repo copy."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TINY_PARAMS, copy_repo, set_params
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running ``prefect server start`` and a small REST client for it."""
+
+    def __init__(self, home: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = f"{self.url}/api"
+        self.env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": self.api,
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO"}
+        self.log = (home / "server.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=home,
+        )
+        self.wait_until(lambda: self.healthy(), 120, "the Prefect server to start")
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.api}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_until(self, check, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited while waiting for {what}")
+            time.sleep(1)
+        raise TimeoutError(f"timed out waiting for {what}")
+
+    def post(self, path: str, body: dict | None = None):
+        r = httpx.post(f"{self.api}{path}", json=body or {}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def get(self, path: str):
+        r = httpx.get(f"{self.api}{path}", timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def flow_runs(self, flow_name: str = "gender-pipeline") -> list[dict]:
+        """Flow runs of ``flow_name``, newest first."""
+        return self.post("/flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"})
+
+    def task_runs(self, flow_run_id: str) -> list[dict]:
+        """Task runs of a flow run, in start order."""
+        return self.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"})
+
+    def logs(self, flow_run_id: str) -> str:
+        rows = self.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"})
+        return "\n".join(r["message"] for r in rows)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("prefect-home"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def flow_repo(tmp_path_factory) -> Path:
+    """A temporary git copy of the repository with tiny params (module-wide: tests build on each other)."""
+    repo = copy_repo(tmp_path_factory.mktemp("flow") / "repo")
+    set_params(repo, TINY_PARAMS)
+    return repo
+
+
+def run(cmd: list[str], cwd: Path, env: dict, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+

@@ -1,0 +1,151 @@
+"""The gender-pipeline flow against a real Prefect server, sharing one dvc.lock with `dvc repro`.
+
+The tests in this module build on each other, in order, on one temporary repository copy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flows.dvc_state import DvcState
+from flows.pipeline import STAGES
+from tests.conftest import dvc, ran, set_params
+from tests.flows.conftest import run
+
+pytestmark = pytest.mark.slow
+ARTIFACT_KEYS = ["validation-summary", "metrics", "metrics-comparison", "pipeline-outputs"]
+
+
+def flow(repo, server, *args, check=True):
+    return run([sys.executable, "-m", "flows.pipeline", "--root", str(repo), *args], repo, server.env, check=check)
+
+
+def stage_states(server, flow_run) -> list[tuple[str, str]]:
+    return [(t["name"], t["state"]["name"]) for t in server.task_runs(flow_run["id"])]
+
+
+def test_first_run_runs_the_five_stages_in_order_and_records_dvc_lock(flow_repo, prefect_server):
+    out = flow(flow_repo, prefect_server).stdout + ""
+    latest = prefect_server.flow_runs()[0]
+    assert latest["state"]["type"] == "COMPLETED"
+    assert stage_states(prefect_server, latest) == [(s, "Completed") for s in STAGES]
+    download = prefect_server.task_runs(latest["id"])[0]
+    assert download["task_version"] and {t.split(":")[0] for t in download["tags"]} >= {"stage", "git", "dvc"}
+    logs = prefect_server.logs(latest["id"])
+    assert "wrote " in logs and "Dataset.zip" in logs  # the stage's own log lines reach the run logs
+    assert "Test accuracy:" in logs
+    artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ARTIFACT_KEYS}}})
+    assert {a["key"] for a in artifacts} == set(ARTIFACT_KEYS)
+    assert "Results:" in out or "Results:" in logs
+    # the invariant: after a flow run, DVC has nothing to do
+    assert "up to date" in dvc(flow_repo, "status")
+    assert ran(dvc(flow_repo, "repro")) == []
+
+
+def test_second_run_skips_every_stage_and_says_why(flow_repo, prefect_server):
+    flow(flow_repo, prefect_server)
+    latest = prefect_server.flow_runs()[0]
+    assert latest["state"]["type"] == "COMPLETED"
+    runs = prefect_server.task_runs(latest["id"])
+    assert [(t["name"], t["state"]["name"]) for t in runs] == [(s, "Skipped") for s in STAGES]
+    assert all("up to date in dvc.lock" in t["state"]["message"] for t in runs)
+
+
+def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_server):
+    set_params(flow_repo, {"train": {"epochs": 2}})
+    assert ran(dvc(flow_repo, "repro")) == ["train", "evaluate"]
+    flow(flow_repo, prefect_server)
+    assert stage_states(prefect_server, prefect_server.flow_runs()[0]) == [(s, "Skipped") for s in STAGES]
+
+    set_params(flow_repo, {"train": {"epochs": 3}})
+    flow(flow_repo, prefect_server)
+    states = dict(stage_states(prefect_server, prefect_server.flow_runs()[0]))
+    assert states == {"download": "Skipped", "validate": "Skipped", "preprocess": "Skipped",
+                      "train": "Completed", "evaluate": "Completed"}
+    assert "up to date" in dvc(flow_repo, "status")
+    assert ran(dvc(flow_repo, "repro")) == []
+    comparison = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["metrics-comparison"]}},
+                                                           "sort": "CREATED_DESC"})
+    assert "| accuracy |" in comparison[0]["data"]
+    assert len(comparison) >= 3  # the history of the key is kept
+
+
+def test_a_failing_stage_fails_the_run_and_the_next_run_starts_there(flow_repo, prefect_server):
+    set_params(flow_repo, {"validate": {"min_per_class": 100000}})
+    done = flow(flow_repo, prefect_server, check=False)
+    assert done.returncode != 0
+    latest = prefect_server.flow_runs()[0]
+    assert latest["state"]["type"] == "FAILED"
+    assert stage_states(prefect_server, latest) == [("download", "Skipped"), ("validate", "Failed")]
+    assert "data validation failed" in prefect_server.logs(latest["id"])
+
+    set_params(flow_repo, {"validate": {"min_per_class": 1}})
+    flow(flow_repo, prefect_server)
+    states = stage_states(prefect_server, prefect_server.flow_runs()[0])
+    assert states[:2] == [("download", "Skipped"), ("validate", "Completed")]
+    assert "up to date" in dvc(flow_repo, "status")
+
+
+def test_a_second_run_while_one_holds_the_pipeline_is_refused(flow_repo, prefect_server):
+    with DvcState(flow_repo).locked():
+        done = flow(flow_repo, prefect_server, check=False)
+    assert done.returncode != 0
+    assert "pipeline already running" in done.stdout + done.stderr
+    assert "up to date" in dvc(flow_repo, "status")
+
+
+def _wait_for(server, flow_run_id: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fr = server.get(f"/flow_runs/{flow_run_id}")
+        if fr["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return fr
+        time.sleep(2)
+    raise TimeoutError(f"flow run {flow_run_id} did not finish")
+
+
+def _deployment(server, name: str, timeout: float = 120) -> dict:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{server.api}/deployments/name/{name}", timeout=10)
+        if r.status_code == 200:
+            return r.json()
+        time.sleep(1)
+    raise TimeoutError(f"deployment {name} never appeared")
+
+
+def test_served_deployment_has_its_cron_and_runs_when_triggered(flow_repo, prefect_server):
+    serving = subprocess.Popen([sys.executable, "-m", "flows.serve", "--root", str(flow_repo)], cwd=flow_repo,
+                               env=prefect_server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
+        assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * 1"]
+        predict = _deployment(prefect_server, "batch-predict/batch-predict")
+        assert [s["schedule"]["cron"] for s in predict["schedules"]] == ["0 6 * * *"]
+        flow_run = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
+        finished = _wait_for(prefect_server, flow_run["id"])
+        assert finished["state"]["type"] == "COMPLETED", prefect_server.logs(flow_run["id"])
+        assert stage_states(prefect_server, finished) == [(s, "Skipped") for s in STAGES]
+    finally:
+        serving.terminate()
+        serving.wait(30)
+
+
+def test_prefect_yaml_deploys_to_a_work_pool_and_a_worker_runs_it(flow_repo, prefect_server):
+    env = {**prefect_server.env, "PIPELINE_ROOT": str(flow_repo)}
+    run([sys.executable, "-m", "prefect", "work-pool", "create", "local-process", "--type", "process", "--overwrite"],
+        flow_repo, env)
+    run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], flow_repo, env)
+    deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
+    assert deployment["work_pool_name"] == "local-process"
+    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * 1"]
+    flow_run = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
+    run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "local-process", "--run-once"], flow_repo, env)
+    finished = _wait_for(prefect_server, flow_run["id"])
+    assert finished["state"]["type"] == "COMPLETED", prefect_server.logs(flow_run["id"])

@@ -1,0 +1,50 @@
+"""The Prefect UI, in a real headless Chromium (Debian's package), shows a completed flow run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.pipeline import STAGES
+from tests.flows.conftest import run
+
+pytestmark = pytest.mark.slow
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(os.environ.get("UI_SCREENSHOT_DIR", "test-screenshots"))
+
+
+def test_the_ui_shows_the_flow_and_its_five_stage_task_runs(flow_repo, prefect_server):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make browser` (apt-get install chromium)"
+    runs = prefect_server.flow_runs()
+    if not runs or runs[0]["state"]["type"] != "COMPLETED":
+        run([sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)], flow_repo, prefect_server.env)
+        runs = prefect_server.flow_runs()
+    flow_run = runs[0]
+    assert flow_run["state"]["type"] == "COMPLETED"
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{prefect_server.url}/runs/flow-run/{flow_run['id']}", wait_until="networkidle")
+            page.get_by_text("gender-pipeline").first.wait_for(timeout=60_000)
+            page.get_by_text(flow_run["name"]).first.wait_for(timeout=60_000)
+            page.get_by_text("5 Task runs").first.wait_for(timeout=60_000)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "prefect-flow-run.png"), full_page=True)
+            page.get_by_text("Task Runs", exact=True).first.click()
+            names = page.locator(".task-run-list-item a.p-link")  # one row per task run, linked by name
+            names.nth(len(STAGES) - 1).wait_for(timeout=60_000)
+            assert sorted(names.all_inner_texts()) == sorted(STAGES)
+            page.get_by_text("stage:train").first.wait_for(timeout=10_000)  # the version tags are shown
+            shot = SCREENSHOTS / "prefect-task-runs.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
