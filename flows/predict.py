@@ -24,10 +24,12 @@ from prefect.artifacts import create_table_artifact
 from tasks import dataset, paths
 from tasks.files import setup_logging
 from tasks.inference import LoadedModel, load_model
+from tasks.params import ValidateParams
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 INBOX = "data/inbox"  # where the scheduled batch-prediction deployment looks for images
 PREDICTIONS_OUT = "data/predictions/latest.json"
+MAX_PIXELS = ValidateParams().max_pixels  # the same decompression-bomb bound as validation
 BATCH = 64
 
 
@@ -42,13 +44,26 @@ def expand(inputs: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _load_image(path: Path, image_size: int) -> Any:
+def _load_image(path: Path, image_size: int, max_pixels: int) -> Any:
+    """Decode and resize like training; an image whose header declares too many pixels is refused."""
+    import io
+
     import tensorflow as tf
+    from PIL import Image, UnidentifiedImageError
 
-    return dataset.decode_and_resize(tf.constant(path.read_bytes()), image_size)
+    data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > max_pixels:
+                raise OSError(0, f"{img.width}x{img.height} exceeds {max_pixels} pixels; not decoded")
+    except Image.DecompressionBombError as exc:
+        raise OSError(0, f"refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        pass  # not an image Pillow knows: TensorFlow's decoder gives the error
+    return dataset.decode_and_resize(tf.constant(data), image_size)
 
 
-def predict_files(files: list[Path], model: LoadedModel) -> list[dict[str, Any]]:
+def predict_files(files: list[Path], model: LoadedModel, max_pixels: int = MAX_PIXELS) -> list[dict[str, Any]]:
     """One result per file: ``{path, label, probability, probabilities}`` or ``{path, error}``."""
     import numpy as np
     import tensorflow as tf
@@ -68,7 +83,7 @@ def predict_files(files: list[Path], model: LoadedModel) -> list[dict[str, Any]]
 
     for i, path in enumerate(files):
         try:
-            pending.append((i, _load_image(path, model.image_size).numpy()))
+            pending.append((i, _load_image(path, model.image_size, max_pixels).numpy()))
         except (OSError, tf.errors.OpError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message)
             results[i]["error"] = f"cannot read this image ({reason})"

@@ -40,6 +40,22 @@ def _example(data: bytes, label: int, path: str) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def to_rgb_jpeg(data: bytes) -> bytes:
+    """Re-encode an image that validation let through in another mode or format as RGB JPEG."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        if img.mode in ("RGBA", "LA", "P"):  # flatten transparency onto white, as a viewer shows it
+            rgba = img.convert("RGBA")
+            img = Image.new("RGB", rgba.size, (255, 255, 255))
+            img.paste(rgba, mask=rgba.getchannel("A"))
+        out = io.BytesIO()
+        img.convert("RGB").save(out, "JPEG", quality=95)
+        return out.getvalue()
+
+
 def read_manifest(validation_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The kept manifest rows and the class names of a passing validation report."""
     report = read_json(validation_dir / paths.REPORT_NAME, "validate")
@@ -58,6 +74,7 @@ def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: Prepr
     index = {name: i for i, name in enumerate(class_names)}
     kept = [r for r in rows if r["dropped"] != "True"]
     counts: dict[str, int] = {}
+    converted = 0
     with archive.open_archive(raw_dir / paths.RAW_ARCHIVE_NAME) as zf, atomic_dir(out_dir) as tmp:
         for split in paths.SPLITS:
             split_rows = [r for r in kept if r["split"] == split]
@@ -66,12 +83,17 @@ def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: Prepr
             writers = [tf.io.TFRecordWriter(str(tmp / f"{split}-{i:05d}-of-{n:05d}.tfrecord")) for i in range(n)]
             for i, row in enumerate(split_rows):
                 data = zf.read(f"{paths.DATASET_TOP}/{row['path']}")
+                if (row["format"], row["mode"]) != ("JPEG", "RGB"):  # allowed by validate.allowed_modes/formats
+                    data, converted = to_rgb_jpeg(data), converted + 1
                 writers[i % n].write(_example(data, index[row["label"]], row["path"]))
             for w in writers:
                 w.close()
             counts[split] = len(split_rows)
             log.info("%s: %d images in %d shards", split, len(split_rows), n)
-        summary = {"counts": counts, "skipped": len(rows) - len(kept), "class_names": class_names}
+        summary = {"counts": counts, "skipped": len(rows) - len(kept), "converted_to_rgb_jpeg": converted,
+                   "class_names": class_names}
+        if converted:
+            log.info("converted %d images to RGB JPEG", converted)
         write_json(tmp / paths.CLASS_NAMES_NAME, class_names)
         write_json(tmp / paths.PREPROCESS_SUMMARY_NAME, summary)
     return PreprocessResult(counts, len(rows) - len(kept), class_names)

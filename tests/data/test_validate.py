@@ -6,7 +6,6 @@ Each fault test states the intent of the expectation it exercises.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tasks import paths
 from tasks.files import StageError
 from tasks.validate import validate
 from tests.conftest import jpeg
+from tests.reliability.test_dataset_faults import corrupt
 
 
 def _run(make_raw, folder, params, tmp_path):
@@ -38,76 +38,6 @@ def test_clean_data_passes_and_writes_report_manifest_and_data_docs(dataset_fold
     assert "dataset_files" in html  # the suite's validation result is in the Data Docs
     assert (out / "gx" / "great_expectations.yml").is_file()  # a real File Data Context
     assert "Train/Female" in capsys.readouterr().out  # the summary table
-
-
-def _first_image(folder: Path, split: str = "Train", label: str = "Male") -> Path:
-    return sorted((folder / "Dataset" / split / label).glob("*.jpg"))[0]
-
-
-def corrupt(folder):  # every file is a decodable image: a truncated JPEG
-    path = _first_image(folder)
-    path.write_bytes(path.read_bytes()[:400])
-    return "Train/Male/000001.jpg", "decodes"
-
-
-def not_an_image(folder):  # every file is a decodable image: text named .jpg
-    _first_image(folder).write_text("this is not a picture\n")
-    return "Train/Male/000001.jpg", "decodes"
-
-
-def grayscale(folder):  # colour mode: RGB only
-    path = _first_image(folder)
-    path.write_bytes(jpeg(Image.open(path).convert("L")))
-    return "Train/Male/000001.jpg", "mode"
-
-
-def too_small(folder):  # size bounds
-    path = _first_image(folder)
-    path.write_bytes(jpeg(Image.open(path).resize((20, 20))))
-    return "Train/Male/000001.jpg", "width"
-
-
-def leak(folder):  # data leak: the same image in Train and Test
-    shutil.copy(_first_image(folder), folder / "Dataset" / "Test" / "Male" / "leaked.jpg")
-    return "Test/Male/leaked.jpg", "splits_with_same_content"
-
-
-def png_named_jpg(folder):  # schema: image format
-    path = _first_image(folder)
-    path.write_bytes(jpeg(Image.open(path), "PNG"))
-    return "Train/Male/000001.jpg", "format"
-
-
-def extra_class(folder):  # label set: an unknown class folder
-    target = folder / "Dataset" / "Train" / "Unknown"
-    target.mkdir()
-    shutil.copy(_first_image(folder), target / "x.jpg")
-    return "Train/Unknown/x.jpg", "label"
-
-
-def empty_split(folder):  # enough images per split and class
-    shutil.rmtree(folder / "Dataset" / "Validation")
-    return "Validation/Female", "count"
-
-
-@pytest.mark.parametrize("fault", [corrupt, not_an_image, grayscale, too_small, leak, png_named_jpg, extra_class, empty_split])
-def test_each_fault_fails_the_suite_and_names_the_file(fault, dataset_folder, make_raw, tiny_validate_params, tmp_path):
-    offender, column = fault(dataset_folder)
-    with pytest.raises(StageError) as err:
-        _run(make_raw, dataset_folder, tiny_validate_params, tmp_path)
-    message = str(err.value)
-    assert "data validation failed" in message and offender in message and f"({column})" in message
-    report = json.loads((tmp_path / "data" / "validation" / paths.REPORT_NAME).read_text())
-    assert not report["success"]
-    assert any(offender in f["offenders"] and f["column"] == column for f in report["failed"])
-
-
-def test_undecodable_files_within_the_limit_are_dropped_and_reported(dataset_folder, make_raw, tiny_validate_params, tmp_path):
-    corrupt(dataset_folder)
-    result = _run(make_raw, dataset_folder, replace(tiny_validate_params, max_dropped=1), tmp_path)
-    assert result.success
-    assert [d["path"] for d in result.report["dropped"]] == ["Train/Male/000001.jpg"]
-    assert result.report["kept"] == 23 and result.report["images"] == 24
 
 
 def test_class_share_out_of_bounds_fails(dataset_folder, make_raw, tiny_validate_params, tmp_path):

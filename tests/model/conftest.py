@@ -9,19 +9,23 @@ import pytest
 
 from tasks import paths
 from tasks.download import download
-from tasks.params import Params, TrainParams, parse
+from tasks.params import Params, parse
 from tasks.preprocess import preprocess
 from tasks.validate import validate
 
 
+# params.yaml content for a pipeline that trains in well under a minute on 2 cores
+TINY_MODEL_PARAMS = {
+    "data": {"synthetic": {"train": 480, "validation": 100, "test": 100, "seed": 11}, "image_size": 48},
+    "validate": {"min_per_class": 1, "workers": 1},
+    "train": {"batch_size": 32, "epochs": 2, "learning_rate": 0.01, "fine_tune_epochs": 25,
+              "fine_tune_learning_rate": 0.003, "seed": 5},
+}
+
+
 def tiny_params(**train_overrides) -> Params:
-    """Params for a pipeline that trains in well under a minute on 2 cores."""
-    p = parse({
-        "data": {"synthetic": {"train": 480, "validation": 100, "test": 100, "seed": 11}, "image_size": 48},
-        "validate": {"min_per_class": 1, "workers": 1},
-        "train": {"batch_size": 32, "epochs": 2, "learning_rate": 0.01, "fine_tune_epochs": 25,
-                  "fine_tune_learning_rate": 0.003, "seed": 5},
-    })
+    """:data:`TINY_MODEL_PARAMS`, typed, with ``train`` keys overridden."""
+    p = parse(TINY_MODEL_PARAMS)
     return replace(p, train=replace(p.train, **train_overrides)) if train_overrides else p
 
 
@@ -49,5 +53,3 @@ def trained(prepared):
     root, params = prepared
     return root, params, train(root / paths.PROCESSED_DIR, root, params)
 
-
-__all__ = ["TrainParams", "tiny_params", "prepare"]

@@ -1,0 +1,105 @@
+"""Bad configuration and credentials: one clear line naming the key or file, never a traceback or a secret."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tasks import download as dl
+from tasks import paths
+from tasks.files import StageError
+from tasks.params import DataParams
+from tests.conftest import REPO
+
+SECRET = "kgl-3f9a7c1d5e2b8a4f6c0d"
+
+
+def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
+    import yaml
+
+    (cwd / "bad.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.run([sys.executable, "-m", module, "--params", "bad.yaml"], cwd=cwd, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+
+
+@pytest.mark.parametrize(
+    ("module", "params", "message"),
+    [
+        ("tasks.download", {"data": {"sorce": "kaggle"}}, "bad.yaml: data.sorce: unknown key"),
+        ("tasks.download", {"data": {"image_size": "224px"}}, "bad.yaml: data.image_size: expected int"),
+        ("tasks.download", {"data": {"source": "local", "path": "missing.zip"}}, "data.path: 'missing.zip' does not exist"),
+        ("tasks.train", {"model": {"handle": "."}}, "model.handle: '.' is not a TF Hub/Kaggle Models URL, a SavedModel folder"),
+        ("tasks.validate", {"validate": {"min_per_class": -1}}, "validate.min_per_class: -1 is out of range"),
+    ],
+)
+def test_bad_params_stop_the_stage_with_one_line_naming_the_key(module, params, message, tmp_path):
+    done = _cli(module, params, tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_missing_stage_input_says_which_stage_to_run(tmp_path):
+    done = _cli("tasks.validate", {}, tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{paths.RAW_DIR}/{paths.SOURCE_NAME}: not found; run the download stage first" in done.stderr
+
+
+class _LeakyApi:
+    """A fake Kaggle client that fails twice with the network, then succeeds."""
+
+    def __init__(self, folder):
+        self.folder, self.failures = folder, 2
+
+    def dataset_download_files(self, dataset, path=None, **kw):
+        if self.failures:
+            self.failures -= 1
+            raise requests.exceptions.ConnectionError("connection reset by peer")
+        from tasks.archive import pack_folder
+
+        pack_folder(self.folder, Path(path) / f"{dataset.split('/')[1]}.zip")
+
+    def dataset_list(self, **kw):
+        return []
+
+
+def test_the_kaggle_key_never_appears_in_output_reports_or_errors(dataset_folder, tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
+    monkeypatch.setenv("KAGGLE_KEY", SECRET)
+    monkeypatch.setattr(dl.time, "sleep", lambda s: None)
+    caplog.set_level("DEBUG")
+    result = dl.download(tmp_path / "raw", DataParams(source="kaggle"), api_factory=lambda: _LeakyApi(dataset_folder))
+    monkeypatch.setattr(_LeakyApi, "dataset_download_files", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O")))
+    with pytest.raises(OSError) as failure:
+        dl.download(tmp_path / "raw2", DataParams(source="kaggle"), api_factory=lambda: _LeakyApi(dataset_folder))
+    out = capsys.readouterr()
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "raw").iterdir() if p.suffix == ".json")
+    everything = out.out + out.err + caplog.text + written + json.dumps(result.source) + str(failure.value)
+    assert "retrying" in caplog.text  # the retries were logged...
+    assert SECRET not in everything  # ...and the key appears nowhere
+
+
+def test_missing_credentials_message(tmp_path, monkeypatch):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(StageError, match=r"Kaggle credentials not found: put kaggle.json in ~/.kaggle \(chmod 600\)"):
+        dl.check_credentials()
+
+
+def test_a_world_readable_kaggle_json_gets_a_chmod_hint_without_the_key(tmp_path, monkeypatch, caplog):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "kaggle.json").write_text(json.dumps({"username": "alice", "key": SECRET}))
+    (tmp_path / "kaggle.json").chmod(0o644)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
+    dl.check_credentials()
+    assert f"chmod 600 {tmp_path / 'kaggle.json'}" in caplog.text
+    assert SECRET not in caplog.text

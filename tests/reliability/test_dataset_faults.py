@@ -1,0 +1,205 @@
+"""Bad files in a dataset: each is refused with the file named (or handled, where params allow).
+
+Behaviour, case by case (validate stage unless said otherwise):
+  * truncated JPEG, zero-byte file, text named .jpg: refused ("decodes"), or dropped and reported
+    when ``validate.max_dropped`` allows;
+  * PNG named .jpg: refused ("format") unless PNG is in ``validate.allowed_formats``, then converted
+    to RGB JPEG by preprocess;
+  * greyscale, RGBA, CMYK: refused ("mode") unless the mode is in ``validate.allowed_modes``, then
+    converted to RGB JPEG by preprocess;
+  * Thumbs.db, .DS_Store, __MACOSX/: skipped and counted (``skipped_junk_files``);
+  * the same image in two splits: refused ("data leak");
+  * an image whose header declares more than ``validate.max_pixels``: refused without decoding;
+  * a missing split or class folder, or an empty split: refused ("count"); an extra class folder:
+    refused ("label").
+Nothing but the stage's own output folder is written, and the raw archive is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tasks import paths
+from tasks.files import StageError, sha256_file
+from tasks.validate import validate
+from tests.conftest import jpeg
+
+
+def _first_image(folder: Path, split: str = "Train", label: str = "Male") -> Path:
+    return sorted((folder / "Dataset" / split / label).glob("*.jpg"))[0]
+
+
+FIRST = "Train/Male/000001.jpg"
+
+
+def corrupt(folder):  # a truncated JPEG
+    path = _first_image(folder)
+    path.write_bytes(path.read_bytes()[:400])
+    return FIRST, "decodes"
+
+
+def zero_bytes(folder):
+    _first_image(folder).write_bytes(b"")
+    return FIRST, "decodes"
+
+
+def not_an_image(folder):  # text named .jpg
+    _first_image(folder).write_text("this is not a picture\n")
+    return FIRST, "decodes"
+
+
+def png_named_jpg(folder):
+    path = _first_image(folder)
+    path.write_bytes(jpeg(Image.open(path), "PNG"))
+    return FIRST, "format"
+
+
+def _mode(mode):
+    def fault(folder):
+        path = _first_image(folder)
+        img = Image.open(path).convert(mode)
+        path.write_bytes(jpeg(img, "PNG" if mode == "RGBA" else "JPEG"))
+        return FIRST, "mode"
+    fault.__name__ = f"mode_{mode}"
+    return fault
+
+
+def too_small(folder):
+    path = _first_image(folder)
+    path.write_bytes(jpeg(Image.open(path).resize((20, 20))))
+    return FIRST, "width"
+
+
+def bomb(folder):  # a JPEG whose header declares 30000x30000 pixels
+    path = _first_image(folder)
+    path.write_bytes(declare_size(path.read_bytes(), 30000, 30000))
+    return FIRST, "decodes"
+
+
+def declare_size(data: bytes, width: int, height: int) -> bytes:
+    """Rewrite a baseline JPEG's SOF0 header to declare another size (the pixels stay small)."""
+    at = data.index(b"\xff\xc0") + 5  # marker, length (2), precision (1), then height, width
+    return data[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[at + 4:]
+
+
+def leak(folder):  # the same image in Train and Test
+    shutil.copy(_first_image(folder), folder / "Dataset" / "Test" / "Male" / "leaked.jpg")
+    return "Test/Male/leaked.jpg", "splits_with_same_content"
+
+
+def extra_class(folder):
+    target = folder / "Dataset" / "Train" / "Unknown"
+    target.mkdir()
+    shutil.copy(_first_image(folder), target / "x.jpg")
+    return "Train/Unknown/x.jpg", "label"
+
+
+def missing_split(folder):
+    shutil.rmtree(folder / "Dataset" / "Validation")
+    return "Validation/Female", "count"
+
+
+def missing_class(folder):
+    shutil.rmtree(folder / "Dataset" / "Test" / "Male")
+    return "Test/Male", "count"
+
+
+def empty_split(folder):
+    for f in (folder / "Dataset" / "Test").rglob("*.jpg"):
+        f.unlink()
+    return "Test/Female", "count"
+
+
+FAULTS = [corrupt, zero_bytes, not_an_image, png_named_jpg, _mode("L"), _mode("RGBA"), _mode("CMYK"), too_small,
+          bomb, leak, extra_class, missing_split, missing_class, empty_split]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.__name__ for f in FAULTS])
+def test_each_fault_is_refused_naming_the_file(fault, dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    offender, column = fault(dataset_folder)
+    raw = make_raw(dataset_folder)
+    before = sha256_file(raw / paths.RAW_ARCHIVE_NAME)
+    with pytest.raises(StageError) as err:
+        validate(raw, tmp_path / "data" / "validation", tiny_validate_params)
+    message = str(err.value)
+    assert "data validation failed" in message and offender in message and f"({column})" in message
+    assert "Fix or remove these files" in message  # what to do
+    report = json.loads((tmp_path / "data" / "validation" / paths.REPORT_NAME).read_text())
+    assert any(offender in f["offenders"] and f["column"] == column for f in report["failed"])
+    # nothing else written, nothing lost
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw", "validation"]
+    assert sha256_file(raw / paths.RAW_ARCHIVE_NAME) == before
+
+
+def test_a_bomb_is_never_decoded(dataset_folder, make_raw, tiny_validate_params, tmp_path, monkeypatch):
+    bomb(dataset_folder)
+    raw = make_raw(dataset_folder)
+    loads = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(self.size) or real_load(self))
+    with pytest.raises(StageError, match="Train/Male/000001.jpg"):
+        validate(raw, tmp_path / "data" / "validation", tiny_validate_params)
+    assert (30000, 30000) not in loads
+    report = json.loads((tmp_path / "data" / "validation" / paths.REPORT_NAME).read_text())
+    manifest = (tmp_path / "data" / "validation" / paths.MANIFEST_NAME).read_text()
+    assert "DecompressionBombError" in manifest  # Pillow's guard, set to validate.max_pixels
+    assert not report["success"]
+
+
+def test_an_image_just_over_max_pixels_is_refused_before_decoding(dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    path = _first_image(dataset_folder)
+    path.write_bytes(declare_size(path.read_bytes(), 300, 300))  # 90,000 pixels declared
+    raw = make_raw(dataset_folder)
+    with pytest.raises(StageError, match=FIRST):
+        validate(raw, tmp_path / "data" / "validation", replace(tiny_validate_params, max_pixels=60_000))
+    assert "300x300 exceeds validate.max_pixels=60000" in (tmp_path / "data" / "validation" / paths.MANIFEST_NAME).read_text()
+
+
+@pytest.mark.parametrize("fault", [_mode("L"), _mode("RGBA"), _mode("CMYK"), png_named_jpg], ids=["L", "RGBA", "CMYK", "PNG"])
+def test_allowed_modes_and_formats_are_converted_to_rgb_jpeg(fault, dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    import tensorflow as tf
+
+    from tasks.preprocess import preprocess
+    from tasks.params import PreprocessParams
+
+    fault(dataset_folder)
+    params = replace(tiny_validate_params, allowed_modes=["RGB", "L", "RGBA", "CMYK"], allowed_formats=["JPEG", "PNG"])
+    raw = make_raw(dataset_folder)
+    validate(raw, tmp_path / "data" / "validation", params)
+    result = preprocess(raw, tmp_path / "data" / "validation", tmp_path / "data" / "processed", PreprocessParams())
+    summary = json.loads((tmp_path / "data" / "processed" / paths.PREPROCESS_SUMMARY_NAME).read_text())
+    assert summary["converted_to_rgb_jpeg"] == 1 and result.counts["Train"] == 12
+    for shard in (tmp_path / "data" / "processed").glob("Train-*.tfrecord"):
+        for record in tf.data.TFRecordDataset(str(shard)):
+            ex = tf.train.Example.FromString(record.numpy())
+            if ex.features.feature["path"].bytes_list.value[0] == FIRST.encode():
+                data = ex.features.feature["image"].bytes_list.value[0]
+                assert data[:2] == b"\xff\xd8"  # JPEG
+                assert tf.io.decode_jpeg(data).shape[-1] == 3
+
+
+def test_stray_files_are_skipped_and_counted(dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    (dataset_folder / "Dataset" / "Train" / "Male" / "Thumbs.db").write_bytes(b"junk")
+    (dataset_folder / "Dataset" / "Train" / ".DS_Store").write_bytes(b"junk")
+    (dataset_folder / "Dataset" / "__MACOSX").mkdir()
+    (dataset_folder / "Dataset" / "__MACOSX" / "._000001.jpg").write_bytes(b"junk")
+    result = validate(make_raw(dataset_folder), tmp_path / "data" / "validation", tiny_validate_params)
+    assert result.success and result.report["kept"] == 24
+
+
+def test_undecodable_files_within_the_limit_are_dropped_and_reported(dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    corrupt(dataset_folder)
+    zero_bytes_path = _first_image(dataset_folder, "Train", "Female")
+    zero_bytes_path.write_bytes(b"")
+    result = validate(make_raw(dataset_folder), tmp_path / "data" / "validation", replace(tiny_validate_params, max_dropped=2))
+    assert result.success
+    assert sorted(d["path"] for d in result.report["dropped"]) == ["Train/Female/000001.jpg", FIRST]
+    # one more than the limit: refused, nothing dropped silently
+    with pytest.raises(StageError, match="decodes"):
+        validate(make_raw(dataset_folder), tmp_path / "data" / "validation", replace(tiny_validate_params, max_dropped=1))

@@ -1,0 +1,110 @@
+"""Interrupted work: killed processes and full disks leave nothing that DVC or the next stage accepts."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks import download as dl
+from tasks import paths
+from tasks.files import StageError
+from tests.conftest import REPO, tiny_synthetic
+
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _start(module: str, cwd: Path, params: dict) -> subprocess.Popen:
+    """Start ``python -m module`` in ``cwd`` with ``params`` as its params.yaml."""
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.Popen([sys.executable, "-m", module], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV)
+
+
+def _run(module: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
+    """Run ``python -m module`` to the end in ``cwd`` with ``params`` as its params.yaml."""
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+    done = subprocess.run([sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the process ended before it could be killed"
+        assert time.monotonic() < deadline, "timed out waiting to kill"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_download_killed_midway_leaves_no_output_and_the_next_run_restarts_cleanly(tmp_path):
+    params = {"data": {"synthetic": {"train": 3000, "validation": 10, "test": 10}}}
+    proc = _start("tasks.download", tmp_path, params)
+    _kill_when(proc, lambda: any((tmp_path / "data").glob(".raw.tmp-*/Dataset.zip")))
+    assert not (tmp_path / paths.RAW_DIR).exists()  # nothing that DVC or validate would accept
+    params["data"]["synthetic"]["train"] = 20
+    _run("tasks.download", tmp_path, params)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]  # the killed run's temp folder is gone
+    assert json.loads((tmp_path / paths.RAW_DIR / paths.SOURCE_NAME).read_text())["images"] == 40
+
+
+@pytest.mark.parametrize("stage", ["download", "validate"])
+def test_a_full_disk_fails_with_a_clear_message_and_no_partial_output(stage, dataset_folder, tmp_path, monkeypatch):
+    from tasks.params import ValidateParams
+    from tasks.validate import validate
+
+    raw = tmp_path / "data" / "raw"
+    if stage == "validate":
+        dl.download(raw, tiny_synthetic(train=10, validation=4, test=4))
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(f"tasks.{stage}.write_json", full)
+    with pytest.raises(StageError, match="disk full while writing; free space and rerun"):
+        if stage == "download":
+            dl.download(raw, tiny_synthetic())
+        else:
+            validate(raw, tmp_path / "data" / "validation", ValidateParams(min_per_class=1, workers=1))
+    expected = ["raw"] if stage == "validate" else []
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == expected
+
+
+@pytest.mark.slow
+def test_training_killed_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    from tests.model.conftest import TINY_MODEL_PARAMS, prepare, tiny_params
+
+    params = tiny_params(fine_tune_epochs=8)
+    as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "fine_tune_epochs": 8}}
+    for name in ("killed", "whole"):
+        prepare(tmp_path / name, params)
+    _run("tasks.train", tmp_path / "whole", as_yaml)
+
+    killed = tmp_path / "killed"
+
+    def fine_tune_epochs_done() -> int:
+        logs = list((killed / paths.CHECKPOINTS_DIR).glob("*/fine_tune.csv"))
+        return max((len(p.read_text().splitlines()) - 1 for p in logs), default=0)
+
+    proc = _start("tasks.train", killed, as_yaml)
+    _kill_when(proc, lambda: fine_tune_epochs_done() >= 3)
+    assert not (killed / paths.MODEL_DIR).exists()
+    done_before = fine_tune_epochs_done()
+    resumed = _run("tasks.train", killed, as_yaml)
+    a = json.loads((killed / paths.HISTORY).read_text())
+    b = json.loads((tmp_path / "whole" / paths.HISTORY).read_text())
+    assert [h["epoch"] for h in a] == [h["epoch"] for h in b] == [1, 2, *range(1, 9)]
+    assert f"Epoch {done_before + 1}/8" in resumed.stdout  # resumed after the last complete epoch
+    assert "Epoch 1/8" not in resumed.stdout
+    assert a[-1]["val_accuracy"] == pytest.approx(b[-1]["val_accuracy"], abs=0.1)
