@@ -64,8 +64,12 @@ class Server:
         return r.json()
 
     def flow_runs(self, flow_name: str = "gender-pipeline") -> list[dict]:
-        """Flow runs of ``flow_name``, newest first."""
-        return self.post("/flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"})
+        """Flow runs of ``flow_name`` that have started, newest first (not the upcoming scheduled ones)."""
+        return self.post("/flow_runs/filter", {
+            "flows": {"name": {"any_": [flow_name]}},
+            "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED", "PENDING"]}}},
+            "sort": "START_TIME_DESC",
+        })
 
     def task_runs(self, flow_run_id: str) -> list[dict]:
         """Task runs of a flow run, in start order."""
