@@ -60,6 +60,7 @@ def make_dataset(
     shuffle_seed: int | None = None,
     augmentation: dict[str, Any] | None = None,
     with_paths: bool = False,
+    drop_remainder: bool = False,
 ) -> Any:
     """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)`` (and paths when asked).
 
@@ -70,6 +71,7 @@ def make_dataset(
         shuffle_seed: shuffle files and records with this seed (training); None keeps the order.
         augmentation: ``{"flip": bool, "brightness": float, "seed": int}`` for training, or None.
         with_paths: also yield each image's path inside the dataset.
+        drop_remainder: drop the last partial batch (needed by MirroredStrategy with Hub layers).
     """
     import tensorflow as tf
 
@@ -91,7 +93,7 @@ def make_dataset(
                        deterministic=True)
     if shuffle_seed is not None:
         ds = ds.shuffle(4096, seed=shuffle_seed)
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size, drop_remainder)
     if augmentation:
         aug = augmentation
         ds = ds.map(lambda x, *rest: (augment(x, aug["flip"], aug["brightness"], aug["seed"]), *rest),

@@ -129,6 +129,7 @@ class TrainParams:
     augment_flip: bool = True  # phase 2 only
     augment_brightness: float = _num(0.1, lo=0.0, hi=1.0)
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on the CPU
+    distribution: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # batch_size is per replica
     seed: int = 42
 
 

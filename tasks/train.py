@@ -24,7 +24,7 @@ import numpy as np
 
 from tasks import backbones, dataset, paths
 from tasks.cli import run_cli, stage_params
-from tasks.files import atomic_dir, logger, read_json, write_json
+from tasks.files import StageError, atomic_dir, logger, read_json, write_json
 from tasks.params import Params
 
 log = logger("train")
@@ -42,12 +42,11 @@ class TrainResult:
 
 
 def setup(params: Params) -> None:
-    """Seeds, determinism and precision from params; reports the devices used."""
+    """Seeds and precision from params; reports the devices used."""
     import tensorflow as tf
     import tf_keras
 
     tf_keras.utils.set_random_seed(params.train.seed)
-    tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
     log.info("devices: %s", ", ".join(d.name for d in gpus) or "CPU only")
     policy = "float32"
@@ -174,6 +173,48 @@ def export(model: Any, image_size: int, class_names: list[str], out: Path) -> No
     write_json(out / paths.CLASS_NAMES_NAME, class_names)
 
 
+def make_strategy(kind: str) -> Any:
+    """The tf.distribute strategy for ``train.distribution``.
+
+    ``auto``: MirroredStrategy over all GPUs when there are two or more, else the default strategy;
+    ``none``: the default strategy; ``mirrored``: MirroredStrategy over all GPUs, or over all logical
+    CPU devices when there is no GPU; ``multi_worker``: MultiWorkerMirroredStrategy configured by TF_CONFIG.
+    """
+    import os
+
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if kind == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise StageError("train.distribution is multi_worker but TF_CONFIG is not set; set TF_CONFIG on every "
+                             "worker (cluster and task index) or use auto")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy(gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
+    if kind == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(gpus)
+    return tf.distribute.get_strategy()
+
+
+def cached_features(ckpt: Path, extractor: Any, train_files: list[str], val_files: list[str], size: int,
+                    batch: int) -> tuple[tuple[np.ndarray, ...], int]:
+    """Phase-1 features, computed once per image and cached with the checkpoints (a resume reuses them).
+
+    Returns:
+        ``((x_tr, y_tr, x_val, y_val), images passed through the backbone now)``.
+    """
+    features_file = ckpt / "features.npz"
+    if features_file.is_file():
+        with np.load(features_file) as cached:
+            return tuple(cached[k] for k in ("x_tr", "y_tr", "x_val", "y_val")), 0
+    x_tr, y_tr = extract_features(extractor, dataset.make_dataset(train_files, size, batch))
+    x_val, y_val = extract_features(extractor, dataset.make_dataset(val_files, size, batch))
+    np.savez(ckpt / "features.tmp.npz", x_tr=x_tr, y_tr=y_tr, x_val=x_val, y_val=y_val)
+    (ckpt / "features.tmp.npz").replace(features_file)
+    return (x_tr, y_tr, x_val, y_val), len(x_tr) + len(x_val)
+
+
 def train(processed: Path, root: Path, params: Params) -> TrainResult:
     """Train and export the classifier.
 
@@ -182,10 +223,18 @@ def train(processed: Path, root: Path, params: Params) -> TrainResult:
         root: the folder that the paths in ``tasks.paths`` are relative to (the repository).
         params: all params; this stage reads ``model``, ``train`` and ``data.image_size``.
     """
+    import tensorflow as tf
     import tf_keras
 
     setup(params)
     tp, size = params.train, params.data.image_size
+    strategy = make_strategy(tp.distribution)
+    if strategy.num_replicas_in_sync == 1:
+        # Same params, same machine, same numbers. Not under MirroredStrategy: its replicas' random
+        # ops (dropout) refuse deterministic mode, and its all-reduce order varies anyway.
+        tf.config.experimental.enable_op_determinism()
+    batch = tp.batch_size * strategy.num_replicas_in_sync  # train.batch_size is per replica
+    log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync, batch)
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
     ckpt = root / paths.CHECKPOINTS_DIR / run_key(params, processed)
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -197,39 +246,39 @@ def train(processed: Path, root: Path, params: Params) -> TrainResult:
 
     with atomic_dir(models_dir) as staging:
         tensorboard = staging / Path(paths.TENSORBOARD_DIR).name
-        frozen = backbones.load_backbone(handle)
-        # Phase 1: features once per image, cached with the checkpoints so a resume reuses them.
-        features_file, seen = ckpt / "features.npz", 0
-        if features_file.is_file():
-            with np.load(features_file) as cached:
-                x_tr, y_tr, x_val, y_val = (cached[k] for k in ("x_tr", "y_tr", "x_val", "y_val"))
-        else:
-            extractor = build_extractor(frozen, size)
-            x_tr, y_tr = extract_features(extractor, dataset.make_dataset(train_files, size, tp.batch_size))
-            x_val, y_val = extract_features(extractor, dataset.make_dataset(val_files, size, tp.batch_size))
-            seen = len(x_tr) + len(x_val)
-            np.savez(ckpt / "features.tmp.npz", x_tr=x_tr, y_tr=y_tr, x_val=x_val, y_val=y_val)
-            (ckpt / "features.tmp.npz").replace(features_file)
+        frozen = backbones.load_backbone(handle)  # phase 1 runs it once per image, not distributed
+        (x_tr, y_tr, x_val, y_val), seen = cached_features(ckpt, build_extractor(frozen, size), train_files,
+                                                           val_files, size, batch)
         log.info("phase 1: %d train / %d validation feature vectors of size %d", len(x_tr), len(x_val), x_tr.shape[1])
-        head = build_head(x_tr.shape[1], len(class_names), params.model.dropout)
+        with strategy.scope():
+            head = build_head(x_tr.shape[1], len(class_names), params.model.dropout)
         head_done = ckpt / "head.weights.h5"
         if head_done.is_file():
             head.load_weights(str(head_done))
         else:
-            _compile(head, tp.learning_rate)
-            head.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=tp.epochs, batch_size=tp.batch_size,
+            with strategy.scope():
+                _compile(head, tp.learning_rate)
+            head.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=tp.epochs, batch_size=batch,
                      shuffle=True, verbose=2, callbacks=_callbacks(ckpt, tensorboard, "head"))
             head.save_weights(str(head_done))
 
         if tp.fine_tune_epochs:
             # Phase 2: a trainable copy of the same backbone; the head keeps its phase-1 weights.
-            tunable = backbones.load_backbone(handle, trainable_top=tp.fine_tune_layers)
-            model = build_classifier(tunable, head, size)
-            _compile(model, tp.fine_tune_learning_rate)  # recompile after changing what is trainable
+            with strategy.scope():
+                tunable = backbones.load_backbone(handle, trainable_top=tp.fine_tune_layers)
+                model = build_classifier(tunable, head, size)
+                _compile(model, tp.fine_tune_learning_rate)  # recompile after changing what is trainable
             log.info("phase 2: %d trainable backbone weights", len(tunable.trainable_weights))
             augmentation = {"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": tp.seed}
-            train_ds = dataset.make_dataset(train_files, size, tp.batch_size, shuffle_seed=tp.seed, augmentation=augmentation)
-            val_ds = dataset.make_dataset(val_files, size, tp.batch_size)
+            # Restored Hub functions fail on a ragged last batch split over replicas, so several
+            # replicas see whole batches only: the validation metric then skips len(x_val) % batch images.
+            whole = strategy.num_replicas_in_sync > 1
+            if whole and len(x_val) % batch:
+                log.warning("phase 2 validation scores %d of %d images per epoch (whole batches under %d replicas)",
+                            len(x_val) - len(x_val) % batch, len(x_val), strategy.num_replicas_in_sync)
+            train_ds = dataset.make_dataset(train_files, size, batch, shuffle_seed=tp.seed, augmentation=augmentation,
+                                            drop_remainder=whole)
+            val_ds = dataset.make_dataset(val_files, size, batch, drop_remainder=whole)
             model.fit(train_ds, validation_data=val_ds, epochs=tp.fine_tune_epochs, verbose=2,
                       callbacks=_callbacks(ckpt, tensorboard, "fine_tune"))
         else:

@@ -37,3 +37,25 @@ def test_validate_alone_from_a_fresh_copy(repo_copy):
     out = dvc(repo_copy, "repro", "validate")
     assert ran(out) == ["download", "validate"]
     assert "Data and pipelines are up to date" in dvc(repo_copy, "status", "validate")
+
+
+def test_push_to_the_default_local_remote_and_pull_into_a_fresh_clone(repo_copy, tmp_path):
+    set_params(repo_copy, TINY_PARAMS)
+    dvc(repo_copy, "repro")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "commit", "-qam", "tiny run"], cwd=repo_copy, check=True)
+    assert "pushed" in dvc(repo_copy, "push")
+    storage = repo_copy / "dvc-storage"  # the default remote: ../dvc-storage relative to .dvc/
+    assert any(storage.rglob("*")), "nothing was pushed"
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo_copy), str(clone)], check=True)
+    (clone / ".venv").symlink_to(repo_copy / ".venv")
+    # another clone reaches the same store by pointing its (uncommitted) local config at it
+    dvc(clone, "remote", "modify", "--local", "local", "url", str(storage))
+    dvc(clone, "pull")
+    assert (clone / "models" / "model" / "saved_model.pb").is_file()
+    assert json.loads((clone / "reports" / "metrics.json").read_text()) == \
+        json.loads((repo_copy / "reports" / "metrics.json").read_text())
+    assert "up to date" in dvc(clone, "status")
+    assert ran(dvc(clone, "repro")) == []
