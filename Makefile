@@ -53,3 +53,10 @@ deploy: setup  ## the work-pool route: register prefect.yaml's deployments on a 
 
 worker: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process
+
+.PHONY: bench
+bench: setup  ## every CPU benchmark at its documented size (~15 min on 2 cores); results in benchmarks/results/
+	$(BIN)/python -m benchmarks.frozen_phase
+	$(BIN)/python -m benchmarks.input_pipeline
+	$(BIN)/python -m benchmarks.scale
+	$(BIN)/python -m benchmarks.predict

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from benchmarks.common import copy_repo
 from tasks import paths, synthetic
 from tasks.download import download
 from tasks.params import DataParams, SyntheticParams, ValidateParams
@@ -73,25 +73,6 @@ def tiny_synthetic(train: int = 40, validation: int = 16, test: int = 16, seed: 
 def repo_copy(tmp_path: Path) -> Path:
     """A temporary git copy of the repository (see :func:`copy_repo`)."""
     return copy_repo(tmp_path / "repo")
-
-
-def copy_repo(dest: Path) -> Path:
-    """Copy the repository's files (tracked or not ignored) into ``dest`` as a fresh git repo.
-
-    Outputs, caches and the DVC remote are not copied; ``.venv`` is linked.
-    """
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout.split()
-    for rel in listed:
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / ".venv").symlink_to(REPO / ".venv")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=dest, check=True)
-    return dest
 
 
 def set_params(repo: Path, changes: dict) -> None:

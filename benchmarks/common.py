@@ -1,0 +1,98 @@
+"""Shared helpers for the benchmarks: timing, synthetic inputs, repository copies, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
+    """Median wall time of ``fn()`` over ``repeats`` runs, and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    gpus = []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+        gpus = out.stdout.split("\n")[:-1] if out.returncode == 0 else []
+    except FileNotFoundError:
+        pass
+    return {"date": date.today().isoformat(), "cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "gpus": gpus}
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` and print it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return out
+
+
+def synthetic_folder(root: Path, count: int, seed: int = 0) -> Path:
+    """``count`` synthetic 178x218 JPEGs in the Kaggle layout under ``root/Dataset/Train``."""
+    from tasks import synthetic
+
+    seq: dict[str, int] = {}
+    for _, label, data in synthetic.generate({"Train": count}, 0.42, seed):
+        seq[label] = seq.get(label, 0) + 1
+        path = root / "Dataset" / "Train" / label / f"{seq[label]:06d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the repository's files (tracked or not ignored) into ``dest`` as a fresh git repository.
+
+    Outputs, caches and the DVC remote are not copied; ``.venv`` is linked.
+    """
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.split()
+    for rel in listed:
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
+    """Run ``cmd`` in a fresh child; return (wall seconds, peak RSS in MiB of its largest process)."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "rc = subprocess.run(sys.argv[1:]).returncode; dt = time.perf_counter() - t; "
+             "print('MEASURED', dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", probe, *cmd], cwd=cwd, env=env or os.environ.copy(),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd} failed:\n{done.stderr[-3000:]}")
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("MEASURED"))
+    _, seconds, kib = line.split()
+    return float(seconds), int(kib) / 1024
+
+

@@ -1,0 +1,67 @@
+"""Benchmark 5: prediction throughput of flows.predict over a folder of images.
+
+Two models: the demo model (small_cnn at the demo size) and a resnet50v2 classifier at 224 px (random
+weights; the cost is what matters). Reported: the whole command (start-up and model load included)
+and the in-process prediction rate.
+
+    python -m benchmarks.predict [--images 1000] [--small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO, run_measured, save, synthetic_folder
+
+
+def export_untrained(backbone: str, size: int, out: Path) -> Path:
+    """A classifier with ``backbone`` exported exactly as the train stage exports one."""
+    from tasks import backbones
+    from tasks.train import build_classifier, build_head, export
+
+    layer = backbones.load_backbone(str(backbones.export_builtin(backbone, size, 0, out.parent / "bb")))
+    features = int(layer(np.zeros((1, size, size, 3), "float32")).shape[-1])
+    model = build_classifier(layer, build_head(features, 2, 0.2), size)
+    export(model, size, ["Female", "Male"], out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--name", default="predict")
+    args = parser.parse_args(argv)
+    if args.small:
+        args.images = 40
+    from flows.predict import expand, predict_files
+    from tasks.inference import load_model
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = synthetic_folder(Path(tmp) / "in", args.images)
+        models = {"demo small_cnn 96px": export_untrained("small_cnn", 96, Path(tmp) / "m1"),
+                  "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, Path(tmp) / "m2")}
+        for name, model_dir in models.items():
+            wall, peak = run_measured([sys.executable, "-m", "flows.predict", str(folder), "--model", str(model_dir)], REPO)
+            model = load_model(model_dir)
+            files = expand([folder])
+            start = time.perf_counter()
+            out = predict_files(files, model)
+            seconds = time.perf_counter() - start
+            assert len(out) == args.images and not any("error" in r for r in out)
+            results[name] = {"command_seconds": round(wall, 2), "command_images_per_second": round(args.images / wall, 1),
+                             "in_process_images_per_second": round(args.images / seconds, 1), "peak_rss_mib": round(peak)}
+    result = {"params": vars(args), "models": results}
+    save(args.name, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
