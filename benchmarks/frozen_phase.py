@@ -18,13 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import save, synthetic_folder
+from benchmarks.common import save
 
 
 def prepare(root: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
     """JPEG folders for the original recipe and TFRecord shards of the same images for ours."""
     from tasks.download import download
-    from tasks.params import DataParams, PreprocessParams, SyntheticParams, ValidateParams
+    from tasks.params import (
+        DataParams,
+        PreprocessParams,
+        SyntheticParams,
+        ValidateParams,
+    )
     from tasks.preprocess import preprocess
     from tasks.validate import validate
 

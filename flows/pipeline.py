@@ -1,7 +1,7 @@
 """The Prefect 3 flow ``gender-pipeline``: download -> validate -> preprocess -> train -> evaluate.
 
 Each stage is the same function that ``dvc repro`` runs (``tasks/<stage>.py``), wrapped as a task.
-Before a stage runs, the task asks DVC whether it is up to date; if so the task run ends in a
+Before a stage runs, the flow asks DVC whether it is up to date; if so, its task run ends in a
 ``Skipped`` state that says why. A stale stage runs in-process and is then recorded in dvc.lock
 (``dvc commit``), exactly as ``dvc repro`` would record it. Only the download retries, and only on
 network errors. Task runs carry the git commit as their version and the stage's DVC input hash as
@@ -32,7 +32,7 @@ from tasks import paths
 from tasks.download import NetworkError
 from tasks.params import load
 
-STAGES = ("download", "validate", "preprocess", "train", "evaluate")  # DAG order, as in dvc.yaml
+STAGES = tuple(paths.STAGES)  # DAG order, as in dvc.yaml
 
 
 @contextlib.contextmanager

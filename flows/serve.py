@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from prefect import serve
 
 from flows.pipeline import gender_pipeline

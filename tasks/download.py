@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tasks import archive, paths, synthetic
-from tasks.files import StageError, atomic_dir, logger, sha256_file, write_json
 from tasks.cli import run_cli, stage_params
+from tasks.files import StageError, atomic_dir, logger, sha256_file, write_json
 from tasks.params import DataParams, Params
 
 log = logger("download")
@@ -75,7 +75,8 @@ def check_credentials() -> str:
 
 def make_kaggle_api() -> Any:
     """The authenticated Kaggle client (the network boundary that tests replace)."""
-    from kaggle.api.kaggle_api_extended import KaggleApi  # imported late: importing kaggle authenticates
+    # Imported here, not at the top: importing kaggle tries to authenticate at once.
+    from kaggle.api.kaggle_api_extended import KaggleApi
 
     api = KaggleApi()
     api.authenticate()

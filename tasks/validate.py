@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks import archive, paths
-from tasks.files import StageError, atomic_dir, logger, read_json, write_json
 from tasks.cli import run_cli, stage_params
+from tasks.files import StageError, atomic_dir, logger, read_json, write_json
 from tasks.params import Params, ValidateParams
 
 log = logger("validate")

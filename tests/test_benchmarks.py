@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmarks.common import RESULTS, REPO
+from benchmarks.common import REPO, RESULTS
 
 pytestmark = pytest.mark.slow
 

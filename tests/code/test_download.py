@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from tasks import archive, download as dl, paths
+from tasks import archive, paths
+from tasks import download as dl
 from tasks.files import StageError, sha256_file
 from tasks.params import DataParams
 from tests.conftest import TINY, tiny_synthetic

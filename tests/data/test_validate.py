@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -16,7 +15,6 @@ from tasks import paths
 from tasks.files import StageError
 from tasks.validate import validate
 from tests.conftest import jpeg
-from tests.reliability.test_dataset_faults import corrupt
 
 
 def _run(make_raw, folder, params, tmp_path):

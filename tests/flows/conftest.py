@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import TINY_PARAMS, copy_repo, set_params
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

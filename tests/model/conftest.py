@@ -13,7 +13,6 @@ from tasks.params import Params, parse
 from tasks.preprocess import preprocess
 from tasks.validate import validate
 
-
 # params.yaml content for a pipeline that trains in well under a minute on 2 cores
 TINY_MODEL_PARAMS = {
     "data": {"synthetic": {"train": 480, "validation": 100, "test": 100, "seed": 11}, "image_size": 48},

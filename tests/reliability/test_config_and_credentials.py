@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 from tasks import download as dl
 from tasks import paths
-from tasks.files import StageError
+from tasks.cli import run_cli
+from tasks.files import StageError, write_json
 from tasks.params import DataParams
-from tests.conftest import REPO
+from tests.conftest import REPO, jpeg
 
 SECRET = "kgl-3f9a7c1d5e2b8a4f6c0d"
 
@@ -103,3 +105,28 @@ def test_a_world_readable_kaggle_json_gets_a_chmod_hint_without_the_key(tmp_path
     dl.check_credentials()
     assert f"chmod 600 {tmp_path / 'kaggle.json'}" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_class_names_that_do_not_match_the_model_are_refused_by_predict(tmp_path, capsys):
+    from benchmarks.predict import export_untrained
+    from flows import predict
+
+    model_dir = export_untrained("small_cnn", 32, tmp_path / "model")
+    write_json(model_dir / paths.CLASS_NAMES_NAME, ["Female", "Male", "Other"])
+    (tmp_path / "face.jpg").write_bytes(jpeg(Image.new("RGB", (178, 218), (90, 60, 40))))
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(lambda: predict.main([str(tmp_path / "face.jpg"), "--model", str(model_dir)]))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "class_names.json lists 3 classes but the model outputs 2" in err and "Traceback" not in err
+
+
+def test_a_model_folder_that_is_not_a_savedmodel_is_refused_by_predict(tmp_path, capsys):
+    from flows import predict
+
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "x.jpg").write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(lambda: predict.main([str(tmp_path / "x.jpg"), "--model", str(tmp_path / "not-a-model")]))
+    assert exit_.value.code == 2
+    assert "not a SavedModel folder (no saved_model.pb)" in capsys.readouterr().err

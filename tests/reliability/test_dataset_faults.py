@@ -165,8 +165,8 @@ def test_an_image_just_over_max_pixels_is_refused_before_decoding(dataset_folder
 def test_allowed_modes_and_formats_are_converted_to_rgb_jpeg(fault, dataset_folder, make_raw, tiny_validate_params, tmp_path):
     import tensorflow as tf
 
-    from tasks.preprocess import preprocess
     from tasks.params import PreprocessParams
+    from tasks.preprocess import preprocess
 
     fault(dataset_folder)
     params = replace(tiny_validate_params, allowed_modes=["RGB", "L", "RGBA", "CMYK"], allowed_formats=["JPEG", "PNG"])

@@ -19,7 +19,6 @@ from tasks import paths
 from tasks.files import StageError
 from tests.conftest import REPO, tiny_synthetic
 
-
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
