@@ -73,10 +73,13 @@ def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, pre
                             env=prefect_server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def validate_entry() -> dict:
+        """The validate entry once dvc.lock is whole again (DVC rewrites the file in place)."""
         try:
-            return yaml.safe_load((flow_repo / "dvc.lock").read_text())["stages"]["validate"]
-        except (yaml.YAMLError, KeyError, TypeError):  # caught while DVC rewrites the file
+            stages = yaml.safe_load((flow_repo / "dvc.lock").read_text())["stages"]
+        except (yaml.YAMLError, KeyError, TypeError):
             return before
+        whole = list(stages) == list(STAGES) and all("outs" in entry for entry in stages.values())
+        return stages["validate"] if whole else before
 
     before = yaml.safe_load((flow_repo / "dvc.lock").read_text())["stages"]["validate"]  # for other params
     deadline = time.monotonic() + 300
