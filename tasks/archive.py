@@ -9,7 +9,7 @@ from __future__ import annotations
 import stat
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -145,8 +145,3 @@ def pack_folder(folder: Path, out: Path) -> None:
                 )
             writer.add(rel.parts[0], rel.parts[1], path.read_bytes(), name=rel.parts[2])
 
-
-def iter_bytes(zf: zipfile.ZipFile, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
-    """Yield each entry with its bytes."""
-    for entry in entries:
-        yield entry, zf.read(entry.name)

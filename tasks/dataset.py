@@ -11,7 +11,17 @@ from typing import Any
 
 from tasks import paths
 
-FEATURES = {"image": "bytes", "label": "int64", "path": "bytes"}  # the TFRecord schema preprocess writes
+
+def encode_example(data: bytes, label: int, path: str) -> bytes:
+    """One TFRecord record: the image's original bytes, its label index and its path (the schema)."""
+    import tensorflow as tf
+
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def shard_files(processed: Path, split: str) -> list[str]:

@@ -8,7 +8,6 @@ All paths are relative to the repository root, so that DVC and the code agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 PARAMS_FILE = "params.yaml"
 
@@ -67,7 +66,3 @@ STAGES: dict[str, StageIO] = {
                         plots=(PREDICTIONS, ROC, FIGURES_DIR)),
 }
 
-
-def under(root: Path | str, rel: str) -> Path:
-    """Return ``rel`` (one of the names above) resolved under the repository ``root``."""
-    return Path(root) / rel

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import archive, paths
+from tasks import archive, dataset, paths
 from tasks.cli import run_cli, stage_params
 from tasks.files import StageError, atomic_dir, logger, read_json, write_json
 from tasks.params import Params, PreprocessParams
@@ -27,17 +27,6 @@ class PreprocessResult:
     counts: dict[str, int]
     skipped: int
     class_names: list[str]
-
-
-def _example(data: bytes, label: int, path: str) -> bytes:
-    import tensorflow as tf
-
-    feature = {
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def to_rgb_jpeg(data: bytes) -> bytes:
@@ -85,7 +74,7 @@ def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: Prepr
                 data = zf.read(f"{paths.DATASET_TOP}/{row['path']}")
                 if (row["format"], row["mode"]) != ("JPEG", "RGB"):  # allowed by validate.allowed_modes/formats
                     data, converted = to_rgb_jpeg(data), converted + 1
-                writers[i % n].write(_example(data, index[row["label"]], row["path"]))
+                writers[i % n].write(dataset.encode_example(data, index[row["label"]], row["path"]))
             for w in writers:
                 w.close()
             counts[split] = len(split_rows)

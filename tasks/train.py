@@ -223,8 +223,17 @@ def train(processed: Path, root: Path, params: Params) -> TrainResult:
         root: the folder that the paths in ``tasks.paths`` are relative to (the repository).
         params: all params; this stage reads ``model``, ``train`` and ``data.image_size``.
     """
-    import tensorflow as tf
     import tf_keras
+
+    try:
+        return _train(processed, root, params)
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")  # the policy is global to the process
+
+
+def _train(processed: Path, root: Path, params: Params) -> TrainResult:
+    """:func:`train` without the clean-up of process-wide settings."""
+    import tensorflow as tf
 
     setup(params)
     tp, size = params.train, params.data.image_size
@@ -289,7 +298,6 @@ def train(processed: Path, root: Path, params: Params) -> TrainResult:
         write_json(staging / Path(paths.HISTORY).name, history)
         plot_curves(history, staging / Path(paths.CURVES).name)
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
-    tf_keras.mixed_precision.set_global_policy("float32")
     last = history[-1]
     log.info("final epoch: val_accuracy %.4f, val_loss %.4f", last["val_accuracy"], last["val_loss"])
     return TrainResult(root / paths.MODEL_DIR, history, seen, model)

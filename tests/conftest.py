@@ -44,6 +44,13 @@ def jpeg(img: Image.Image, fmt: str = "JPEG") -> bytes:
 
 
 @pytest.fixture
+def no_kaggle_env(monkeypatch) -> None:
+    """No Kaggle credentials in the environment (config-file credentials are set up by each test)."""
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
 def dataset_folder(tmp_path: Path) -> Path:
     return write_folder(tmp_path / "src")
 

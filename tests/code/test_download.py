@@ -81,9 +81,7 @@ def test_kaggle_gives_up_with_a_clear_error_and_no_output(dataset_folder, tmp_pa
     assert list(tmp_path.iterdir()) == [tmp_path / "src"]  # no raw/, no temp folder
 
 
-def test_missing_credentials_say_how_to_provide_them(tmp_path, monkeypatch):
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
+def test_missing_credentials_say_how_to_provide_them(tmp_path, monkeypatch, no_kaggle_env):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "empty"))
     called = []
     with pytest.raises(StageError) as err:
@@ -93,9 +91,7 @@ def test_missing_credentials_say_how_to_provide_them(tmp_path, monkeypatch):
     assert not called and not (tmp_path / "raw").exists()
 
 
-def test_kaggle_json_readable_by_others_gets_a_chmod_hint(tmp_path, monkeypatch, caplog):
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
+def test_kaggle_json_readable_by_others_gets_a_chmod_hint(tmp_path, monkeypatch, caplog, no_kaggle_env):
     conf = tmp_path / "kcfg"
     conf.mkdir()
     (conf / "kaggle.json").write_text('{"username": "a", "key": "k"}')

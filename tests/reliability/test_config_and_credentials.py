@@ -88,17 +88,13 @@ def test_the_kaggle_key_never_appears_in_output_reports_or_errors(dataset_folder
     assert SECRET not in everything  # ...and the key appears nowhere
 
 
-def test_missing_credentials_message(tmp_path, monkeypatch):
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
+def test_missing_credentials_message(tmp_path, monkeypatch, no_kaggle_env):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
     with pytest.raises(StageError, match=r"Kaggle credentials not found: put kaggle.json in ~/.kaggle \(chmod 600\)"):
         dl.check_credentials()
 
 
-def test_a_world_readable_kaggle_json_gets_a_chmod_hint_without_the_key(tmp_path, monkeypatch, caplog):
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
+def test_a_world_readable_kaggle_json_gets_a_chmod_hint_without_the_key(tmp_path, monkeypatch, caplog, no_kaggle_env):
     (tmp_path / "kaggle.json").write_text(json.dumps({"username": "alice", "key": SECRET}))
     (tmp_path / "kaggle.json").chmod(0o644)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))

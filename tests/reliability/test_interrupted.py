@@ -82,10 +82,11 @@ def test_a_full_disk_fails_with_a_clear_message_and_no_partial_output(stage, dat
 
 @pytest.mark.slow
 def test_training_killed_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
-    from tests.model.conftest import TINY_MODEL_PARAMS, prepare, tiny_params
+    from tasks.params import parse
+    from tests.model.conftest import TINY_MODEL_PARAMS, prepare
 
-    params = tiny_params(fine_tune_epochs=8)
     as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "fine_tune_epochs": 8}}
+    params = parse(as_yaml)
     for name in ("killed", "whole"):
         prepare(tmp_path / name, params)
     _run("tasks.train", tmp_path / "whole", as_yaml)
