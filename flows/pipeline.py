@@ -1,12 +1,13 @@
-"""The Prefect 3 flow ``gender-pipeline``: download -> validate -> preprocess -> train -> evaluate.
+"""The Prefect 3 flow ``gender-pipeline``: download -> validate -> preprocess -> train -> evaluate -> promote.
 
 Each stage is the same function that ``dvc repro`` runs (``tasks/<stage>.py``), wrapped as a task.
 Before a stage runs, the flow asks DVC whether it is up to date; if so, its task run ends in a
 ``Skipped`` state that says why. A stale stage runs in-process and is then recorded in dvc.lock
 (``dvc commit``), exactly as ``dvc repro`` would record it. Only the download retries, and only on
 network errors. Task runs carry the git commit as their version and the stage's DVC input hash as
-a tag. The run publishes artifacts with stable keys: validation summary, metrics, the comparison
-with the previous metrics and links to the outputs.
+a tag. A failed quality gate ends the ``promote`` task in a ``Not promoted`` state with the reasons.
+The run publishes artifacts with stable keys: validation summary, metrics, the quality gate and
+promotion, slices, the comparison with the previous metrics and links to the outputs.
 
 ``python -m flows.pipeline`` runs it with no server started (Prefect's temporary local server on
 SQLite); set PREFECT_API_URL to record runs in a running server instead (``make ui``).
@@ -30,6 +31,7 @@ from prefect.states import Completed
 from flows.dvc_state import DvcState, git_version
 from tasks import paths
 from tasks.download import NetworkError
+from tasks.metrics import failed_checks
 from tasks.params import load
 
 STAGES = tuple(paths.STAGES)  # DAG order, as in dvc.yaml
@@ -56,7 +58,7 @@ def stage_logs_to_prefect() -> Iterator[None]:
 def _summary(result: Any) -> dict[str, Any]:
     """A small JSON-able view of a stage's result (no models, no arrays)."""
     fields = getattr(result, "__dataclass_fields__", {})
-    keep = {"source", "success", "counts", "skipped", "class_names", "metrics"}
+    keep = {"source", "success", "counts", "skipped", "class_names", "metrics", "promoted", "reasons"}
     return {k: getattr(result, k) for k in fields if k in keep}
 
 
@@ -71,6 +73,10 @@ def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
     module = importlib.import_module(f"tasks.{stage}")
     with stage_logs_to_prefect():
         result = module.run(Path(root), load(Path(root) / paths.PARAMS_FILE))
+    if getattr(result, "promoted", None) is False:
+        message = "not promoted: " + "; ".join(result.reasons)
+        logger.warning("%s; the blessed model is unchanged", message)
+        return Completed(name="Not promoted", message=message)
     return _summary(result)
 
 
@@ -98,6 +104,21 @@ def _read(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _gate_markdown(root: Path, metrics: dict[str, Any]) -> str:
+    gate = metrics["gate"]
+    rows = "\n".join(f"| {c['name']} | {c['value']:.4f} | {c['op']} {c['threshold']:.4f} | "
+                     f"{'pass' if c['passed'] else 'FAIL'} |" for c in gate["checks"])
+    pointer = _read(root / paths.BLESSED_POINTER) or {}
+    promoted = pointer.get("fingerprint") == metrics["model"]["fingerprint"]
+    outcome = ("promoted: this model is now the blessed one" if promoted else
+               "not promoted: " + "; ".join(failed_checks(gate)) if not gate["passed"] else "not promoted yet")
+    baseline = gate.get("baseline")
+    against = (f"blessed model {baseline['fingerprint'][:12]} (accuracy {baseline['accuracy']:.4f})"
+               if baseline and baseline.get("comparable") else "absolute floor only")
+    return (f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\nCompared with: {against}\n\n"
+            f"| check | value | threshold | result |\n|---|---|---|---|\n{rows}\n")
+
+
 def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> None:
     """Artifacts with stable keys, so the UI keeps their history across runs."""
     report = _read(root / paths.VALIDATION_DIR / paths.REPORT_NAME)
@@ -116,12 +137,18 @@ def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> No
     if not metrics:
         return
     table = [{"metric": "accuracy", "value": round(metrics["accuracy"], 4)},
+             {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in metrics["accuracy_ci95"])},
+             {"metric": "ECE", "value": round(metrics["calibration"]["ece"], 4)},
              {"metric": "roc_auc", "value": round(metrics["roc_auc"], 4)},
              {"metric": "log_loss", "value": round(metrics["log_loss"], 4)},
              {"metric": "gate", "value": "passed" if metrics["gate"]["passed"] else "failed"}]
     for name, m in metrics["per_class"].items():
         table += [{"metric": f"{name} {k}", "value": round(m[k], 4)} for k in ("precision", "recall", "f1")]
     create_table_artifact(key="metrics", table=table, description="Test-split metrics")
+    create_markdown_artifact(key="quality-gate", markdown=_gate_markdown(root, metrics),
+                             description="The gate's checks and whether the model was promoted")
+    create_table_artifact(key="slices", table=metrics["slices"],
+                          description="Test accuracy per class, brightness bin and JPEG-size bin, with counts")
     if previous_metrics:
         lines = [f"| {k} | {previous_metrics[k]:.4f} | {metrics[k]:.4f} | {metrics[k] - previous_metrics[k]:+.4f} |"
                  for k in ("accuracy", "roc_auc", "log_loss")]
@@ -130,7 +157,8 @@ def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> No
         comparison = "No previous metrics: this is the first evaluation."
     create_markdown_artifact(key="metrics-comparison", markdown=f"# Compared with the previous run\n\n{comparison}\n")
     links = [("Data Docs", f"{paths.VALIDATION_DIR}/{paths.DATA_DOCS_NAME}/index.html"),
-             ("Exported model", paths.MODEL_DIR), ("Training curves", paths.CURVES),
+             ("Exported model", paths.MODEL_DIR), ("Blessed model", paths.BLESSED_DIR),
+             ("Model card", paths.MODEL_CARD), ("Training curves", paths.CURVES),
              *((f"Plot: {p.stem}", str(p.relative_to(root))) for p in sorted((root / paths.FIGURES_DIR).glob("*.png")))]
     create_markdown_artifact(
         key="pipeline-outputs",
@@ -141,7 +169,7 @@ def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> No
 
 @flow(name="gender-pipeline", log_prints=True)
 def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str, Any]:
-    """Run the five stages in order, skipping those DVC reports up to date.
+    """Run the stages in order, skipping those DVC reports up to date.
 
     Args:
         root: the repository (holding dvc.yaml and params.yaml).

@@ -1,11 +1,17 @@
-"""Prediction with the exported model: ``python -m flows.predict PATH... [--model DIR] [--json]``.
+"""Prediction with the blessed model: ``python -m flows.predict PATH... [--model DIR] [--detect-faces] [--json]``.
 
 The same code is the Prefect flow ``batch-predict`` (deployed by flows/serve.py and prefect.yaml).
 
 PATH may be image files or folders (searched recursively for .jpg/.jpeg/.png). Each image is
 decoded and resized by the same function as in training, and the model (rescaling inside) gives
-the probabilities; labels come from the model's own class_names.json. A file that cannot be read
-gets an error line and the rest are still predicted; the exit code is 1 if any file failed.
+the probabilities; labels come from the model's own class_names.json. A file that cannot be read,
+or a blank image (one colour), gets an error line and the rest are still predicted; the exit code
+is 1 if any file failed. The model is the blessed one (``models/blessed/model``, the last model
+that passed the quality gate) unless ``--model`` names another export.
+
+The model expects aligned face crops like its training images. For whole photos,
+``--detect-faces`` finds the faces (tasks/faces.py), cuts each with the training margins and
+prints one line per face with its box; a photo without a face says so.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from tasks import dataset, paths
-from tasks.files import setup_logging
+from tasks import dataset, faces, paths
+from tasks.faces import Face
+from tasks.files import StageError, setup_logging
 from tasks.inference import LoadedModel, load_model
 from tasks.params import ValidateParams
 
@@ -30,6 +37,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 INBOX = "data/inbox"  # where the scheduled batch-prediction deployment looks for images
 PREDICTIONS_OUT = "data/predictions/latest.json"
 MAX_PIXELS = ValidateParams().max_pixels  # the same decompression-bomb bound as validation
+BLANK_STD = 2.0  # an image whose pixels vary less than this (0-255 scale) is blank: refused
 BATCH = 64
 
 
@@ -44,8 +52,8 @@ def expand(inputs: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _load_image(path: Path, image_size: int, max_pixels: int) -> Any:
-    """Decode and resize like training; an image whose header declares too many pixels is refused."""
+def _read_image(path: Path, max_pixels: int) -> Any:
+    """The whole image as RGB uint8; an image whose header declares too many pixels is refused undecoded."""
     import io
 
     import tensorflow as tf
@@ -60,41 +68,110 @@ def _load_image(path: Path, image_size: int, max_pixels: int) -> Any:
         raise OSError(0, f"refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         pass  # not an image Pillow knows: TensorFlow's decoder gives the error
-    return dataset.decode_and_resize(tf.constant(data), image_size)
+    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
 
 
-def predict_files(files: list[Path], model: LoadedModel, max_pixels: int = MAX_PIXELS) -> list[dict[str, Any]]:
-    """One result per file: ``{path, label, probability, probabilities}`` or ``{path, error}``."""
+def model_inputs(path: Path, image_size: int, max_pixels: int, detect_faces: bool) -> list[tuple[Face | None, Any]]:
+    """What the model sees for one file: the whole image, or each detected face cut like the training crops.
+
+    Raises:
+        OSError: for an unreadable image, or a blank one (a single colour) when faces are not detected.
+    """
+    import tensorflow as tf
+
+    image = _read_image(path, max_pixels)
+    if detect_faces:
+        crops = [(face, faces.cut(image, face.crop)) for face in faces.detect(image)]
+    elif image.std() < BLANK_STD:
+        raise OSError(0, "blank image (a single colour): nothing to classify")
+    else:
+        crops = [(None, image)]
+    return [(face, dataset.resize(tf.constant(crop), image_size).numpy()) for face, crop in crops]
+
+
+def predict_files(files: list[Path], model: LoadedModel, max_pixels: int = MAX_PIXELS,
+                  detect_faces: bool = False) -> list[dict[str, Any]]:
+    """One result per file: ``{path, label, probability, probabilities}`` or ``{path, error}``.
+
+    With ``detect_faces`` the result holds ``faces``: one ``{box, crop, label, probability,
+    probabilities}`` per face found (boxes are x, y, width, height in the photo's pixels).
+    """
     import numpy as np
     import tensorflow as tf
 
     results: list[dict[str, Any]] = [{"path": str(f)} for f in files]
-    pending: list[tuple[int, Any]] = []
+    pending: list[tuple[int, Face | None, Any]] = []
 
     def flush() -> None:
         if not pending:
             return
-        probs = model.predict(np.stack([img for _, img in pending]))
-        for (i, _), p in zip(pending, probs):
+        probs = model.predict(np.stack([img for _, _, img in pending]))
+        for (i, face, _), p in zip(pending, probs):
             k = int(p.argmax())
-            results[i].update(label=model.class_names[k], probability=float(p[k]),
-                              probabilities={n: float(v) for n, v in zip(model.class_names, p)})
+            answer = {"label": model.class_names[k], "probability": float(p[k]),
+                      "probabilities": {n: float(v) for n, v in zip(model.class_names, p)}}
+            if face is None:
+                results[i].update(answer)
+            else:
+                results[i]["faces"].append({"box": list(face.box), "crop": list(face.crop), **answer})
         pending.clear()
 
     for i, path in enumerate(files):
         try:
-            pending.append((i, _load_image(path, model.image_size, max_pixels).numpy()))
+            inputs = model_inputs(path, model.image_size, max_pixels, detect_faces)
         except (OSError, tf.errors.OpError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message)
             results[i]["error"] = f"cannot read this image ({reason})"
-        if len(pending) == BATCH:
-            flush()
+            continue
+        if detect_faces:
+            results[i]["faces"] = []
+        for face, img in inputs:
+            pending.append((i, face, img))
+            if len(pending) >= BATCH:
+                flush()
     flush()
     return results
 
 
+def answers(result: dict[str, Any]) -> list[str]:
+    """One line per answer for a file: its label, each face's label and box, no face, or the error."""
+    path = result["path"]
+    if "error" in result:
+        return [f"{path}: error: {result['error']}"]
+    if "faces" not in result:
+        return [f"{path}\t{result['label']}\t{result['probability']:.4f}"]
+    if not result["faces"]:
+        return [f"{path}\tno face found"]
+    return [f"{path}\tface {n} at x={f['box'][0]} y={f['box'][1]} w={f['box'][2]} h={f['box'][3]}\t"
+            f"{f['label']}\t{f['probability']:.4f}" for n, f in enumerate(result["faces"], start=1)]
+
+
+def labels(results: list[dict[str, Any]]) -> dict[str, int]:
+    """How many answers got each label (faces counted one by one), plus "no face" and "error"."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if "error" in r:
+            names = ["error"]
+        elif "faces" in r:
+            names = [f["label"] for f in r["faces"]] or ["no face"]
+        else:
+            names = [r["label"]]
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def load(model: Path) -> LoadedModel:
+    """The model to predict with; a missing blessed model says how to get one."""
+    if Path(model) == Path(paths.BLESSED_MODEL) and not (Path(model) / "saved_model.pb").is_file():
+        raise StageError(f"{paths.BLESSED_MODEL}: no blessed model yet; run the pipeline (make demo) until a model "
+                         f"passes the quality gate, or pass --model {paths.MODEL_DIR} for the last trained one")
+    return load_model(Path(model))
+
+
 @flow(name="batch-predict", log_prints=True)
-def batch_predict(inputs: list[str], model: str = paths.MODEL_DIR, output: str = PREDICTIONS_OUT) -> dict[str, int]:
+def batch_predict(inputs: list[str], model: str = paths.BLESSED_MODEL, output: str = PREDICTIONS_OUT,
+                  detect_faces: bool = False) -> dict[str, int]:
     """Predict every image under ``inputs`` and write the results as JSON to ``output``.
 
     The scheduled deployment points this at an inbox folder; an empty inbox is not an error.
@@ -103,7 +180,7 @@ def batch_predict(inputs: list[str], model: str = paths.MODEL_DIR, output: str =
     if not files:
         print(f"no images in {', '.join(inputs)}; nothing to predict")
         return {"images": 0, "failed": 0}
-    results = predict_files(files, load_model(Path(model)))
+    results = predict_files(files, load(Path(model)), detect_faces=detect_faces)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -111,21 +188,22 @@ def batch_predict(inputs: list[str], model: str = paths.MODEL_DIR, output: str =
     tmp.replace(out)
     failed = [r for r in results if "error" in r]
     for r in failed:
-        print(f"{r['path']}: error: {r['error']}")
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.get("label", "error")] = counts.get(r.get("label", "error"), 0) + 1
-    create_table_artifact(key="batch-predictions", table=[{"label": k, "images": v} for k, v in sorted(counts.items())],
+        print(answers(r)[0])
+    create_table_artifact(key="batch-predictions",
+                          table=[{"label": k, "answers": v} for k, v in sorted(labels(results).items())],
                           description=f"Predictions written to {out}")
     print(f"{len(results) - len(failed)} predicted, {len(failed)} failed; results in {out}")
     return {"images": len(results), "failed": len(failed)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print one line per image (path, label, probability); return 1 if any file failed."""
+    """Print one line per image (or per face); return 1 if any file failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    parser.add_argument("--model", type=Path, default=Path(paths.MODEL_DIR), help="exported model folder")
+    parser.add_argument("--model", type=Path, default=Path(paths.BLESSED_MODEL),
+                        help=f"exported model folder (default: the blessed model, {paths.BLESSED_MODEL})")
+    parser.add_argument("--detect-faces", action="store_true",
+                        help="find faces in whole photos and predict each, cropped like the training images")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     args = parser.parse_args(argv)
     setup_logging()
@@ -133,14 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no images found in " + ", ".join(map(str, args.inputs)), file=sys.stderr)
         return 1
-    results = predict_files(files, load_model(args.model))
+    results = predict_files(files, load(args.model), detect_faces=args.detect_faces)
     if args.json:
         print(json.dumps(results, indent=2))
     for r in results:
         if "error" in r:
-            print(f"{r['path']}: error: {r['error']}", file=sys.stderr)
+            print(answers(r)[0], file=sys.stderr)
         elif not args.json:
-            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}")
+            print("\n".join(answers(r)))
     return 1 if any("error" in r for r in results) else 0
 
 

@@ -32,7 +32,7 @@ def deployments(root: Path) -> list:
         gender_pipeline.to_deployment(name="weekly-retrain", cron=RETRAIN_CRON, parameters={"root": str(root)},
                                       tags=["retrain"], description="Rerun the stale stages of the pipeline"),
         batch_predict.to_deployment(name="batch-predict", cron=PREDICT_CRON,
-                                    parameters={"inputs": [str(root / INBOX)], "model": str(root / paths.MODEL_DIR),
+                                    parameters={"inputs": [str(root / INBOX)], "model": str(root / paths.BLESSED_MODEL),
                                                 "output": str(root / PREDICTIONS_OUT)},
                                     tags=["predict"], description="Predict every image in the inbox folder"),
     ]

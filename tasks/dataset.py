@@ -74,10 +74,10 @@ def make_dataset(
     *,
     shuffle_seed: int | None = None,
     augmentation: dict[str, Any] | None = None,
-    with_paths: bool = False,
+    with_meta: bool = False,
     drop_remainder: bool = False,
 ) -> Any:
-    """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)`` (and paths when asked).
+    """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)`` (and metadata when asked).
 
     Args:
         files: TFRecord shards.
@@ -85,7 +85,7 @@ def make_dataset(
         batch_size: images per batch (the last batch may be smaller).
         shuffle_seed: shuffle files and records with this seed (training); None keeps the order.
         augmentation: ``{"flip": bool, "brightness": float, "seed": int}`` for training, or None.
-        with_paths: also yield each image's path inside the dataset.
+        with_meta: also yield each image's path inside the dataset and its encoded size in bytes.
         drop_remainder: drop the last partial batch (needed by MirroredStrategy with Hub layers).
     """
     import tensorflow as tf
@@ -99,7 +99,9 @@ def make_dataset(
     def parse(record):
         ex = tf.io.parse_single_example(record, spec)
         image = decode_and_resize(ex["image"], image_size)
-        return (image, ex["label"], ex["path"]) if with_paths else (image, ex["label"])
+        if with_meta:
+            return image, ex["label"], ex["path"], tf.strings.length(ex["image"])
+        return image, ex["label"]
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_seed is not None:

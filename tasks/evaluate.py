@@ -1,7 +1,9 @@
-"""Stage ``evaluate``: the exported model on the Test split -> metrics, plots, predictions, gate.
+"""Stage ``evaluate``: the exported model on the Test split -> metrics, plots, model card, gate.
 
-``reports/metrics.json`` holds ``accuracy`` at the top level, per-class precision/recall/F1,
-ROC AUC, log loss, the confusion matrix, the image count and the quality-gate verdict.
+``reports/metrics.json`` holds ``accuracy`` at the top level, per-class precision/recall/F1 with
+bootstrap 95% intervals, ROC AUC, log loss, the confusion matrix, calibration (ECE, reliability
+table, temperature scaling fitted on Validation), slices (class, brightness, JPEG size), behaviour
+checks (flip, brightness, blank images) and the quality-gate verdict against the blessed model.
 The model is loaded from its export (the same artifact users get), not from training memory.
 """
 
@@ -14,14 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from tasks import dataset, paths
+from tasks import dataset, model_card, paths
+from tasks import metrics as qm
 from tasks.cli import run_cli, stage_params
-from tasks.files import atomic_dir, logger, write_json
-from tasks.inference import load_model
+from tasks.files import atomic_dir, logger, read_json, tree_hash, write_json
+from tasks.inference import LoadedModel, load_model
 from tasks.params import EvaluateParams, Params
 
 log = logger("evaluate")
 ROC_POINTS = 200  # the ROC curve is thinned to at most this many points for the DVC plot
+BLANK_GREYS = (0, 128, 255)  # uniform images for the blank-image behaviour check
+LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass(frozen=True)
@@ -31,73 +36,126 @@ class EvaluateResult:
     metrics: dict[str, Any]
 
 
-def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
-    order = np.argsort(-score, kind="stable")
-    y, s = y_true[order], score[order]
-    last_of_run = np.r_[np.diff(s) != 0, True]
-    tps = np.cumsum(y)[last_of_run]
-    fps = np.cumsum(1 - y)[last_of_run]
-    pos, neg = max(y.sum(), 1), max(len(y) - y.sum(), 1)
-    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
+@dataclass
+class SplitPredictions:
+    """A model's pass over one split: probabilities and what the slices and behaviour checks need."""
+
+    probs: np.ndarray
+    y_true: np.ndarray
+    names: list[str]
+    brightness: np.ndarray  # mean luma of each (resized) image, 0-255
+    jpeg_kb: np.ndarray  # encoded size of each original image
+    samples: np.ndarray  # the first images, for the sample grid
+    flipped: np.ndarray | None = None  # probabilities on mirrored images
+    shifted: tuple[np.ndarray, np.ndarray] | None = None  # on images brighter / darker by brightness_delta
 
 
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (trapezoids; ties count half)."""
-    fpr, tpr = roc_curve(y_true, score)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+def predict_split(model: LoadedModel, files: list[str], batch_size: int, brightness_delta: float | None = None,
+                  keep_images: int = 0) -> SplitPredictions:
+    """Predict every image of ``files``; with ``brightness_delta`` also on flipped and shifted copies."""
+    out: dict[str, list[Any]] = {k: [] for k in ("probs", "y", "names", "luma", "kb", "samples", "flip", "up", "down")}
+    for batch, y, path, size in dataset.make_dataset(files, model.image_size, batch_size, with_meta=True):
+        images = batch.numpy()
+        out["probs"].append(model.predict(images))
+        out["y"].append(y.numpy())
+        out["names"].extend(p.decode() for p in path.numpy())
+        out["luma"].append(images.astype(np.float32).mean(axis=(1, 2)) @ LUMA)
+        out["kb"].append(size.numpy() / 1024)
+        if sum(len(s) for s in out["samples"]) < keep_images:
+            out["samples"].append(images[:keep_images])
+        if brightness_delta is not None:
+            out["flip"].append(model.predict(images[:, :, ::-1]))
+            for key, sign in (("up", 1), ("down", -1)):
+                out[key].append(model.predict(np.clip(images + sign * brightness_delta * 255.0, 0, 255).astype(np.uint8)))
+    cat = {k: np.concatenate(v) if v else None for k, v in out.items() if k != "names"}
+    return SplitPredictions(cat["probs"], cat["y"], out["names"], cat["luma"], cat["kb"],
+                            cat["samples"][:keep_images] if keep_images else np.zeros((0,)),
+                            cat["flip"], (cat["up"], cat["down"]) if brightness_delta is not None else None)
 
 
-def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1, confusion matrix, log loss and ROC AUC."""
-    n_classes = len(class_names)
-    y_pred = probs.argmax(axis=1)
-    confusion = np.zeros((n_classes, n_classes), dtype=int)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    per_class = {}
-    for i, name in enumerate(class_names):
-        tp = confusion[i, i]
-        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
-        recall = tp / confusion[i, :].sum() if confusion[i, :].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                           "support": int(confusion[i, :].sum())}
-    picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
-    positive = n_classes - 1  # ROC for the second class (Male) against the rest
+def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[str, Any]:
+    """How often a mirror image or a small brightness change flips the prediction; blank images."""
+    label = pred.probs.argmax(axis=1)
+    up, down = pred.shifted
+    blanks = model.predict(np.stack([np.full((model.image_size, model.image_size, 3), g, np.uint8)
+                                     for g in BLANK_GREYS]))
     return {
-        "accuracy": float((y_pred == y_true).mean()),
-        "per_class": per_class,
-        "confusion_matrix": {"labels": class_names, "rows_true_columns_predicted": confusion.tolist()},
-        "log_loss": float(-np.log(picked).mean()),
-        "roc_auc": roc_auc((y_true == positive).astype(int), probs[:, positive]),
-        "roc_positive_class": class_names[positive],
-        "images": int(len(y_true)),
+        "images": int(len(label)),
+        "flip_changed": float((pred.flipped.argmax(axis=1) != label).mean()),
+        "brightness_delta": delta,
+        "brightness_changed": float(((up.argmax(axis=1) != label) | (down.argmax(axis=1) != label)).mean()),
+        "blank": [{"grey": g, "label": model.class_names[int(p.argmax())], "probability": float(p.max())}
+                  for g, p in zip(BLANK_GREYS, blanks)],
     }
 
 
-def gate(metrics: dict[str, Any], params: EvaluateParams) -> dict[str, Any]:
-    """The quality gate's verdict, with each check's value and threshold."""
-    checks = [{"name": "accuracy", "value": metrics["accuracy"], "op": ">=", "threshold": params.min_accuracy,
-               "passed": metrics["accuracy"] >= params.min_accuracy}]
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+def quality(pred: SplitPredictions, class_names: list[str], params: EvaluateParams) -> dict[str, Any]:
+    """Metrics with intervals, calibration and slices of one split's predictions."""
+    m = qm.classification_metrics(pred.y_true, pred.probs, class_names)
+    y_pred = pred.probs.argmax(axis=1)
+    ci = qm.bootstrap_intervals(pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed)
+    m["accuracy_ci95"] = ci["accuracy"]
+    for name, interval in zip(class_names, ci["recall"]):
+        m["per_class"][name]["recall_ci95"] = interval
+    m["bootstrap"] = {"samples": ci["samples"], "level": ci["level"], "seed": params.seed}
+    m["calibration"] = qm.calibration(pred.y_true, pred.probs, params.calibration_bins)
+    correct = y_pred == pred.y_true
+    m["slices"] = (qm.class_slices(pred.y_true, correct, class_names)
+                   + qm.quantile_slices("brightness", pred.brightness, correct, params.slice_bins, "luma")
+                   + qm.quantile_slices("jpeg_size", pred.jpeg_kb, correct, params.slice_bins, "kB"))
+    return m
 
 
-def predict_split(model: Any, files: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """Probabilities, labels, paths and the images themselves (for the sample grid)."""
-    probs, labels, names, images = [], [], [], []
-    for batch, y, path in dataset.make_dataset(files, model.image_size, batch_size, with_paths=True):
-        probs.append(model.predict(batch))
-        labels.append(y.numpy())
-        names.extend(p.decode() for p in path.numpy())
-        images.append(batch.numpy())
-    return np.concatenate(probs), np.concatenate(labels), names, np.concatenate(images)
+def temperature_scaling(model: LoadedModel, processed: Path, test: SplitPredictions,
+                        params: EvaluateParams) -> dict[str, Any]:
+    """Fit a temperature on Validation; report Test ECE and log loss before and after it."""
+    val = predict_split(model, dataset.shard_files(processed, "Validation"), params.batch_size)
+    t = qm.fit_temperature(val.y_true, val.probs)
+    scaled = qm.apply_temperature(test.probs, t)
+    return {"temperature": t, "fitted_on": "Validation", "validation_images": int(len(val.y_true)),
+            "test_ece_before": qm.calibration(test.y_true, test.probs, params.calibration_bins)["ece"],
+            "test_ece_after": qm.calibration(test.y_true, scaled, params.calibration_bins)["ece"],
+            "test_log_loss_before": qm.log_loss(test.y_true, test.probs),
+            "test_log_loss_after": qm.log_loss(test.y_true, scaled),
+            "applied_to_model": False}
 
 
-def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, images, y_true, probs, class_names, n_samples: int) -> None:
+def blessed_baseline(root: Path, class_names: list[str], files: list[str],
+                     batch_size: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The blessed model's metrics on the same Test images (the gate's baseline), and a record of it.
+
+    Returns ``(None, None)`` before any model was promoted, and ``(None, record)`` when the blessed
+    model has other class names (then it is no baseline: only the absolute floor applies).
+    """
+    folder = root / paths.BLESSED_MODEL
+    if not (folder / "saved_model.pb").is_file():
+        return None, None
+    blessed = load_model(folder)
+    record: dict[str, Any] = {"model": paths.BLESSED_MODEL, "fingerprint": tree_hash(folder)}
+    pointer = root / paths.BLESSED_POINTER
+    if pointer.is_file():
+        record["promoted_at"] = read_json(pointer, "promote").get("promoted_at")
+    if blessed.class_names != class_names:
+        record["comparable"] = False
+        record["reason"] = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
+        return None, record
+    pred = predict_split(blessed, files, batch_size)
+    m = qm.classification_metrics(pred.y_true, pred.probs, blessed.class_names)
+    record.update(comparable=True, accuracy=m["accuracy"],
+                  recall={name: c["recall"] for name, c in m["per_class"].items()})
+    return m, record
+
+
+def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions, class_names: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
 
     out.mkdir()
     confusion = np.array(metrics["confusion_matrix"]["rows_true_columns_predicted"])
@@ -107,20 +165,27 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, images, y_true, probs, 
         ax.text(j, i, str(n), ha="center", va="center")
     ax.set(xticks=range(len(class_names)), yticks=range(len(class_names)), xticklabels=class_names,
            yticklabels=class_names, xlabel="predicted", ylabel="true", title="Test confusion matrix")
-    fig.tight_layout()
-    fig.savefig(out / "confusion_matrix.png", dpi=100)
-    plt.close(fig)
+    save(fig, "confusion_matrix.png")
 
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot(fpr, tpr, label=f"AUC {metrics['roc_auc']:.3f}")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.5)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC ({metrics['roc_positive_class']})")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / "roc.png", dpi=100)
-    plt.close(fig)
+    save(fig, "roc.png")
 
-    n = min(n_samples, len(images))
+    bins = metrics["calibration"]["bins"]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.bar([b["lo"] for b in bins], [b["accuracy"] for b in bins], width=[b["hi"] - b["lo"] for b in bins],
+           align="edge", edgecolor="k", alpha=0.7, label="accuracy")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C1", label="mean confidence")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=0.5, label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-class probability)", ylabel="accuracy",
+           title=f"Reliability (ECE {metrics['calibration']['ece']:.3f})")
+    ax.legend(loc="upper left", fontsize=8)
+    save(fig, "reliability.png")
+
+    n = len(pred.samples)
     if n:
         cols = min(n, 8)
         rows = -(-n // cols)
@@ -129,24 +194,35 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, images, y_true, probs, 
             ax.axis("off")
             if k >= n:
                 continue
-            pred = int(probs[k].argmax())
-            ok = pred == y_true[k]
-            ax.imshow(images[k])
-            ax.set_title(f"true {class_names[y_true[k]]}\npred {class_names[pred]} {probs[k, pred]:.2f}"
-                         + ("" if ok else " ✗"), color="green" if ok else "red", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "sample_predictions.png", dpi=100)
-        plt.close(fig)
+            label, truth = int(pred.probs[k].argmax()), int(pred.y_true[k])
+            ax.imshow(pred.samples[k])
+            ax.set_title(f"true {class_names[truth]}\npred {class_names[label]} {pred.probs[k, label]:.2f}"
+                         + ("" if label == truth else " ✗"), color="green" if label == truth else "red", fontsize=8)
+        save(fig, "sample_predictions.png")
 
 
 def evaluate(processed: Path, model_dir: Path, root: Path, params: EvaluateParams) -> EvaluateResult:
-    """Evaluate the exported model on the Test shards; write everything under ``root/reports``."""
+    """Evaluate the exported model on the Test shards; write everything under ``root/reports``.
+
+    The gate compares with the blessed model (``models/blessed/model``) evaluated on the same Test
+    images, when there is one.
+    """
     model = load_model(model_dir)
-    probs, y_true, names, images = predict_split(model, dataset.shard_files(processed, "Test"), params.batch_size)
-    metrics = classification_metrics(y_true, probs, model.class_names)
-    metrics["gate"] = gate(metrics, params)
-    fpr, tpr = roc_curve((y_true == len(model.class_names) - 1).astype(int), probs[:, -1])
+    test_files = dataset.shard_files(processed, "Test")
+    pred = predict_split(model, test_files, params.batch_size, params.brightness_delta, params.sample_images)
+    metrics = quality(pred, model.class_names, params)
+    if params.temperature_scaling:
+        metrics["calibration"]["temperature_scaling"] = temperature_scaling(model, processed, pred, params)
+    metrics["behaviour"] = behaviour(model, pred, params.brightness_delta)
+    metrics["model"] = {"fingerprint": tree_hash(model_dir),
+                        **read_json(model_dir / paths.TRAINING_INFO_NAME, "train")}
+    baseline, record = blessed_baseline(root, model.class_names, test_files, params.batch_size)
+    metrics["gate"] = qm.gate(metrics, params, baseline)
+    metrics["gate"]["baseline"] = record
+    fpr, tpr = qm.roc_curve((pred.y_true == len(model.class_names) - 1).astype(int), pred.probs[:, -1])
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
+    card = model_card.render(metrics, read_json(root / paths.SOURCE_FILE, "download"),
+                             read_json(root / paths.VALIDATION_REPORT, "validate"))
 
     reports = (root / paths.METRICS).parent
     with atomic_dir(reports) as tmp:
@@ -155,13 +231,17 @@ def evaluate(processed: Path, model_dir: Path, root: Path, params: EvaluateParam
         with (tmp / Path(paths.PREDICTIONS).name).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "true_label", "predicted_label", "probability"])
-            for name, t, p in zip(names, y_true, probs):
+            for name, t, p in zip(pred.names, pred.y_true, pred.probs):
                 writer.writerow([name, model.class_names[t], model.class_names[p.argmax()], f"{p.max():.6f}"])
-        _plots(tmp / Path(paths.FIGURES_DIR).name, metrics, fpr, tpr, images, y_true, probs, model.class_names,
-               params.sample_images)
-    verdict = "passed" if metrics["gate"]["passed"] else "FAILED"
-    print(f"Test accuracy: {metrics['accuracy']:.4f} on {metrics['images']} images "
-          f"(ROC AUC {metrics['roc_auc']:.4f}); quality gate {verdict} (min_accuracy {params.min_accuracy})")
+        _plots(tmp / Path(paths.FIGURES_DIR).name, metrics, fpr, tpr, pred, model.class_names)
+        (tmp / Path(paths.MODEL_CARD).name).write_text(card, encoding="utf-8")
+    lo, hi = metrics["accuracy_ci95"]
+    print(f"Test accuracy: {metrics['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {metrics['images']} images, "
+          f"ROC AUC {metrics['roc_auc']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
+    scope = ("against the blessed model" if baseline else "absolute floor only: "
+             + ("no blessed model yet" if record is None else record["reason"]))
+    verdict = "passed" if metrics["gate"]["passed"] else "FAILED: " + "; ".join(qm.failed_checks(metrics["gate"]))
+    print(f"quality gate {verdict} ({scope})")
     return EvaluateResult(metrics)
 
 

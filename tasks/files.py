@@ -83,3 +83,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_hash(folder: Path) -> str:
+    """A sha256 over every file's relative path and content under ``folder`` (a model's fingerprint)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + sha256_file(path).encode())
+    return digest.hexdigest()

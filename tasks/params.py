@@ -135,11 +135,18 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """Section ``evaluate``: the Test pass and the quality gate."""
+    """Section ``evaluate``: the Test pass, the quality gate and the extra quality measures."""
 
     batch_size: int = _num(64, lo=1, hi=4096)
     min_accuracy: float = _num(0.9, lo=0.0, hi=1.0)  # the gate's absolute floor
+    max_regression: float = _num(0.01, lo=0.0, hi=1.0)  # allowed drop below the blessed model (accuracy, each recall)
     sample_images: int = _num(16, lo=0, hi=64)  # in the sample-prediction grid
+    bootstrap_samples: int = _num(1000, lo=100, hi=100000)  # resamples for the 95% intervals
+    calibration_bins: int = _num(10, lo=2, hi=100)  # equal-width confidence bins for ECE
+    temperature_scaling: bool = True  # fit a temperature on Validation and report its effect on Test
+    slice_bins: int = _num(4, lo=1, hi=20)  # quantile bins for the brightness and JPEG-size slices
+    brightness_delta: float = _num(0.05, lo=0.0, hi=0.5)  # behaviour check: +/- this share of 255
+    seed: int = 42  # bootstrap resampling
 
 
 @dataclass(frozen=True)

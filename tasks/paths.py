@@ -33,6 +33,7 @@ SHARD_GLOB = "{split}-*.tfrecord"
 
 # train
 MODEL_DIR = "models/model"  # the exported SavedModel, with class_names.json inside it
+TRAINING_INFO_NAME = "training.json"  # inside MODEL_DIR: backbone handle, params, final epoch
 HISTORY = "models/history.json"  # per-epoch metrics of both phases (a DVC plot)
 TENSORBOARD_DIR = "models/tensorboard"
 CURVES = "models/training_curves.png"
@@ -43,7 +44,16 @@ BACKBONES_DIR = "data/backbones"  # built-in backbones exported as SavedModels (
 METRICS = "reports/metrics.json"
 PREDICTIONS = "reports/predictions.csv"  # one row per Test image (also the confusion-matrix plot)
 ROC = "reports/roc.json"
-FIGURES_DIR = "reports/figures"  # confusion, ROC and sample-prediction PNGs
+FIGURES_DIR = "reports/figures"  # confusion, ROC, reliability and sample-prediction PNGs
+MODEL_CARD = "reports/model_card.md"
+SOURCE_FILE = f"{RAW_DIR}/{SOURCE_NAME}"  # read by evaluate for the model card
+VALIDATION_REPORT = f"{VALIDATION_DIR}/{REPORT_NAME}"
+
+# promote: the blessed model, the baseline of the next gate (DVC-tracked, kept between runs)
+BLESSED_DIR = "models/blessed"
+BLESSED_MODEL = f"{BLESSED_DIR}/model"  # a copy of the promoted models/model
+BLESSED_METRICS = f"{BLESSED_DIR}/metrics.json"  # its reports/metrics.json at promotion
+BLESSED_POINTER = f"{BLESSED_DIR}/blessed.json"  # which model (fingerprint), when, with what verdict
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,10 @@ STAGES: dict[str, StageIO] = {
     "validate": StageIO(deps=(RAW_DIR,), outs=(VALIDATION_DIR,)),
     "preprocess": StageIO(deps=(RAW_DIR, VALIDATION_DIR), outs=(PROCESSED_DIR,)),
     "train": StageIO(deps=(PROCESSED_DIR,), outs=(MODEL_DIR, TENSORBOARD_DIR), plots=(HISTORY, CURVES)),
-    "evaluate": StageIO(deps=(PROCESSED_DIR, MODEL_DIR), outs=(), metrics=(METRICS,),
-                        plots=(PREDICTIONS, ROC, FIGURES_DIR)),
+    # evaluate also reads BLESSED_MODEL as its baseline; that cannot be a DVC dep (promote, after it,
+    # writes it), so each verdict records the fingerprint of the baseline it compared against.
+    "evaluate": StageIO(deps=(PROCESSED_DIR, MODEL_DIR, SOURCE_FILE, VALIDATION_REPORT), outs=(MODEL_CARD,),
+                        metrics=(METRICS,), plots=(PREDICTIONS, ROC, FIGURES_DIR)),
+    "promote": StageIO(deps=(METRICS, MODEL_DIR), outs=(BLESSED_DIR,)),
 }
 

@@ -67,9 +67,14 @@ def draw_face(rng: np.random.Generator, male: bool) -> Image.Image:
     eye_y = cy - fh * 0.15
     for side in (-1, 1):
         ex = cx + side * fw * 0.42
+        socket = tuple(int(c * 0.45) for c in skin)
+        draw.ellipse([ex - 11, eye_y - 8, ex + 11, eye_y + 6], fill=socket)
         draw.ellipse([ex - 5, eye_y - 3, ex + 5, eye_y + 3], fill=(245, 245, 245))
         draw.ellipse([ex - 2.5, eye_y - 2.5, ex + 2.5, eye_y + 2.5], fill=(30, 30, 30))
-        draw.line([ex - 7, eye_y - 9, ex + 7, eye_y - 9 - side * rng.uniform(-1, 1)], fill=hair, width=3 if male else 2)
+        draw.line([ex - 7, eye_y - 9, ex + 7, eye_y - 9 - side * rng.uniform(-1, 1)], fill=hair, width=4 if male else 3)
+    nose = tuple(int(c * 0.75) for c in skin)
+    draw.line([cx + 2, eye_y + 4, cx + 4, cy + fh * 0.22], fill=nose, width=2)
+    draw.ellipse([cx - 7, cy + fh * 0.18, cx + 7, cy + fh * 0.3], fill=nose)
     lips = _jitter(rng, np.array([170, 70, 70]), 25)
     draw.line([cx - fw * 0.3, cy + fh * 0.45, cx + fw * 0.3, cy + fh * 0.45], fill=lips, width=int(rng.integers(2, 5)))
 

@@ -295,6 +295,11 @@ def _train(processed: Path, root: Path, params: Params) -> TrainResult:
 
         history = read_history(ckpt)
         export(model, size, class_names, staging / Path(paths.MODEL_DIR).name)
+        write_json(staging / Path(paths.MODEL_DIR).name / paths.TRAINING_INFO_NAME, {
+            "handle": params.model.handle, "image_size": size, "model": asdict(params.model),
+            "train": asdict(tp), "train_images": len(x_tr), "validation_images": len(x_val),
+            "final_epoch": history[-1],
+        })
         write_json(staging / Path(paths.HISTORY).name, history)
         plot_curves(history, staging / Path(paths.CURVES).name)
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume

@@ -1,0 +1,190 @@
+"""Model-quality arithmetic on Test predictions: metrics, intervals, calibration, slices, the gate.
+
+Pure NumPy on arrays of true labels and class probabilities, so each piece is tested on small
+hand-made examples. ``tasks/evaluate.py`` feeds it the model's predictions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tasks.params import EvaluateParams
+
+CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
+_BOOTSTRAP_CHUNK = 100  # resamples drawn at once (bounds memory: chunk x images indices)
+
+
+def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    order = np.argsort(-score, kind="stable")
+    y, s = y_true[order], score[order]
+    last_of_run = np.r_[np.diff(s) != 0, True]
+    tps = np.cumsum(y)[last_of_run]
+    fps = np.cumsum(1 - y)[last_of_run]
+    pos, neg = max(y.sum(), 1), max(len(y) - y.sum(), 1)
+    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoids; ties count half)."""
+    fpr, tpr = roc_curve(y_true, score)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean negative log-probability of the true class."""
+    return float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)).mean())
+
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1, confusion matrix, log loss and ROC AUC."""
+    n_classes = len(class_names)
+    y_pred = probs.argmax(axis=1)
+    confusion = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    per_class = {}
+    for i, name in enumerate(class_names):
+        tp = confusion[i, i]
+        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
+        recall = tp / confusion[i, :].sum() if confusion[i, :].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                           "support": int(confusion[i, :].sum())}
+    positive = n_classes - 1  # ROC for the second class (Male) against the rest
+    return {
+        "accuracy": float((y_pred == y_true).mean()),
+        "per_class": per_class,
+        "confusion_matrix": {"labels": class_names, "rows_true_columns_predicted": confusion.tolist()},
+        "log_loss": log_loss(y_true, probs),
+        "roc_auc": roc_auc((y_true == positive).astype(int), probs[:, positive]),
+        "roc_positive_class": class_names[positive],
+        "images": int(len(y_true)),
+    }
+
+
+def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, samples: int,
+                        seed: int) -> dict[str, Any]:
+    """Percentile-bootstrap 95% intervals for accuracy and each class's recall.
+
+    Each resample draws ``len(y_true)`` Test predictions with replacement; a class absent from a
+    resample gives no recall for it (those resamples are left out of that class's interval).
+    """
+    rng = np.random.default_rng(seed)
+    n, correct = len(y_true), y_true == y_pred
+    accuracy, recall = [], []
+    for start in range(0, samples, _BOOTSTRAP_CHUNK):
+        idx = rng.integers(0, n, (min(_BOOTSTRAP_CHUNK, samples - start), n))
+        hit, label = correct[idx], y_true[idx]
+        accuracy.append(hit.mean(axis=1))
+        of_class = label[..., None] == np.arange(n_classes)  # [resample, image, class]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall.append((of_class & hit[..., None]).sum(axis=1) / of_class.sum(axis=1))
+    tails = [50 * (1 - CI_LEVEL), 100 - 50 * (1 - CI_LEVEL)]
+    recalls = np.concatenate(recall)
+    return {
+        "level": CI_LEVEL,
+        "samples": samples,
+        "accuracy": [float(v) for v in np.percentile(np.concatenate(accuracy), tails)],
+        "recall": [[float(v) for v in np.nanpercentile(recalls[:, k], tails)] for k in range(n_classes)],
+    }
+
+
+def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int) -> dict[str, Any]:
+    """Expected calibration error over equal-width confidence bins, and the reliability table.
+
+    ECE = sum over bins of (images in bin / all images) * |accuracy in bin - mean confidence in bin|,
+    where confidence is the top class's probability; a bin holds confidences in (lo, hi].
+    """
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        members = which == b
+        count = int(members.sum())
+        if not count:
+            continue
+        conf, acc = float(confidence[members].mean()), float(correct[members].mean())
+        ece += count / len(y_true) * abs(acc - conf)
+        table.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "images": count,
+                      "confidence": conf, "accuracy": acc})
+    return {"ece": float(ece), "bins": table}
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax of log-probabilities divided by ``temperature`` (the argmax never changes)."""
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y_true: np.ndarray, probs: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
+    """The temperature minimising log loss on (y_true, probs).
+
+    The loss is convex in 1/T, so a golden-section search over 1/T in [1/hi, 1/lo] finds it.
+    """
+    a, b = 1.0 / hi, 1.0 / lo
+    ratio = (np.sqrt(5) - 1) / 2
+
+    def loss(inverse: float) -> float:
+        return log_loss(y_true, apply_temperature(probs, 1.0 / inverse))
+
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    for _ in range(80):
+        if loss(c) < loss(d):
+            b, d = d, c
+            c = b - ratio * (b - a)
+        else:
+            a, c = c, d
+            d = a + ratio * (b - a)
+    return float(2.0 / (a + b))
+
+
+def quantile_slices(name: str, values: np.ndarray, correct: np.ndarray, bins: int, unit: str) -> list[dict[str, Any]]:
+    """Accuracy per quantile bin of ``values`` (about equal counts; ties keep equal values together)."""
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
+    edges = np.r_[edges, edges[-1]] if len(edges) == 1 else edges  # all values equal: one bin
+    which = np.searchsorted(edges[1:-1], values, side="right")
+    rows = []
+    for b in range(len(edges) - 1):
+        members = which == b
+        if members.any():
+            close = "]" if b == len(edges) - 2 else ")"
+            rows.append({"slice": name, "bin": f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{close} {unit}",
+                         "images": int(members.sum()), "accuracy": float(correct[members].mean())})
+    return rows
+
+
+def class_slices(y_true: np.ndarray, correct: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
+    """Accuracy per true class (that class's recall), with counts."""
+    return [{"slice": "class", "bin": name, "images": int((y_true == k).sum()),
+             "accuracy": float(correct[y_true == k].mean()) if (y_true == k).any() else 0.0}
+            for k, name in enumerate(class_names)]
+
+
+def _check(name: str, value: float, threshold: float) -> dict[str, Any]:
+    return {"name": name, "value": value, "op": ">=", "threshold": threshold, "passed": bool(value >= threshold)}
+
+
+def gate(metrics: dict[str, Any], params: EvaluateParams, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The quality gate's verdict, with each check's value and threshold.
+
+    Always: accuracy >= ``min_accuracy``. With a baseline (the blessed model's metrics on the same
+    Test images), also: accuracy and each class's recall no more than ``max_regression`` below it.
+    """
+    checks = [_check("accuracy", metrics["accuracy"], params.min_accuracy)]
+    if baseline is not None:
+        checks.append(_check("accuracy vs blessed", metrics["accuracy"], baseline["accuracy"] - params.max_regression))
+        for name, m in metrics["per_class"].items():
+            if name in baseline["per_class"]:
+                checks.append(_check(f"{name} recall vs blessed", m["recall"],
+                                     baseline["per_class"][name]["recall"] - params.max_regression))
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def failed_checks(verdict: dict[str, Any]) -> list[str]:
+    """One line per failed check: ``name value < threshold``."""
+    return [f"{c['name']} {c['value']:.4f} < {c['threshold']:.4f}" for c in verdict["checks"] if not c["passed"]]

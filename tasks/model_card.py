@@ -1,0 +1,149 @@
+"""``reports/model_card.md``: what the model is, what it was trained and tested on, how good it is.
+
+Rendered by the evaluate stage from the figures it just computed (metrics.json), the download
+record (SOURCE.json) and the validation report, so every number in the card is this run's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INTENDED_USE = """\
+- Research and teaching: a reproducible example of transfer learning, data validation, quality gates
+  and orchestration on a public face dataset.
+- Aggregate statistics over many face crops where the Male/Female annotation of CelebA is the quantity
+  of interest, with the error rates below in mind.
+- Input: one aligned face crop per image (as in CelebA). For whole photos use
+  `python -m flows.predict --detect-faces`, which finds faces first and crops them with the training margins.
+"""
+
+LIMITATIONS = """\
+- The labels are binary Male/Female annotations from CelebA. They describe how annotators labelled
+  celebrity photos, not anyone's gender identity, and they leave out everyone the two labels do not fit.
+- The photos are of celebrities (posed, well lit, mostly young, skewed in age and ethnicity); accuracy on
+  other people and other photo conditions is unknown and likely lower. See the slices above.
+- CelebA's attribute annotations carry known noise of about 1-2%, so accuracy above roughly 98% on its
+  Test split is not meaningful.
+- **Not for identity, and not for any decision about a person** (hiring, access, security, moderation,
+  targeting or anything else that affects them).
+- A blank or faceless image still gets probabilities from the model; `flows.predict` refuses images of one
+  colour, and `--detect-faces` reports images without a face (see the behaviour checks).
+"""
+
+LICENCE = """\
+CelebA (Liu et al., ICCV 2015) is available for non-commercial research purposes only; the Kaggle copy
+"Gender Recognition 200K Images (CelebA)" inherits that licence, and so do models trained on it.
+TF Hub's ResNet50 v2 feature vector is published under Apache 2.0. The synthetic face set is drawn by
+this project (`tasks/synthetic.py`) and shows no real person. The pipeline's code is this repository's.
+"""
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _ci(interval: list[float]) -> str:
+    return f"{_pct(interval[0])} – {_pct(interval[1])}"
+
+
+def _data(source: dict[str, Any], report: dict[str, Any]) -> str:
+    kind = source.get("source")
+    where = {
+        "kaggle": f"Kaggle dataset `{source.get('slug')}`, version {source.get('version')} "
+                  f"(last updated {source.get('last_updated')})",
+        "local": f"a local copy ({source.get('path', 'path not recorded')}) in the Kaggle layout",
+        "synthetic": f"the offline synthetic face set (seed {source.get('seed')}): drawn faces, not real people",
+    }.get(kind, str(kind))
+    counts = report["counts"]
+    splits = sorted({k.split("/")[0] for k in counts}, key=["Train", "Validation", "Test"].index)
+    classes = report["class_names"]
+    rows = [[s, *(counts.get(f"{s}/{c}", 0) for c in classes), sum(counts.get(f"{s}/{c}", 0) for c in classes)]
+            for s in splits]
+    return (f"- Source: {where}.\n- Archive sha256 `{source.get('sha256')}`, {source.get('images')} images.\n"
+            f"- Validation kept {report['kept']} images, dropped {len(report['dropped'])}; "
+            f"{'all expectations passed' if report['success'] else 'expectations FAILED'}.\n\n"
+            + _table(["split", *classes, "total"], rows))
+
+
+def _model(model: dict[str, Any]) -> str:
+    train = model.get("train", {})
+    rows = [["backbone handle", f"`{model.get('handle')}`"], ["image size", f"{model.get('image_size')} px"],
+            ["head dropout", model.get("model", {}).get("dropout")],
+            *([f"train.{k}", v] for k, v in sorted(train.items())),
+            ["final validation accuracy", f"{model.get('final_epoch', {}).get('val_accuracy', float('nan')):.4f}"],
+            ["fingerprint (sha256 of the export)", f"`{model['fingerprint'][:16]}…`"]]
+    return _table(["", ""], rows)
+
+
+def _metrics(m: dict[str, Any]) -> str:
+    rows = [["accuracy", _pct(m["accuracy"]), _ci(m["accuracy_ci95"])]]
+    for name, c in m["per_class"].items():
+        rows += [[f"{name} recall", _pct(c["recall"]), _ci(c["recall_ci95"])],
+                 [f"{name} precision", _pct(c["precision"]), ""], [f"{name} F1", f"{c['f1']:.4f}", ""]]
+    rows += [[f"ROC AUC ({m['roc_positive_class']})", f"{m['roc_auc']:.4f}", ""],
+             ["log loss", f"{m['log_loss']:.4f}", ""],
+             ["expected calibration error", f"{m['calibration']['ece']:.4f}", ""]]
+    text = (f"On the Test split ({m['images']} images, never used for training or model selection). "
+            f"Intervals: {int(100 * m['bootstrap']['level'])}% percentile bootstrap, {m['bootstrap']['samples']} "
+            f"resamples, seed {m['bootstrap']['seed']}.\n\n" + _table(["metric", "value", "95% interval"], rows))
+    ts = m["calibration"].get("temperature_scaling")
+    if ts:
+        text += (f"\n\nTemperature scaling fitted on Validation ({ts['validation_images']} images): T = "
+                 f"{ts['temperature']:.3f}; Test ECE {ts['test_ece_before']:.4f} → {ts['test_ece_after']:.4f}, "
+                 f"log loss {ts['test_log_loss_before']:.4f} → {ts['test_log_loss_after']:.4f}. "
+                 "Reported only: the exported model is not rescaled.")
+    return text + "\n\nReliability diagram: `reports/figures/reliability.png`."
+
+
+def _behaviour(b: dict[str, Any]) -> str:
+    blanks = ", ".join(f"grey {x['grey']} → {x['label']} {x['probability']:.2f}" for x in b["blank"])
+    return _table(["check", "result"], [
+        ["horizontal flip changes the prediction", f"{_pct(b['flip_changed'])} of {b['images']} images"],
+        [f"brightness ±{b['brightness_delta']:.0%} of full scale changes it",
+         f"{_pct(b['brightness_changed'])} of {b['images']} images"],
+        ["blank images (model output)", blanks],
+    ])
+
+
+def _gate(g: dict[str, Any]) -> str:
+    rows = [[c["name"], f"{c['value']:.4f}", f"{c['op']} {c['threshold']:.4f}", "pass" if c["passed"] else "FAIL"]
+            for c in g["checks"]]
+    base = g.get("baseline")
+    if base is None:
+        against = "No blessed model existed yet, so only the absolute floor applied."
+    elif not base.get("comparable"):
+        against = f"The blessed model was not used as a baseline: {base['reason']}."
+    else:
+        against = (f"Baseline: the blessed model `{base['fingerprint'][:16]}…` (promoted {base.get('promoted_at')}), "
+                   f"accuracy {base['accuracy']:.4f} on the same Test images.")
+    verdict = "**passed**: `promote` makes this the blessed model" if g["passed"] else \
+        "**failed**: `promote` leaves the blessed model as it was"
+    return f"Verdict: {verdict}. {against}\n\n" + _table(["check", "value", "threshold", "result"], rows)
+
+
+def render(metrics: dict[str, Any], source: dict[str, Any], report: dict[str, Any]) -> str:
+    """The model card as Markdown."""
+    sections = [
+        ("Model", _model(metrics["model"])),
+        ("Data", _data(source, report)),
+        ("Metrics", _metrics(metrics)),
+        ("Slices", "Accuracy per true class, per brightness bin (mean luma of the input, quantile bins) and per "
+                   "JPEG-size bin (a proxy for compression quality); the counts add up to the Test split.\n\n"
+         + _table(["slice", "bin", "images", "accuracy"],
+                  [[r["slice"], r["bin"], r["images"], _pct(r["accuracy"])] for r in metrics["slices"]])),
+        ("Behaviour checks", _behaviour(metrics["behaviour"])),
+        ("Quality gate", _gate(metrics["gate"])),
+        ("Intended use", INTENDED_USE),
+        ("Limitations", LIMITATIONS),
+        ("Licence", LICENCE),
+    ]
+    body = "\n\n".join(f"## {title}\n\n{text.strip()}" for title, text in sections)
+    return ("# Model card: Male/Female classifier for aligned face crops\n\n"
+            "Generated by the evaluate stage (`tasks/evaluate.py`) from this run's figures; do not edit by hand.\n\n"
+            + body + "\n")
