@@ -49,15 +49,32 @@ def crop_for(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return round(x - LEFT * w), round(y - TOP * w), width, round(width * CROP_ASPECT)
 
 
+def _nested(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether the centre of either box lies inside the other."""
+    def inside(p, q):
+        cx, cy = p[0] + p[2] / 2, p[1] + p[3] / 2
+        return q[0] <= cx <= q[0] + q[2] and q[1] <= cy <= q[1] + q[3]
+
+    return inside(a, b) or inside(b, a)
+
+
 def detect(image: np.ndarray) -> list[Face]:
-    """Faces in an RGB uint8 photo, left to right."""
+    """Faces in an RGB uint8 photo, left to right.
+
+    The cascade sometimes also fires on a larger window around a face; of boxes that nest, only the
+    one with the strongest detector response is kept (one face, one answer).
+    """
     import cv2
 
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     smallest = max(24, int(MIN_FACE * min(grey.shape)))
-    boxes = _detector().detectMultiScale(grey, SCALE_FACTOR, MIN_NEIGHBOURS, minSize=(smallest, smallest))
-    found = sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: (b[0], b[1]))
-    return [Face(box, crop_for(box)) for box in found]
+    boxes, _, weights = _detector().detectMultiScale3(grey, SCALE_FACTOR, MIN_NEIGHBOURS, minSize=(smallest, smallest),
+                                                      outputRejectLevels=True)
+    kept: list[tuple[int, int, int, int]] = []
+    for _, box in sorted(zip((float(w) for w in weights), (tuple(int(v) for v in b) for b in boxes)), reverse=True):
+        if not any(_nested(box, other) for other in kept):
+            kept.append(box)
+    return [Face(box, crop_for(box)) for box in sorted(kept)]
 
 
 def cut(image: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:

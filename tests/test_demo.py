@@ -1,0 +1,103 @@
+"""The demo as a newcomer runs it (`dvc repro` with the committed params.yaml), then behaviour and
+face-crop checks on the model it trains and blesses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows import predict
+from tasks import dataset, paths
+from tasks.inference import load_model
+from tests.conftest import dvc, overlap, pasted_faces, ran
+
+pytestmark = pytest.mark.slow
+
+ALL_STAGES = list(paths.STAGES)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from benchmarks.common import copy_repo
+
+    repo = copy_repo(tmp_path_factory.mktemp("demo") / "repo")
+    out = dvc(repo, "repro")
+    return repo, out
+
+
+def test_demo_passes_the_gate_and_blesses_its_model(demo):
+    repo, out = demo
+    assert ran(out) == ALL_STAGES
+    assert "quality gate passed (absolute floor only: no blessed model yet)" in out and "promoted:" in out
+    metrics = json.loads((repo / paths.METRICS).read_text())
+    assert metrics["accuracy"] >= 0.9 and metrics["gate"]["passed"]
+    pointer = json.loads((repo / paths.BLESSED_POINTER).read_text())
+    assert pointer["blessed"] and pointer["fingerprint"] == metrics["model"]["fingerprint"]
+    assert f"{100 * metrics['accuracy']:.2f}%" in (repo / paths.MODEL_CARD).read_text()
+    assert "up to date" in dvc(repo, "status")
+    assert ran(dvc(repo, "repro")) == []
+
+
+def _test_images(repo, size):
+    return np.concatenate([x.numpy() for x, _ in dataset.make_dataset(
+        dataset.shard_files(repo / paths.PROCESSED_DIR, "Test"), size, 100)])
+
+
+def test_flip_and_small_brightness_changes_rarely_change_the_prediction(demo):
+    repo, _ = demo
+    model = load_model(repo / paths.BLESSED_MODEL)
+    images = _test_images(repo, model.image_size)
+    label = model.predict(images).argmax(1)
+    flip_rate = (model.predict(images[:, :, ::-1]).argmax(1) != label).mean()
+    brighter = model.predict(np.clip(images + 0.05 * 255, 0, 255).astype(np.uint8)).argmax(1)
+    darker = model.predict(np.clip(images - 0.05 * 255, 0, 255).astype(np.uint8)).argmax(1)
+    brightness_rate = ((brighter != label) | (darker != label)).mean()
+    # measured on the demo model: 1.75% and 0.75% of 400 Test images
+    assert flip_rate <= 0.05 and brightness_rate <= 0.03, (flip_rate, brightness_rate)
+    behaviour = json.loads((repo / paths.METRICS).read_text())["behaviour"]  # evaluate reports the same
+    assert behaviour["flip_changed"] == pytest.approx(flip_rate)
+    assert behaviour["brightness_changed"] == pytest.approx(brightness_rate)
+
+
+def test_a_blank_image_is_refused_by_the_blessed_model_cli(demo, tmp_path, monkeypatch, capsys):
+    repo, _ = demo
+    monkeypatch.chdir(repo)  # the default --model is the blessed model, relative to the repository
+    for grey in (0, 128, 255):
+        Image.new("RGB", (178, 218), (grey, grey, grey)).save(tmp_path / f"blank{grey}.jpg")
+    Image.open(repo / paths.FIGURES_DIR / "roc.png").convert("RGB").save(tmp_path / "not_blank.jpg")
+    assert predict.main([str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("blank image (a single colour): nothing to classify") == 3
+    assert "not_blank.jpg\t" in captured.out  # everything else is still predicted
+
+
+def test_face_crops_find_and_classify_pasted_faces(demo, tmp_path, capsys):
+    repo, _ = demo
+    scenes = pasted_faces(24, seed=2)
+    for k, (photo, _, _) in enumerate(scenes):
+        photo.save(tmp_path / f"scene{k:02d}.jpg", quality=95)
+    empty = tmp_path / "empty.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(90, 160, (400, 600, 3), dtype=np.uint8)).save(empty)
+    model = ["--model", str(repo / paths.BLESSED_MODEL)]
+
+    assert predict.main([str(tmp_path), "--detect-faces", "--json", *model]) == 0
+    results = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert results[str(empty)]["faces"] == []
+    found = right = stray = 0
+    for k, (_, rect, male) in enumerate(scenes):
+        faces = results[str(tmp_path / f"scene{k:02d}.jpg")]["faces"]
+        hits = [f for f in faces if overlap(tuple(f["crop"]), rect) >= 0.6]  # cropped like the pasted crop
+        stray += len(faces) - len(hits)
+        if hits:
+            found += 1
+            right += hits[0]["label"] == ("Male" if male else "Female")
+    # Haar finds about 70% of these drawn faces (measured: 101 of 144 over 6 seeds, 1 stray box)
+    assert found >= 15 and stray <= 1, f"found {found} of 24 pasted faces, {stray} stray boxes"
+    assert right / found >= 0.8, f"{right} of {found} faces classified right"
+
+    assert predict.main([str(empty), str(tmp_path / "scene00.jpg"), "--detect-faces", *model]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{empty}\tno face found"
