@@ -109,9 +109,12 @@ def _gate_markdown(root: Path, metrics: dict[str, Any]) -> str:
     rows = "\n".join(f"| {c['name']} | {c['value']:.4f} | {c['op']} {c['threshold']:.4f} | "
                      f"{'pass' if c['passed'] else 'FAIL'} |" for c in gate["checks"])
     pointer = _read(root / paths.BLESSED_POINTER) or {}
-    promoted = pointer.get("fingerprint") == metrics["model"]["fingerprint"]
-    outcome = ("promoted: this model is now the blessed one" if promoted else
-               "not promoted: " + "; ".join(failed_checks(gate)) if not gate["passed"] else "not promoted yet")
+    if not gate["passed"]:
+        outcome = "not promoted: " + "; ".join(failed_checks(gate))
+    elif pointer.get("fingerprint") == metrics["model"]["fingerprint"]:
+        outcome = "promoted: this model is now the blessed one"
+    else:
+        outcome = "not promoted yet: the promote stage has not run"
     baseline = gate.get("baseline")
     against = (f"blessed model {baseline['fingerprint'][:12]} (accuracy {baseline['accuracy']:.4f})"
                if baseline and baseline.get("comparable") else "absolute floor only")

@@ -178,7 +178,8 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.bar([b["lo"] for b in bins], [b["accuracy"] for b in bins], width=[b["hi"] - b["lo"] for b in bins],
            align="edge", edgecolor="k", alpha=0.7, label="accuracy")
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C1", label="mean confidence")
+    ax.plot([(b["lo"] + b["hi"]) / 2 for b in bins], [b["confidence"] for b in bins], "_", markersize=14,
+            markeredgewidth=2, color="C3", label="mean confidence")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.5, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-class probability)", ylabel="accuracy",
            title=f"Reliability (ECE {metrics['calibration']['ece']:.3f})")

@@ -58,6 +58,27 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     os.replace(tmp, final)
 
 
+@contextlib.contextmanager
+def atomic_outputs(folder: Path, names: tuple[str, ...]) -> Iterator[Path]:
+    """:func:`atomic_dir` for outputs that share ``folder`` with other stages' outputs.
+
+    Yield a staging folder; once it is complete, each entry in ``names`` replaces its namesake in
+    ``folder``, and nothing else in ``folder`` is touched. A run killed during those final renames
+    leaves complete entries (old or new); dvc.lock, not yet updated, then says the stage must rerun.
+    """
+    staging = Path(folder) / f".{Path(folder).name}-outputs"
+    with atomic_dir(staging) as tmp:
+        yield tmp
+    for name in names:
+        target = Path(folder) / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.replace(staging / name, target)
+    shutil.rmtree(staging)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented, key-sorted JSON (stable for DVC and diffs)."""
     with Path(path).open("w", encoding="utf-8") as fh:

@@ -24,7 +24,7 @@ import numpy as np
 
 from tasks import backbones, dataset, paths
 from tasks.cli import run_cli, stage_params
-from tasks.files import StageError, atomic_dir, logger, read_json, write_json
+from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
 from tasks.params import Params
 
 log = logger("train")
@@ -251,9 +251,10 @@ def _train(processed: Path, root: Path, params: Params) -> TrainResult:
     log.info("backbone %s (%s)", params.model.handle, handle)
     train_files = dataset.shard_files(processed, "Train")
     val_files = dataset.shard_files(processed, "Validation")
-    models_dir = (root / paths.MODEL_DIR).parent
+    models_dir = (root / paths.MODEL_DIR).parent  # shared with promote's models/blessed: replace only ours
+    outputs = tuple(Path(p).name for p in (paths.MODEL_DIR, paths.TENSORBOARD_DIR, paths.HISTORY, paths.CURVES))
 
-    with atomic_dir(models_dir) as staging:
+    with atomic_outputs(models_dir, outputs) as staging:
         tensorboard = staging / Path(paths.TENSORBOARD_DIR).name
         frozen = backbones.load_backbone(handle)  # phase 1 runs it once per image, not distributed
         (x_tr, y_tr, x_val, y_val), seen = cached_features(ckpt, build_extractor(frozen, size), train_files,

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(repo_copy):
     set_params(repo_copy, TINY_PARAMS)
     out = dvc(repo_copy, "repro")
-    assert ran(out) == ["download", "validate", "preprocess", "train", "evaluate"]
+    assert ran(out) == ["download", "validate", "preprocess", "train", "evaluate", "promote"]
     assert "Test accuracy:" in out
     assert "up to date" in dvc(repo_copy, "status")
     assert ran(dvc(repo_copy, "repro")) == []  # a second repro is a no-op
@@ -23,9 +23,16 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(r
     assert 0 <= metrics["accuracy"] <= 1 and metrics["images"] == 40
     assert "accuracy" in dvc(repo_copy, "metrics", "show")
 
-    set_params(repo_copy, {"train": {"epochs": 2}})
-    assert ran(dvc(repo_copy, "repro")) == ["train", "evaluate"]
+    pointer = json.loads((repo_copy / "models" / "blessed" / "blessed.json").read_text())
+    assert pointer["fingerprint"] == metrics["model"]["fingerprint"]  # the gate passed (floor 0): promoted
+
+    # a new candidate that fails the gate: promote runs, the blessed model stays, DVC is clean
+    set_params(repo_copy, {"train": {"epochs": 2}, "evaluate": {"min_accuracy": 1.0}})
+    out = dvc(repo_copy, "repro")
+    assert ran(out) == ["train", "evaluate", "promote"] and "not promoted: quality gate failed" in out
+    assert json.loads((repo_copy / "models" / "blessed" / "blessed.json").read_text()) == pointer
     assert "up to date" in dvc(repo_copy, "status")
+    assert ran(dvc(repo_copy, "repro")) == []
     # nothing outside the declared outputs was written into the repository
     status = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=repo_copy, capture_output=True, text=True).stdout
     written = {line[3:].split("/")[0] for line in status.splitlines()}

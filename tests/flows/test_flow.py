@@ -5,6 +5,7 @@ The tests in this module build on each other, in order, on one temporary reposit
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -13,11 +14,12 @@ import pytest
 
 from flows.dvc_state import DvcState
 from flows.pipeline import STAGES
+from tasks import paths
 from tests.conftest import dvc, ran, set_params
 from tests.flows.conftest import run
 
 pytestmark = pytest.mark.slow
-ARTIFACT_KEYS = ["validation-summary", "metrics", "metrics-comparison", "pipeline-outputs"]
+ARTIFACT_KEYS = ["validation-summary", "metrics", "quality-gate", "slices", "metrics-comparison", "pipeline-outputs"]
 
 
 def flow(repo, server, *args, check=True):
@@ -28,7 +30,7 @@ def stage_states(server, flow_run) -> list[tuple[str, str]]:
     return [(t["name"], t["state"]["name"]) for t in server.task_runs(flow_run["id"])]
 
 
-def test_first_run_runs_the_five_stages_in_order_and_records_dvc_lock(flow_repo, prefect_server):
+def test_first_run_runs_every_stage_in_order_and_records_dvc_lock(flow_repo, prefect_server):
     out = flow(flow_repo, prefect_server).stdout + ""
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
@@ -41,6 +43,8 @@ def test_first_run_runs_the_five_stages_in_order_and_records_dvc_lock(flow_repo,
     artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ARTIFACT_KEYS}}})
     assert {a["key"] for a in artifacts} == set(ARTIFACT_KEYS)
     assert "Results:" in out or "Results:" in logs
+    gate = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}}})[0]["data"]
+    assert "promoted: this model is now the blessed one" in gate
     # the invariant: after a flow run, DVC has nothing to do
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
@@ -57,7 +61,7 @@ def test_second_run_skips_every_stage_and_says_why(flow_repo, prefect_server):
 
 def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_server):
     set_params(flow_repo, {"train": {"epochs": 2}})
-    assert ran(dvc(flow_repo, "repro")) == ["train", "evaluate"]
+    assert ran(dvc(flow_repo, "repro")) == ["train", "evaluate", "promote"]
     flow(flow_repo, prefect_server)
     assert stage_states(prefect_server, prefect_server.flow_runs()[0]) == [(s, "Skipped") for s in STAGES]
 
@@ -65,13 +69,37 @@ def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_se
     flow(flow_repo, prefect_server)
     states = dict(stage_states(prefect_server, prefect_server.flow_runs()[0]))
     assert states == {"download": "Skipped", "validate": "Skipped", "preprocess": "Skipped",
-                      "train": "Completed", "evaluate": "Completed"}
+                      "train": "Completed", "evaluate": "Completed", "promote": "Completed"}
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
     comparison = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["metrics-comparison"]}},
                                                            "sort": "CREATED_DESC"})
     assert "| accuracy |" in comparison[0]["data"]
     assert len(comparison) >= 3  # the history of the key is kept
+
+
+def _files(folder) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_failing_gate_leaves_the_blessed_model_and_the_run_says_not_promoted(flow_repo, prefect_server):
+    blessed = flow_repo / paths.BLESSED_DIR
+    before = _files(blessed)
+    set_params(flow_repo, {"evaluate": {"min_accuracy": 1.0}})
+    flow(flow_repo, prefect_server)
+    latest = prefect_server.flow_runs()[0]
+    assert latest["state"]["type"] == "COMPLETED"
+    metrics = json.loads((flow_repo / paths.METRICS).read_text())
+    assert metrics["accuracy"] < 1.0 and not metrics["gate"]["passed"]
+    runs = {t["name"]: t["state"] for t in prefect_server.task_runs(latest["id"])}
+    assert runs["evaluate"]["name"] == "Completed" and runs["promote"]["name"] == "Not promoted"
+    assert runs["promote"]["message"] == f"not promoted: accuracy {metrics['accuracy']:.4f} < 1.0000"
+    assert _files(blessed) == before
+    gate = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}},
+                                                     "sort": "CREATED_DESC"})[0]["data"]
+    assert "# Quality gate: FAILED" in gate and "not promoted: accuracy" in gate
+    assert "up to date" in dvc(flow_repo, "status")
+    assert ran(dvc(flow_repo, "repro")) == []
 
 
 def test_a_failing_stage_fails_the_run_and_the_next_run_starts_there(flow_repo, prefect_server):
