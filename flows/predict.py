@@ -163,7 +163,7 @@ def labels(results: list[dict[str, Any]]) -> dict[str, int]:
 
 def load(model: Path) -> LoadedModel:
     """The model to predict with; a missing blessed model says how to get one."""
-    if Path(model) == Path(paths.BLESSED_MODEL) and not (Path(model) / "saved_model.pb").is_file():
+    if Path(model).as_posix().endswith(paths.BLESSED_MODEL) and not (Path(model) / "saved_model.pb").is_file():
         raise StageError(f"{paths.BLESSED_MODEL}: no blessed model yet; run the pipeline (make demo) until a model "
                          f"passes the quality gate, or pass --model {paths.MODEL_DIR} for the last trained one")
     return load_model(Path(model))

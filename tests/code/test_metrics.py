@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.metrics import (apply_temperature, bootstrap_intervals, calibration, class_slices,
-                           classification_metrics, failed_checks, fit_temperature, gate, quantile_slices,
-                           roc_auc, roc_curve)
+from tasks.metrics import (
+    apply_temperature,
+    bootstrap_intervals,
+    calibration,
+    class_slices,
+    classification_metrics,
+    failed_checks,
+    fit_temperature,
+    gate,
+    quantile_slices,
+    roc_auc,
+    roc_curve,
+)
 from tasks.params import EvaluateParams
 
 
