@@ -2,7 +2,8 @@
 
 Two models: the demo model (small_cnn at the demo size) and a resnet50v2 classifier at 224 px (random
 weights; the cost is what matters). Reported: the whole command (start-up and model load included)
-and the in-process prediction rate.
+and the in-process prediction rate. Also ``--detect-faces`` on 640x480 photos with one pasted face
+each (the demo model): in-process photos per second, against plain prediction of the same photos.
 
     python -m benchmarks.predict [--images 1000] [--small]
 """
@@ -32,6 +33,30 @@ def export_untrained(backbone: str, size: int, out: Path) -> Path:
     return out
 
 
+def face_detection(model_dir: Path, folder: Path, count: int) -> dict:
+    """Photos per second with and without ``--detect-faces`` (same photos, same model, in process)."""
+    from flows.predict import predict_files
+    from tasks import synthetic
+    from tasks.inference import load_model
+
+    folder.mkdir()
+    files = []
+    for k, (photo, _, _) in enumerate(synthetic.photos(count, seed=7)):
+        files.append(folder / f"{k:04d}.jpg")
+        photo.save(files[-1], quality=90)
+    model = load_model(model_dir)
+    seconds = {}
+    for detect in (False, True, False, True):  # interleaved; the second of each is kept (warm)
+        start = time.perf_counter()
+        out = predict_files(files, model, detect_faces=detect)
+        seconds[detect] = time.perf_counter() - start
+    found = sum(len(r["faces"]) for r in out)
+    return {"photos": count, "photo_size": "640x480", "faces_found": found,
+            "detect_faces_photos_per_second": round(count / seconds[True], 1),
+            "whole_photo_photos_per_second": round(count / seconds[False], 1),
+            "detection_cost_ratio": round(seconds[True] / seconds[False], 2)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
@@ -58,6 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
             assert len(out) == args.images and not any("error" in r for r in out)
             results[name] = {"command_seconds": round(wall, 2), "command_images_per_second": round(args.images / wall, 1),
                              "in_process_images_per_second": round(args.images / seconds, 1), "peak_rss_mib": round(peak)}
+        results["face detection"] = face_detection(models["demo small_cnn 96px"], Path(tmp) / "photos",
+                                                   max(10, args.images // 10))
     result = {"params": vars(args), "models": results}
     save(args.name, result)
     return result

@@ -102,6 +102,27 @@ def generate(counts: dict[str, int], male_share: float, seed: int) -> Iterator[t
             yield split, label, buf.getvalue()
 
 
+def photos(count: int, seed: int, size: tuple[int, int] = (480, 640)) -> list[tuple[Image.Image, tuple[int, int, int, int], bool]]:
+    """Whole "photos" for face detection: face crops (from their own random streams, not the data
+    sets') pasted at a random scale (0.8-1.6x) and place onto larger noisy backgrounds.
+
+    Returns ``(photo, (x, y, w, h) of the pasted crop, male)`` per photo; every other one is male.
+    """
+    rng = np.random.default_rng(seed)
+    scenes = []
+    for i in range(count):
+        background = rng.uniform(0, 255, (*size, 3)) * 0.3 + rng.integers(0, 256, 3) * 0.7
+        photo = Image.fromarray(background.astype(np.uint8), "RGB")
+        male = bool(i % 2)
+        face = draw_face(np.random.default_rng(10_000_000 + seed * 1000 + i), male)
+        scale = rng.uniform(0.8, 1.6)
+        face = face.resize((int(face.width * scale), int(face.height * scale)))
+        x, y = int(rng.integers(0, size[1] - face.width)), int(rng.integers(0, size[0] - face.height))
+        photo.paste(face, (x, y))
+        scenes.append((photo, (x, y, face.width, face.height), male))
+    return scenes
+
+
 def face_grid(n: int = 8, seed: int = 0) -> Image.Image:
     """A row of Male faces over a row of Female faces, to look at the set."""
     rng = np.random.default_rng(seed)
@@ -116,3 +137,4 @@ if __name__ == "__main__":  # python -m tasks.synthetic OUT.png: a preview of th
     import sys
 
     face_grid().save(sys.argv[1] if len(sys.argv) > 1 else "synthetic_faces.png")
+

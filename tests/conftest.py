@@ -108,26 +108,6 @@ def ran(dvc_output: str) -> list[str]:
     return [line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running stage")]
 
 
-def pasted_faces(count: int, seed: int, size: tuple[int, int] = (480, 640)) -> list[tuple[Image.Image, tuple[int, int, int, int], bool]]:
-    """Synthetic face crops (seeds the data sets do not use) pasted at random scale and place onto
-    larger noisy backgrounds: ``(photo, (x, y, w, h) of the pasted crop, male)``."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    scenes = []
-    for i in range(count):
-        background = rng.uniform(0, 255, (*size, 3)) * 0.3 + rng.integers(0, 256, 3) * 0.7
-        photo = Image.fromarray(background.astype("uint8"), "RGB")
-        male = bool(i % 2)
-        face = synthetic.draw_face(np.random.default_rng(10_000_000 + seed * 1000 + i), male)
-        scale = rng.uniform(0.8, 1.6)
-        face = face.resize((int(face.width * scale), int(face.height * scale)))
-        x, y = int(rng.integers(0, size[1] - face.width)), int(rng.integers(0, size[0] - face.height))
-        photo.paste(face, (x, y))
-        scenes.append((photo, (x, y, face.width, face.height), male))
-    return scenes
-
-
 def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))

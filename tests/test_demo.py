@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from flows import predict
-from tasks import dataset, paths
+from tasks import dataset, paths, synthetic
 from tasks.inference import load_model
-from tests.conftest import dvc, overlap, pasted_faces, ran
+from tests.conftest import dvc, overlap, ran
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def test_a_blank_image_is_refused_by_the_blessed_model_cli(demo, tmp_path, monke
 
 def test_face_crops_find_and_classify_pasted_faces(demo, tmp_path, capsys):
     repo, _ = demo
-    scenes = pasted_faces(24, seed=2)
+    scenes = synthetic.photos(24, seed=2)
     for k, (photo, _, _) in enumerate(scenes):
         photo.save(tmp_path / f"scene{k:02d}.jpg", quality=95)
     empty = tmp_path / "empty.jpg"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tasks import faces, synthetic
-from tests.conftest import overlap, pasted_faces
+from tests.conftest import overlap
 
 
 def test_a_detected_training_crop_maps_back_onto_itself():
@@ -22,7 +22,7 @@ def test_a_detected_training_crop_maps_back_onto_itself():
 
 
 def test_pasted_faces_are_found_in_the_right_place():
-    scenes = pasted_faces(30, seed=1)
+    scenes = synthetic.photos(30, seed=1)
     found = 0
     for photo, rect, _ in scenes:
         detected = faces.detect(np.asarray(photo))
