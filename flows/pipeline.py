@@ -29,7 +29,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed
 
 from flows.dvc_state import DvcState, git_version
-from tasks import paths
+from tasks import model_card, paths
 from tasks.download import NetworkError
 from tasks.metrics import failed_checks
 from tasks.params import load
@@ -106,8 +106,6 @@ def _read(path: Path) -> Any:
 
 def _gate_markdown(root: Path, metrics: dict[str, Any]) -> str:
     gate = metrics["gate"]
-    rows = "\n".join(f"| {c['name']} | {c['value']:.4f} | {c['op']} {c['threshold']:.4f} | "
-                     f"{'pass' if c['passed'] else 'FAIL'} |" for c in gate["checks"])
     pointer = _read(root / paths.BLESSED_POINTER) or {}
     if not gate["passed"]:
         outcome = "not promoted: " + "; ".join(failed_checks(gate))
@@ -115,16 +113,12 @@ def _gate_markdown(root: Path, metrics: dict[str, Any]) -> str:
         outcome = "promoted: this model is now the blessed one"
     else:
         outcome = "not promoted yet: the promote stage has not run"
-    baseline = gate.get("baseline")
-    against = (f"blessed model {baseline['fingerprint'][:12]} (accuracy {baseline['accuracy']:.4f})"
-               if baseline and baseline.get("comparable") else "absolute floor only")
-    return (f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\nCompared with: {against}\n\n"
-            f"| check | value | threshold | result |\n|---|---|---|---|\n{rows}\n")
+    return f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\n{model_card.gate_section(gate)}\n"
 
 
 def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> None:
     """Artifacts with stable keys, so the UI keeps their history across runs."""
-    report = _read(root / paths.VALIDATION_DIR / paths.REPORT_NAME)
+    report = _read(root / paths.VALIDATION_REPORT)
     if report:
         rows = "\n".join(f"| {group} | {n} |" for group, n in report["counts"].items())
         failed = "\n".join(f"- {f['type']}({f['column']}): {f['unexpected_count']} bad, e.g. {f['offenders'][:3]}"

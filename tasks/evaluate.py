@@ -120,27 +120,33 @@ def temperature_scaling(model: LoadedModel, processed: Path, test: SplitPredicti
             "applied_to_model": False}
 
 
-def blessed_baseline(root: Path, class_names: list[str], files: list[str],
+def blessed_baseline(root: Path, candidate: dict[str, Any], files: list[str],
                      batch_size: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The blessed model's metrics on the same Test images (the gate's baseline), and a record of it.
 
-    Returns ``(None, None)`` before any model was promoted, and ``(None, record)`` when the blessed
-    model has other class names (then it is no baseline: only the absolute floor applies).
+    ``candidate`` is the candidate's metrics: when the blessed model is the same export (same
+    fingerprint), they are the baseline and the Test split is not predicted again. Returns
+    ``(None, None)`` before any model was promoted, and ``(None, record)`` when the blessed model has
+    other class names (then it is no baseline: only the absolute floor applies).
     """
     folder = root / paths.BLESSED_MODEL
     if not (folder / "saved_model.pb").is_file():
         return None, None
-    blessed = load_model(folder)
     record: dict[str, Any] = {"model": paths.BLESSED_MODEL, "fingerprint": tree_hash(folder)}
     pointer = root / paths.BLESSED_POINTER
     if pointer.is_file():
         record["promoted_at"] = read_json(pointer, "promote").get("promoted_at")
-    if blessed.class_names != class_names:
-        record["comparable"] = False
-        record["reason"] = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
-        return None, record
-    pred = predict_split(blessed, files, batch_size)
-    m = qm.classification_metrics(pred.y_true, pred.probs, blessed.class_names)
+    class_names = list(candidate["per_class"])
+    if record["fingerprint"] == candidate["model"]["fingerprint"]:
+        m = candidate
+    else:
+        blessed = load_model(folder)
+        if blessed.class_names != class_names:
+            record["comparable"] = False
+            record["reason"] = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
+            return None, record
+        pred = predict_split(blessed, files, batch_size)
+        m = qm.classification_metrics(pred.y_true, pred.probs, blessed.class_names)
     record.update(comparable=True, accuracy=m["accuracy"],
                   recall={name: c["recall"] for name, c in m["per_class"].items()})
     return m, record
@@ -217,7 +223,7 @@ def evaluate(processed: Path, model_dir: Path, root: Path, params: EvaluateParam
     metrics["behaviour"] = behaviour(model, pred, params.brightness_delta)
     metrics["model"] = {"fingerprint": tree_hash(model_dir),
                         **read_json(model_dir / paths.TRAINING_INFO_NAME, "train")}
-    baseline, record = blessed_baseline(root, model.class_names, test_files, params.batch_size)
+    baseline, record = blessed_baseline(root, metrics, test_files, params.batch_size)
     metrics["gate"] = qm.gate(metrics, params, baseline)
     metrics["gate"]["baseline"] = record
     fpr, tpr = qm.roc_curve((pred.y_true == len(model.class_names) - 1).astype(int), pred.probs[:, -1])

@@ -4,7 +4,7 @@ The training images are aligned face crops (CelebA: 178x218, the face in a fixed
 must be cut the same way before the model sees it: the detector's square box is widened by fixed
 margins to a 178:218 crop. The margins were measured by running this detector on the training
 crops themselves (the synthetic set, which copies CelebA's layout: median box x 0.45, y 0.62 and
-178/1.91 of the box width); ``tests/model/test_faces.py`` checks that a detected training crop maps
+178/1.91 of the box width); ``tests/code/test_faces.py`` checks that a detected training crop maps
 back onto itself. The cascade ships inside the ``opencv-python-headless`` 4.x wheel: nothing is
 downloaded.
 """

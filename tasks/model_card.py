@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks import paths
+
 INTENDED_USE = """\
 - Research and teaching: a reproducible example of transfer learning, data validation, quality gates
   and orchestration on a public face dataset.
@@ -61,7 +63,7 @@ def _data(source: dict[str, Any], report: dict[str, Any]) -> str:
         "synthetic": f"the offline synthetic face set (seed {source.get('seed')}): drawn faces, not real people",
     }.get(kind, str(kind))
     counts = report["counts"]
-    splits = sorted({k.split("/")[0] for k in counts}, key=["Train", "Validation", "Test"].index)
+    splits = [s for s in paths.SPLITS if any(k.startswith(f"{s}/") for k in counts)]
     classes = report["class_names"]
     rows = [[s, *(counts.get(f"{s}/{c}", 0) for c in classes), sum(counts.get(f"{s}/{c}", 0) for c in classes)]
             for s in splits]
@@ -111,7 +113,8 @@ def _behaviour(b: dict[str, Any]) -> str:
     ])
 
 
-def _gate(g: dict[str, Any]) -> str:
+def gate_section(g: dict[str, Any]) -> str:
+    """The gate's verdict, its baseline and a table of its checks (the card's section, the flow's artifact)."""
     rows = [[c["name"], f"{c['value']:.4f}", f"{c['op']} {c['threshold']:.4f}", "pass" if c["passed"] else "FAIL"]
             for c in g["checks"]]
     base = g.get("baseline")
@@ -138,7 +141,7 @@ def render(metrics: dict[str, Any], source: dict[str, Any], report: dict[str, An
          + _table(["slice", "bin", "images", "accuracy"],
                   [[r["slice"], r["bin"], r["images"], _pct(r["accuracy"])] for r in metrics["slices"]])),
         ("Behaviour checks", _behaviour(metrics["behaviour"])),
-        ("Quality gate", _gate(metrics["gate"])),
+        ("Quality gate", gate_section(metrics["gate"])),
         ("Intended use", INTENDED_USE),
         ("Limitations", LIMITATIONS),
         ("Licence", LICENCE),
