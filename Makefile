@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast repro clean-outputs use-kaggle use-demo
+.PHONY: setup demo test test-fast lint dvc-yaml repro clean-outputs use-kaggle use-demo
 
 setup: $(STAMP)
 
@@ -18,8 +18,16 @@ demo: setup  ## run the whole pipeline on the offline synthetic default
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
-test: setup browser  ## every test, slow ones included (the UI test needs Debian's chromium)
+test: setup browser lint  ## lint, then every test, slow ones included (the UI test needs Debian's chromium)
 	$(BIN)/python -m pytest
+
+lint: setup  ## ruff (lint, import order, formatting) and a check that dvc.yaml matches the stage contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m tasks.stages --check
+
+dvc-yaml: setup  ## regenerate dvc.yaml from the stage contracts (STAGE in tasks/<stage>.py)
+	$(BIN)/python -m tasks.stages
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

@@ -33,12 +33,19 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     gpus = []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
+        )
         gpus = out.stdout.split("\n")[:-1] if out.returncode == 0 else []
     except FileNotFoundError:
         pass
-    return {"date": date.today().isoformat(), "cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "gpus": gpus}
+    return {
+        "date": date.today().isoformat(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "gpus": gpus,
+    }
 
 
 def save(name: str, result: dict[str, Any]) -> Path:
@@ -68,31 +75,36 @@ def copy_repo(dest: Path) -> Path:
 
     Outputs, caches and the DVC remote are not copied; ``.venv`` is linked.
     """
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()
     for rel in listed:
         src = REPO / rel
         if src.is_file() and not src.is_symlink():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     (dest / ".venv").symlink_to(REPO / ".venv")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
 
 
 def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
     """Run ``cmd`` in a fresh child; return (wall seconds, peak RSS in MiB of its largest process)."""
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "rc = subprocess.run(sys.argv[1:]).returncode; dt = time.perf_counter() - t; "
-             "print('MEASURED', dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", probe, *cmd], cwd=cwd, env=env or os.environ.copy(),
-                          capture_output=True, text=True)
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "rc = subprocess.run(sys.argv[1:]).returncode; dt = time.perf_counter() - t; "
+        "print('MEASURED', dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *cmd], cwd=cwd, env=env or os.environ.copy(), capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{cmd} failed:\n{done.stderr[-3000:]}")
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("MEASURED"))
     _, seconds, kib = line.split()
     return float(seconds), int(kib) / 1024
-
-

@@ -51,9 +51,16 @@ def original_recipe(folders: Path, handle: str, size: int, batch: int, epochs: i
 
     gen = tf_keras.preprocessing.image.ImageDataGenerator(rescale=1 / 255.0)
     train = gen.flow_from_directory(str(folders / "Train"), target_size=(size, size), batch_size=batch, seed=0)
-    val = gen.flow_from_directory(str(folders / "Validation"), target_size=(size, size), batch_size=batch, shuffle=False)
-    model = tf_keras.Sequential([tf_keras.Input((size, size, 3)), backbones.load_backbone(handle),
-                                 tf_keras.layers.Dense(2, activation="softmax")])
+    val = gen.flow_from_directory(
+        str(folders / "Validation"), target_size=(size, size), batch_size=batch, shuffle=False
+    )
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input((size, size, 3)),
+            backbones.load_backbone(handle),
+            tf_keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=epochs, verbose=0)
@@ -67,7 +74,9 @@ def ours(processed: Path, handle: str, size: int, batch: int, epochs: int) -> tu
     start = time.perf_counter()
     extractor = build_extractor(backbones.load_backbone(handle), size)
     x_tr, y_tr = extract_features(extractor, dataset.make_dataset(dataset.shard_files(processed, "Train"), size, batch))
-    x_val, y_val = extract_features(extractor, dataset.make_dataset(dataset.shard_files(processed, "Validation"), size, batch))
+    x_val, y_val = extract_features(
+        extractor, dataset.make_dataset(dataset.shard_files(processed, "Validation"), size, batch)
+    )
     head = build_head(x_tr.shape[1], 2, 0.0)
     _compile(head, 1e-3)
     history = head.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch, verbose=0)

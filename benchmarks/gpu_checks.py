@@ -69,8 +69,13 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         n = max(args.batch * (args.steps + 2), 64)
         _, processed = frozen_phase.prepare(Path(tmp), n, 2)
-        real = dataset.make_dataset(dataset.shard_files(processed, "Train"), args.size, args.batch,
-                                    shuffle_seed=0, augmentation={"flip": True, "brightness": 0.1, "seed": 0})
+        real = dataset.make_dataset(
+            dataset.shard_files(processed, "Train"),
+            args.size,
+            args.batch,
+            shuffle_seed=0,
+            augmentation={"flip": True, "brightness": 0.1, "seed": 0},
+        )
         real = real.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y)).repeat()
         model = _model(args.size, "mixed_float16" if gpus else "float32")
         step_real = args.batch / throughput(model, real, args.steps, args.batch)
@@ -78,9 +83,21 @@ def main(argv: list[str] | None = None) -> dict:
     tf_keras.mixed_precision.set_global_policy("float32")
     result["step_seconds"] = {"real_input": step_real, "in_memory": step_mem}
     result["input_overhead"] = step_real / step_mem - 1
-    frozen = frozen_phase.main(["--images", str(args.images), "--val", str(max(args.images // 10, 16)),
-                                "--size", str(args.size), "--repeats", "1", "--name", "gpu_frozen_phase"]
-                               + (["--small"] if args.small else []))
+    frozen = frozen_phase.main(
+        [
+            "--images",
+            str(args.images),
+            "--val",
+            str(max(args.images // 10, 16)),
+            "--size",
+            str(args.size),
+            "--repeats",
+            "1",
+            "--name",
+            "gpu_frozen_phase",
+        ]
+        + (["--small"] if args.small else [])
+    )
     result["frozen_phase_speedup"] = frozen["speedup"]
     result["goals"] = {"mixed_over_fp32": ">= 1.8", "input_overhead": "<= 0.10"}
     save("gpu_checks" if not args.small else "smoke_gpu_checks", result)

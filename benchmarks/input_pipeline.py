@@ -69,9 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
         ours(processed)  # warm-up: TensorFlow start-up is not input cost
         seconds = {}
         for _ in range(args.repeats):
-            for name, fn in (("ours_tf_data", lambda: ours(processed)),
-                             ("image_data_generator", lambda: image_data_generator(folders / "Train", args.images)),
-                             ("bare_decode_resize_all_cores", lambda: bare_loop(files))):
+            for name, fn in (
+                ("ours_tf_data", lambda: ours(processed)),
+                ("image_data_generator", lambda: image_data_generator(folders / "Train", args.images)),
+                ("bare_decode_resize_all_cores", lambda: bare_loop(files)),
+            ):
                 t, n = median_time(fn, 1)
                 assert n == args.images, (name, n)
                 seconds.setdefault(name, []).append(t)

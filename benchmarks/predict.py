@@ -51,10 +51,14 @@ def face_detection(model_dir: Path, folder: Path, count: int) -> dict:
         out = predict_files(files, model, detect_faces=detect)
         seconds[detect] = time.perf_counter() - start
     found = sum(len(r["faces"]) for r in out)
-    return {"photos": count, "photo_size": "640x480", "faces_found": found,
-            "detect_faces_photos_per_second": round(count / seconds[True], 1),
-            "whole_photo_photos_per_second": round(count / seconds[False], 1),
-            "detection_cost_ratio": round(seconds[True] / seconds[False], 2)}
+    return {
+        "photos": count,
+        "photo_size": "640x480",
+        "faces_found": found,
+        "detect_faces_photos_per_second": round(count / seconds[True], 1),
+        "whole_photo_photos_per_second": round(count / seconds[False], 1),
+        "detection_cost_ratio": round(seconds[True] / seconds[False], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -71,20 +75,29 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = synthetic_folder(Path(tmp) / "in", args.images)
-        models = {"demo small_cnn 96px": export_untrained("small_cnn", 96, Path(tmp) / "m1"),
-                  "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, Path(tmp) / "m2")}
+        models = {
+            "demo small_cnn 96px": export_untrained("small_cnn", 96, Path(tmp) / "m1"),
+            "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, Path(tmp) / "m2"),
+        }
         for name, model_dir in models.items():
-            wall, peak = run_measured([sys.executable, "-m", "flows.predict", str(folder), "--model", str(model_dir)], REPO)
+            wall, peak = run_measured(
+                [sys.executable, "-m", "flows.predict", str(folder), "--model", str(model_dir)], REPO
+            )
             model = load_model(model_dir)
             files = expand([folder])
             start = time.perf_counter()
             out = predict_files(files, model)
             seconds = time.perf_counter() - start
             assert len(out) == args.images and not any("error" in r for r in out)
-            results[name] = {"command_seconds": round(wall, 2), "command_images_per_second": round(args.images / wall, 1),
-                             "in_process_images_per_second": round(args.images / seconds, 1), "peak_rss_mib": round(peak)}
-        results["face detection"] = face_detection(models["demo small_cnn 96px"], Path(tmp) / "photos",
-                                                   max(10, args.images // 10))
+            results[name] = {
+                "command_seconds": round(wall, 2),
+                "command_images_per_second": round(args.images / wall, 1),
+                "in_process_images_per_second": round(args.images / seconds, 1),
+                "peak_rss_mib": round(peak),
+            }
+        results["face detection"] = face_detection(
+            models["demo small_cnn 96px"], Path(tmp) / "photos", max(10, args.images // 10)
+        )
     result = {"params": vars(args), "models": results}
     save(args.name, result)
     return result

@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         runs = [pipeline_at(n, Path(tmp)) for n in (args.also, args.images)]
     small, big = runs
-    slope = (big["stages"]["train"]["peak_rss_mib"] - small["stages"]["train"]["peak_rss_mib"]) / (big["images"] - small["images"])
+    slope = (big["stages"]["train"]["peak_rss_mib"] - small["stages"]["train"]["peak_rss_mib"]) / (
+        big["images"] - small["images"]
+    )
     # The real run caches 2048 float32 ResNet features per Train+Validation image instead of small_cnn's 128.
     real_feature_mib = (160_000 + 22_598) * 2048 * 4 / 2**20
     estimate = big["stages"]["train"]["peak_rss_mib"] + slope * (160_000 - big["images"]) + real_feature_mib
@@ -78,10 +80,13 @@ def main(argv: list[str] | None = None) -> dict:
         "train_peak_rss_mib_per_image": slope,
         "train_peak_at_160k_estimate_mib": round(estimate),
         "estimate_method": "measured train peak at the larger size + measured per-image slope x (160,000 - N) "
-                           "+ the ResNet50 v2 feature cache (182,598 x 2048 float32)",
+        "+ the ResNet50 v2 feature cache (182,598 x 2048 float32)",
         "bench_seconds": round(time.perf_counter() - start),
-        "goals": {"validate_images_per_second": ">= 1000 on 2 cores", "noop_repro_seconds": "<= 3 and <= 5% of a full run",
-                  "train_peak_at_160k": "<= 16 GiB of host memory"},
+        "goals": {
+            "validate_images_per_second": ">= 1000 on 2 cores",
+            "noop_repro_seconds": "<= 3 and <= 5% of a full run",
+            "train_peak_at_160k": "<= 16 GiB of host memory",
+        },
     }
     save(args.name, result)
     return result

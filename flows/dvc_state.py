@@ -66,6 +66,7 @@ class DvcState:
 
 def git_version(root: Path) -> str:
     """The short git commit of ``root``, with ``-dirty`` when tracked files differ from it."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""

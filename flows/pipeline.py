@@ -1,11 +1,13 @@
 """The Prefect 3 flow ``gender-pipeline``: download -> validate -> preprocess -> train -> evaluate -> promote.
 
-Each stage is the same function that ``dvc repro`` runs (``tasks/<stage>.py``), wrapped as a task.
+Each stage is the same function that ``dvc repro`` runs, called through its contract
+(``tasks.stages.STAGES``, the same declarations ``dvc.yaml`` is generated from), wrapped as a task.
 Before a stage runs, the flow asks DVC whether it is up to date; if so, its task run ends in a
 ``Skipped`` state that says why. A stale stage runs in-process and is then recorded in dvc.lock
-(``dvc commit``), exactly as ``dvc repro`` would record it. Only the download retries, and only on
-network errors. Task runs carry the git commit as their version and the stage's DVC input hash as
-a tag. A failed quality gate ends the ``promote`` task in a ``Not promoted`` state with the reasons.
+(``dvc commit``), exactly as ``dvc repro`` would record it. Retries are the download stage's own
+(network errors only), so the tasks themselves do not retry. Task runs carry the git commit as
+their version and the stage's DVC input hash as a tag. A failed quality gate ends the ``promote``
+task in a ``Not promoted`` state with the reasons.
 The run publishes artifacts with stable keys: validation summary, metrics, the quality gate and
 promotion, slices, the comparison with the previous metrics and links to the outputs.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -30,11 +32,11 @@ from prefect.states import Completed
 
 from flows.dvc_state import DvcState, git_version
 from tasks import model_card, paths
-from tasks.download import NetworkError
 from tasks.metrics import failed_checks
 from tasks.params import load
+from tasks.stages import BY_NAME
 
-STAGES = tuple(paths.STAGES)  # DAG order, as in dvc.yaml
+STAGES = tuple(BY_NAME)  # DAG order, as in dvc.yaml
 
 
 @contextlib.contextmanager
@@ -56,10 +58,9 @@ def stage_logs_to_prefect() -> Iterator[None]:
 
 
 def _summary(result: Any) -> dict[str, Any]:
-    """A small JSON-able view of a stage's result (no models, no arrays)."""
-    fields = getattr(result, "__dataclass_fields__", {})
-    keep = {"source", "success", "counts", "skipped", "class_names", "metrics", "promoted", "reasons"}
-    return {k: getattr(result, k) for k in fields if k in keep}
+    """A JSON-able view of a stage's result: the fields its dataclass shows in its repr."""
+    shown = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.repr}
+    return json.loads(json.dumps(shown, default=str))
 
 
 def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
@@ -70,9 +71,8 @@ def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
         logger.info(message)
         return Completed(name="Skipped", message=message)
     logger.info("%s: running because %s", stage, "; ".join(reasons))
-    module = importlib.import_module(f"tasks.{stage}")
     with stage_logs_to_prefect():
-        result = module.run(Path(root), load(Path(root) / paths.PARAMS_FILE))
+        result = BY_NAME[stage].run(Path(root), load(Path(root) / paths.PARAMS_FILE))
     if getattr(result, "promoted", None) is False:
         message = "not promoted: " + "; ".join(result.reasons)
         logger.warning("%s; the blessed model is unchanged", message)
@@ -80,40 +80,33 @@ def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
     return _summary(result)
 
 
-def _network_only(task_: Any, task_run: Any, state: Any) -> bool:
-    """Retry the download only when the network failed, never for bad credentials or data."""
-    try:
-        state.result()
-    except NetworkError:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
-
-
 def stage_task(stage: str, version: str, inputs_hash: str) -> Any:
     """The Prefect task for one stage, versioned by git commit and tagged with its DVC input hash."""
-    options: dict[str, Any] = {}
-    if stage == "download":  # the only network I/O
-        options = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_condition_fn": _network_only}
-    return task(run_stage, name=stage, task_run_name=stage, log_prints=True, version=version,
-                tags=[f"stage:{stage}", f"git:{version}", f"dvc:{inputs_hash}"], **options)
+    return task(
+        run_stage,
+        name=stage,
+        task_run_name=stage,
+        log_prints=True,
+        version=version,
+        tags=[f"stage:{stage}", f"git:{version}", f"dvc:{inputs_hash}"],
+    )
 
 
 def _read(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _gate_markdown(root: Path, metrics: dict[str, Any]) -> str:
-    gate = metrics["gate"]
+def _gate_markdown(root: Path, metrics: dict[str, Any], gate: dict[str, Any]) -> str:
     pointer = _read(root / paths.BLESSED_POINTER) or {}
     if not gate["passed"]:
         outcome = "not promoted: " + "; ".join(failed_checks(gate))
     elif pointer.get("fingerprint") == metrics["model"]["fingerprint"]:
         outcome = "promoted: this model is now the blessed one"
     else:
-        outcome = "not promoted yet: the promote stage has not run"
-    return f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\n{model_card.gate_section(gate)}\n"
+        outcome = "not promoted"
+    return (
+        f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\n{model_card.gate_section(gate)}\n"
+    )
 
 
 def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> None:
@@ -121,42 +114,61 @@ def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> No
     report = _read(root / paths.VALIDATION_REPORT)
     if report:
         rows = "\n".join(f"| {group} | {n} |" for group, n in report["counts"].items())
-        failed = "\n".join(f"- {f['type']}({f['column']}): {f['unexpected_count']} bad, e.g. {f['offenders'][:3]}"
-                           for f in report["failed"]) or "none"
+        failed = (
+            "\n".join(
+                f"- {f['type']}({f['column']}): {f['unexpected_count']} bad, e.g. {f['offenders'][:3]}"
+                for f in report["failed"]
+            )
+            or "none"
+        )
         create_markdown_artifact(
             key="validation-summary",
             markdown=f"# Validation\n\n{'passed' if report['success'] else 'FAILED'}: {report['kept']} images kept, "
-                     f"{len(report['dropped'])} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
-                     f"Failed expectations: {failed}\n",
+            f"{len(report['dropped'])} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
+            f"Failed expectations: {failed}\n",
             description="Counts per split and class, and failed expectations",
         )
-    metrics = _read(root / paths.METRICS)
-    if not metrics:
+    metrics, gate = _read(root / paths.METRICS), _read(root / paths.GATE)
+    if not metrics or not gate:
         return
-    table = [{"metric": "accuracy", "value": round(metrics["accuracy"], 4)},
-             {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in metrics["accuracy_ci95"])},
-             {"metric": "ECE", "value": round(metrics["calibration"]["ece"], 4)},
-             {"metric": "roc_auc", "value": round(metrics["roc_auc"], 4)},
-             {"metric": "log_loss", "value": round(metrics["log_loss"], 4)},
-             {"metric": "gate", "value": "passed" if metrics["gate"]["passed"] else "failed"}]
+    table = [
+        {"metric": "accuracy", "value": round(metrics["accuracy"], 4)},
+        {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in metrics["accuracy_ci95"])},
+        {"metric": "ECE", "value": round(metrics["calibration"]["ece"], 4)},
+        {"metric": "roc_auc", "value": round(metrics["roc_auc"], 4)},
+        {"metric": "log_loss", "value": round(metrics["log_loss"], 4)},
+        {"metric": "gate", "value": "passed" if gate["passed"] else "failed"},
+    ]
     for name, m in metrics["per_class"].items():
         table += [{"metric": f"{name} {k}", "value": round(m[k], 4)} for k in ("precision", "recall", "f1")]
     create_table_artifact(key="metrics", table=table, description="Test-split metrics")
-    create_markdown_artifact(key="quality-gate", markdown=_gate_markdown(root, metrics),
-                             description="The gate's checks and whether the model was promoted")
-    create_table_artifact(key="slices", table=metrics["slices"],
-                          description="Test accuracy per class, brightness bin and JPEG-size bin, with counts")
+    create_markdown_artifact(
+        key="quality-gate",
+        markdown=_gate_markdown(root, metrics, gate),
+        description="The gate's checks and whether the model was promoted",
+    )
+    create_table_artifact(
+        key="slices",
+        table=metrics["slices"],
+        description="Test accuracy per class, brightness bin and JPEG-size bin, with counts",
+    )
     if previous_metrics:
-        lines = [f"| {k} | {previous_metrics[k]:.4f} | {metrics[k]:.4f} | {metrics[k] - previous_metrics[k]:+.4f} |"
-                 for k in ("accuracy", "roc_auc", "log_loss")]
+        lines = [
+            f"| {k} | {previous_metrics[k]:.4f} | {metrics[k]:.4f} | {metrics[k] - previous_metrics[k]:+.4f} |"
+            for k in ("accuracy", "roc_auc", "log_loss")
+        ]
         comparison = "| metric | previous | this run | change |\n|---|---|---|---|\n" + "\n".join(lines)
     else:
         comparison = "No previous metrics: this is the first evaluation."
     create_markdown_artifact(key="metrics-comparison", markdown=f"# Compared with the previous run\n\n{comparison}\n")
-    links = [("Data Docs", f"{paths.VALIDATION_DIR}/{paths.DATA_DOCS_NAME}/index.html"),
-             ("Exported model", paths.MODEL_DIR), ("Blessed model", paths.BLESSED_DIR),
-             ("Model card", paths.MODEL_CARD), ("Training curves", paths.CURVES),
-             *((f"Plot: {p.stem}", str(p.relative_to(root))) for p in sorted((root / paths.FIGURES_DIR).glob("*.png")))]
+    links = [
+        ("Data Docs", f"{paths.DATA_DOCS}/index.html"),
+        ("Exported model", paths.MODEL_DIR),
+        ("Blessed model", paths.BLESSED_DIR),
+        ("Model card", paths.MODEL_CARD),
+        ("Training curves", paths.CURVES),
+        *((f"Plot: {p.stem}", str(p.relative_to(root))) for p in sorted((root / paths.FIGURES_DIR).glob("*.png"))),
+    ]
     create_markdown_artifact(
         key="pipeline-outputs",
         markdown="# Outputs\n\n" + "\n".join(f"- [{name}]({(root / rel).as_uri()}) `{rel}`" for name, rel in links),
@@ -189,7 +201,9 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
                 state.record(stage)  # dvc.lock now says what dvc repro would have written
                 print(f"{stage}: recorded in dvc.lock")
     publish_artifacts(state.root, previous_metrics)
-    print(f"Results: {state.root / paths.METRICS}, {state.root / paths.FIGURES_DIR}, model {state.root / paths.MODEL_DIR}")
+    print(
+        f"Results: {state.root / paths.METRICS}, {state.root / paths.FIGURES_DIR}, model {state.root / paths.MODEL_DIR}"
+    )
     return results
 
 

@@ -32,13 +32,21 @@ from tasks.faces import Face
 from tasks.files import StageError, setup_logging
 from tasks.inference import LoadedModel, load_model
 from tasks.params import ValidateParams
+from tasks.params import load as load_params
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 INBOX = "data/inbox"  # where the scheduled batch-prediction deployment looks for images
 PREDICTIONS_OUT = "data/predictions/latest.json"
-MAX_PIXELS = ValidateParams().max_pixels  # the same decompression-bomb bound as validation
 BLANK_STD = 2.0  # an image whose pixels vary less than this (0-255 scale) is blank: refused
 BATCH = 64
+
+
+def project_max_pixels(params_file: Path = Path(paths.PARAMS_FILE)) -> int:
+    """``validate.max_pixels`` (the decompression-bomb bound of validation) from the project's params.
+
+    In the repository (where ``params.yaml`` is) the project's value applies; elsewhere the default.
+    """
+    return load_params(params_file).validate.max_pixels if params_file.is_file() else ValidateParams().max_pixels
 
 
 def expand(inputs: Iterable[Path]) -> list[Path]:
@@ -89,15 +97,19 @@ def model_inputs(path: Path, image_size: int, max_pixels: int, detect_faces: boo
     return [(face, dataset.resize(tf.constant(crop), image_size).numpy()) for face, crop in crops]
 
 
-def predict_files(files: list[Path], model: LoadedModel, max_pixels: int = MAX_PIXELS,
-                  detect_faces: bool = False) -> list[dict[str, Any]]:
+def predict_files(
+    files: list[Path], model: LoadedModel, max_pixels: int | None = None, detect_faces: bool = False
+) -> list[dict[str, Any]]:
     """One result per file: ``{path, label, probability, probabilities}`` or ``{path, error}``.
 
     With ``detect_faces`` the result holds ``faces``: one ``{box, crop, label, probability,
     probabilities}`` per face found (boxes are x, y, width, height in the photo's pixels).
+    ``max_pixels`` defaults to the project's ``validate.max_pixels`` (:func:`project_max_pixels`).
     """
     import numpy as np
     import tensorflow as tf
+
+    max_pixels = project_max_pixels() if max_pixels is None else max_pixels
 
     results: list[dict[str, Any]] = [{"path": str(f)} for f in files]
     pending: list[tuple[int, Face | None, Any]] = []
@@ -108,8 +120,11 @@ def predict_files(files: list[Path], model: LoadedModel, max_pixels: int = MAX_P
         probs = model.predict(np.stack([img for _, _, img in pending]))
         for (i, face, _), p in zip(pending, probs):
             k = int(p.argmax())
-            answer = {"label": model.class_names[k], "probability": float(p[k]),
-                      "probabilities": {n: float(v) for n, v in zip(model.class_names, p)}}
+            answer = {
+                "label": model.class_names[k],
+                "probability": float(p[k]),
+                "probabilities": {n: float(v) for n, v in zip(model.class_names, p)},
+            }
             if face is None:
                 results[i].update(answer)
             else:
@@ -142,8 +157,11 @@ def answers(result: dict[str, Any]) -> list[str]:
         return [f"{path}\t{result['label']}\t{result['probability']:.4f}"]
     if not result["faces"]:
         return [f"{path}\tno face found"]
-    return [f"{path}\tface {n} at x={f['box'][0]} y={f['box'][1]} w={f['box'][2]} h={f['box'][3]}\t"
-            f"{f['label']}\t{f['probability']:.4f}" for n, f in enumerate(result["faces"], start=1)]
+    return [
+        f"{path}\tface {n} at x={f['box'][0]} y={f['box'][1]} w={f['box'][2]} h={f['box'][3]}\t"
+        f"{f['label']}\t{f['probability']:.4f}"
+        for n, f in enumerate(result["faces"], start=1)
+    ]
 
 
 def labels(results: list[dict[str, Any]]) -> dict[str, int]:
@@ -164,14 +182,17 @@ def labels(results: list[dict[str, Any]]) -> dict[str, int]:
 def load(model: Path) -> LoadedModel:
     """The model to predict with; a missing blessed model says how to get one."""
     if Path(model).as_posix().endswith(paths.BLESSED_MODEL) and not (Path(model) / "saved_model.pb").is_file():
-        raise StageError(f"{paths.BLESSED_MODEL}: no blessed model yet; run the pipeline (make demo) until a model "
-                         f"passes the quality gate, or pass --model {paths.MODEL_DIR} for the last trained one")
+        raise StageError(
+            f"{paths.BLESSED_MODEL}: no blessed model yet; run the pipeline (make demo) until a model "
+            f"passes the quality gate, or pass --model {paths.MODEL_DIR} for the last trained one"
+        )
     return load_model(Path(model))
 
 
 @flow(name="batch-predict", log_prints=True)
-def batch_predict(inputs: list[str], model: str = paths.BLESSED_MODEL, output: str = PREDICTIONS_OUT,
-                  detect_faces: bool = False) -> dict[str, int]:
+def batch_predict(
+    inputs: list[str], model: str = paths.BLESSED_MODEL, output: str = PREDICTIONS_OUT, detect_faces: bool = False
+) -> dict[str, int]:
     """Predict every image under ``inputs`` and write the results as JSON to ``output``.
 
     The scheduled deployment points this at an inbox folder; an empty inbox is not an error.
@@ -189,9 +210,11 @@ def batch_predict(inputs: list[str], model: str = paths.BLESSED_MODEL, output: s
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(answers(r)[0])
-    create_table_artifact(key="batch-predictions",
-                          table=[{"label": k, "answers": v} for k, v in sorted(labels(results).items())],
-                          description=f"Predictions written to {out}")
+    create_table_artifact(
+        key="batch-predictions",
+        table=[{"label": k, "answers": v} for k, v in sorted(labels(results).items())],
+        description=f"Predictions written to {out}",
+    )
     print(f"{len(results) - len(failed)} predicted, {len(failed)} failed; results in {out}")
     return {"images": len(results), "failed": len(failed)}
 
@@ -200,10 +223,17 @@ def main(argv: list[str] | None = None) -> int:
     """Print one line per image (or per face); return 1 if any file failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    parser.add_argument("--model", type=Path, default=Path(paths.BLESSED_MODEL),
-                        help=f"exported model folder (default: the blessed model, {paths.BLESSED_MODEL})")
-    parser.add_argument("--detect-faces", action="store_true",
-                        help="find faces in whole photos and predict each, cropped like the training images")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path(paths.BLESSED_MODEL),
+        help=f"exported model folder (default: the blessed model, {paths.BLESSED_MODEL})",
+    )
+    parser.add_argument(
+        "--detect-faces",
+        action="store_true",
+        help="find faces in whole photos and predict each, cropped like the training images",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     args = parser.parse_args(argv)
     setup_logging()

@@ -29,12 +29,24 @@ def deployments(root: Path) -> list:
     """The two deployments: weekly retraining and daily batch prediction over the inbox."""
     root = root.resolve()
     return [
-        gender_pipeline.to_deployment(name="weekly-retrain", cron=RETRAIN_CRON, parameters={"root": str(root)},
-                                      tags=["retrain"], description="Rerun the stale stages of the pipeline"),
-        batch_predict.to_deployment(name="batch-predict", cron=PREDICT_CRON,
-                                    parameters={"inputs": [str(root / INBOX)], "model": str(root / paths.BLESSED_MODEL),
-                                                "output": str(root / PREDICTIONS_OUT)},
-                                    tags=["predict"], description="Predict every image in the inbox folder"),
+        gender_pipeline.to_deployment(
+            name="weekly-retrain",
+            cron=RETRAIN_CRON,
+            parameters={"root": str(root)},
+            tags=["retrain"],
+            description="Rerun the stale stages of the pipeline",
+        ),
+        batch_predict.to_deployment(
+            name="batch-predict",
+            cron=PREDICT_CRON,
+            parameters={
+                "inputs": [str(root / INBOX)],
+                "model": str(root / paths.BLESSED_MODEL),
+                "output": str(root / PREDICTIONS_OUT),
+            },
+            tags=["predict"],
+            description="Predict every image in the inbox folder",
+        ),
     ]
 
 
@@ -51,7 +63,9 @@ def ensure_server(api_url: str, wait_s: float = 60) -> subprocess.Popen | None:
     if up():
         return None
     port = str(httpx.URL(api_url).port or 4200)
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port]
+    )
     deadline = time.monotonic() + wait_s
     while not up():
         if server.poll() is not None or time.monotonic() > deadline:

@@ -39,13 +39,17 @@ class Entry:
 def is_junk(name: str) -> bool:
     """True for OS litter such as ``__MACOSX/`` or ``.DS_Store``."""
     parts = PurePosixPath(name).parts
-    return any(p in JUNK_DIRS for p in parts) or (bool(parts) and (parts[-1] in JUNK_NAMES or parts[-1].startswith("._")))
+    return any(p in JUNK_DIRS for p in parts) or (
+        bool(parts) and (parts[-1] in JUNK_NAMES or parts[-1].startswith("._"))
+    )
 
 
 def _check_member(info: zipfile.ZipInfo, archive: Path) -> None:
     name = info.filename
     if name.startswith("/") or "\\" in name or ".." in PurePosixPath(name).parts or ":" in name.split("/")[0]:
-        raise StageError(f"{archive}: entry {name!r} points outside the archive folder (zip-slip); refusing this archive")
+        raise StageError(
+            f"{archive}: entry {name!r} points outside the archive folder (zip-slip); refusing this archive"
+        )
     if stat.S_ISLNK(info.external_attr >> 16):
         raise StageError(f"{archive}: entry {name!r} is a symbolic link; refusing this archive (links are not images)")
 
@@ -119,7 +123,7 @@ class ArchiveWriter:
     def close(self) -> None:
         self._zf.close()
 
-    def __enter__(self) -> "ArchiveWriter":
+    def __enter__(self) -> ArchiveWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -144,4 +148,3 @@ def pack_folder(folder: Path, out: Path) -> None:
                     f"{path}: not in the Kaggle layout <Split>/<Class>/<image> under {root}; move or remove it"
                 )
             writer.add(rel.parts[0], rel.parts[1], path.read_bytes(), name=rel.parts[2])
-

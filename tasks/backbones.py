@@ -17,27 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-BUILTINS = ("small_cnn", "resnet50v2")
-URL_PREFIXES = ("https://", "http://")
-
-
-def handle_kind(handle: str) -> str:
-    """Classify a handle as ``url``, ``builtin`` or ``local`` (without loading anything).
-
-    Raises:
-        ValueError: for a path that is not a SavedModel folder, with what to use instead.
-    """
-    if handle.startswith(URL_PREFIXES):
-        return "url"
-    if handle in BUILTINS:
-        return "builtin"
-    path = Path(handle)
-    if path.is_dir() and (path / "saved_model.pb").is_file():
-        return "local"
-    raise ValueError(
-        f"{handle!r} is not a TF Hub/Kaggle Models URL, a SavedModel folder (with saved_model.pb) "
-        f"or a built-in backbone ({', '.join(BUILTINS)})"
-    )
+from tasks.params import handle_kind
 
 
 def _build_builtin(name: str, image_size: int, seed: int) -> Any:

@@ -21,7 +21,9 @@ def encode_example(data: bytes, label: int, path: str) -> bytes:
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
         "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic=True: the features map is otherwise serialized in an order that varies between
+    # processes, so the same images would give different shard bytes and rerun training for nothing
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def shard_files(processed: Path, split: str) -> list[str]:
@@ -50,8 +52,11 @@ def resize(images: Any, image_size: int) -> Any:
     shape = tf.shape(images)
     shrinking = tf.logical_or(shape[-3] > image_size, shape[-2] > image_size)
     # Antialiasing matters only when shrinking, and costs about 3x the time of the whole input step.
-    resized = tf.cond(shrinking, lambda: tf.image.resize(images, size, method="bilinear", antialias=True),
-                      lambda: tf.image.resize(images, size, method="bilinear"))
+    resized = tf.cond(
+        shrinking,
+        lambda: tf.image.resize(images, size, method="bilinear", antialias=True),
+        lambda: tf.image.resize(images, size, method="bilinear"),
+    )
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
@@ -106,13 +111,20 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(files), seed=shuffle_seed)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=True)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 4),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     if shuffle_seed is not None:
         ds = ds.shuffle(4096, seed=shuffle_seed)
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size, drop_remainder)
     if augmentation:
         aug = augmentation
-        ds = ds.map(lambda x, *rest: (augment(x, aug["flip"], aug["brightness"], aug["seed"]), *rest),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(
+            lambda x, *rest: (augment(x, aug["flip"], aug["brightness"], aug["seed"]), *rest),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tasks import archive, paths, synthetic
-from tasks.cli import run_cli, stage_params
+from tasks.contract import Stage
 from tasks.files import StageError, atomic_dir, logger, sha256_file, write_json
-from tasks.params import DataParams, Params
+from tasks.params import DataParams
 
 log = logger("download")
 T = TypeVar("T")
@@ -34,7 +34,7 @@ RETRY_DELAYS = (2.0, 5.0, 15.0)  # seconds between the attempts of a network cal
 
 
 class NetworkError(StageError):
-    """The network failed after every retry; the flow may retry the whole stage on this."""
+    """The network failed after every retry (the stage's own retries are the only retry layer)."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,22 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     import requests
     import urllib3
 
-    return (ConnectionError, TimeoutError, requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError)
+    return (
+        ConnectionError,
+        TimeoutError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+    )
 
 
-def with_retries(call: Callable[[], T], what: str, delays: tuple[float, ...] = RETRY_DELAYS,
-                 sleep: Callable[[float], None] | None = None) -> T:
+def with_retries(
+    call: Callable[[], T],
+    what: str,
+    delays: tuple[float, ...] = RETRY_DELAYS,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
     """Run ``call``, retrying network errors only, after each delay in ``delays``."""
     errors = _network_errors()
     for attempt, delay in enumerate((*delays, None), start=1):
@@ -100,8 +110,10 @@ def with_retries(call: Callable[[], T], what: str, delays: tuple[float, ...] = R
             return call()
         except errors as exc:
             if delay is None:
-                raise NetworkError(f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
-                                 "check the connection and rerun") from exc
+                raise NetworkError(
+                    f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
+                    "check the connection and rerun"
+                ) from exc
             log.warning("%s: %s on attempt %d; retrying in %.0f s", what, type(exc).__name__, attempt, delay)
             (sleep or time.sleep)(delay)
     raise AssertionError("unreachable")
@@ -112,8 +124,10 @@ def fetch_kaggle(slug: str, dest: Path, api_factory: Callable[[], Any] = make_ka
     log.info("Kaggle credentials from %s", check_credentials())
     api = api_factory()
     owner, name = slug.split("/")
-    with_retries(lambda: api.dataset_download_files(slug, path=str(dest), force=True, quiet=False, unzip=False),
-                 f"downloading {slug}")
+    with_retries(
+        lambda: api.dataset_download_files(slug, path=str(dest), force=True, quiet=False, unzip=False),
+        f"downloading {slug}",
+    )
     downloaded = dest / f"{name}.zip"
     if not downloaded.is_file():
         raise StageError(f"{slug}: the Kaggle client wrote no {downloaded.name}; check the slug in data.kaggle_dataset")
@@ -188,15 +202,7 @@ def download(raw_dir: Path, params: DataParams, api_factory: Callable[[], Any] =
     return DownloadResult(raw_dir / paths.RAW_ARCHIVE_NAME, source)
 
 
-def run(root: Path, params: Params) -> DownloadResult:
-    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
-    return download(root / paths.RAW_DIR, params.data)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tasks.download``: run the stage with params.yaml, as dvc.yaml does."""
-    run(Path("."), stage_params(argv, __doc__))
-
+STAGE = Stage("download", download, outs={"raw_dir": paths.RAW_DIR}, params={"params": "data"})
 
 if __name__ == "__main__":
-    run_cli(main)
+    STAGE.main()

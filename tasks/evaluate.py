@@ -1,10 +1,11 @@
-"""Stage ``evaluate``: the exported model on the Test split -> metrics, plots, model card, gate.
+"""Stage ``evaluate``: the exported model on the Test split -> metrics and plots.
 
 ``reports/metrics.json`` holds ``accuracy`` at the top level, per-class precision/recall/F1 with
 bootstrap 95% intervals, ROC AUC, log loss, the confusion matrix, calibration (ECE, reliability
-table, temperature scaling fitted on Validation), slices (class, brightness, JPEG size), behaviour
-checks (flip, brightness, blank images) and the quality-gate verdict against the blessed model.
-The model is loaded from its export (the same artifact users get), not from training memory.
+table, temperature scaling fitted on Validation), slices (class, brightness, JPEG size) and
+behaviour checks (flip, brightness, blank images). The model is loaded from its export (the same
+artifact users get), not from training memory. Everything here is a function of DVC-tracked inputs
+(the same model and data give the same bytes); the comparison with the blessed model is promote's.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from tasks import dataset, model_card, paths
+from tasks import dataset, paths
 from tasks import metrics as qm
-from tasks.cli import run_cli, stage_params
-from tasks.files import atomic_dir, logger, read_json, tree_hash, write_json
+from tasks.contract import Output, Stage
+from tasks.files import atomic_outputs, logger, read_json, tree_hash, write_json
 from tasks.inference import LoadedModel, load_model
-from tasks.params import EvaluateParams, Params
+from tasks.params import EvaluateParams
 
 log = logger("evaluate")
 ROC_POINTS = 200  # the ROC curve is thinned to at most this many points for the DVC plot
@@ -50,8 +51,9 @@ class SplitPredictions:
     shifted: tuple[np.ndarray, np.ndarray] | None = None  # on images brighter / darker by brightness_delta
 
 
-def predict_split(model: LoadedModel, files: list[str], batch_size: int, brightness_delta: float | None = None,
-                  keep_images: int = 0) -> SplitPredictions:
+def predict_split(
+    model: LoadedModel, files: list[str], batch_size: int, brightness_delta: float | None = None, keep_images: int = 0
+) -> SplitPredictions:
     """Predict every image of ``files``; with ``brightness_delta`` also on flipped and shifted copies."""
     out: dict[str, list[Any]] = {k: [] for k in ("probs", "y", "names", "luma", "kb", "samples", "flip", "up", "down")}
     for batch, y, path, size in dataset.make_dataset(files, model.image_size, batch_size, with_meta=True):
@@ -66,93 +68,83 @@ def predict_split(model: LoadedModel, files: list[str], batch_size: int, brightn
         if brightness_delta is not None:
             out["flip"].append(model.predict(images[:, :, ::-1]))
             for key, sign in (("up", 1), ("down", -1)):
-                out[key].append(model.predict(np.clip(images + sign * brightness_delta * 255.0, 0, 255).astype(np.uint8)))
+                out[key].append(
+                    model.predict(np.clip(images + sign * brightness_delta * 255.0, 0, 255).astype(np.uint8))
+                )
     cat = {k: np.concatenate(v) if v else None for k, v in out.items() if k != "names"}
-    return SplitPredictions(cat["probs"], cat["y"], out["names"], cat["luma"], cat["kb"],
-                            cat["samples"][:keep_images] if keep_images else np.zeros((0,)),
-                            cat["flip"], (cat["up"], cat["down"]) if brightness_delta is not None else None)
+    return SplitPredictions(
+        cat["probs"],
+        cat["y"],
+        out["names"],
+        cat["luma"],
+        cat["kb"],
+        cat["samples"][:keep_images] if keep_images else np.zeros((0,)),
+        cat["flip"],
+        (cat["up"], cat["down"]) if brightness_delta is not None else None,
+    )
 
 
 def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[str, Any]:
     """How often a mirror image or a small brightness change flips the prediction; blank images."""
     label = pred.probs.argmax(axis=1)
     up, down = pred.shifted
-    blanks = model.predict(np.stack([np.full((model.image_size, model.image_size, 3), g, np.uint8)
-                                     for g in BLANK_GREYS]))
+    blanks = model.predict(
+        np.stack([np.full((model.image_size, model.image_size, 3), g, np.uint8) for g in BLANK_GREYS])
+    )
     return {
         "images": int(len(label)),
         "flip_changed": float((pred.flipped.argmax(axis=1) != label).mean()),
         "brightness_delta": delta,
         "brightness_changed": float(((up.argmax(axis=1) != label) | (down.argmax(axis=1) != label)).mean()),
-        "blank": [{"grey": g, "label": model.class_names[int(p.argmax())], "probability": float(p.max())}
-                  for g, p in zip(BLANK_GREYS, blanks)],
+        "blank": [
+            {"grey": g, "label": model.class_names[int(p.argmax())], "probability": float(p.max())}
+            for g, p in zip(BLANK_GREYS, blanks)
+        ],
     }
 
 
 def quality(pred: SplitPredictions, class_names: list[str], params: EvaluateParams) -> dict[str, Any]:
     """Metrics with intervals, calibration and slices of one split's predictions."""
-    m = qm.classification_metrics(pred.y_true, pred.probs, class_names)
+    positive = qm.positive_index(class_names, params.positive_class)
+    m = qm.classification_metrics(pred.y_true, pred.probs, class_names, positive)
     y_pred = pred.probs.argmax(axis=1)
     ci = qm.bootstrap_intervals(pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed)
     m["accuracy_ci95"] = ci["accuracy"]
     for name, interval in zip(class_names, ci["recall"]):
         m["per_class"][name]["recall_ci95"] = interval
     m["bootstrap"] = {"samples": ci["samples"], "level": ci["level"], "seed": params.seed}
-    m["calibration"] = qm.calibration(pred.y_true, pred.probs, params.calibration_bins)
+    m["calibration"] = qm.calibration(pred.y_true, pred.probs, params.calibration_bins, positive)
     correct = y_pred == pred.y_true
-    m["slices"] = (qm.class_slices(pred.y_true, correct, class_names)
-                   + qm.quantile_slices("brightness", pred.brightness, correct, params.slice_bins, "luma")
-                   + qm.quantile_slices("jpeg_size", pred.jpeg_kb, correct, params.slice_bins, "kB"))
+    m["slices"] = (
+        qm.class_slices(pred.y_true, correct, class_names)
+        + qm.quantile_slices("brightness", pred.brightness, correct, params.slice_bins, "luma")
+        + qm.quantile_slices("jpeg_size", pred.jpeg_kb, correct, params.slice_bins, "kB")
+    )
     return m
 
 
-def temperature_scaling(model: LoadedModel, processed: Path, test: SplitPredictions,
-                        params: EvaluateParams) -> dict[str, Any]:
+def temperature_scaling(
+    model: LoadedModel, processed: Path, test: SplitPredictions, params: EvaluateParams
+) -> dict[str, Any]:
     """Fit a temperature on Validation; report Test ECE and log loss before and after it."""
     val = predict_split(model, dataset.shard_files(processed, "Validation"), params.batch_size)
     t = qm.fit_temperature(val.y_true, val.probs)
     scaled = qm.apply_temperature(test.probs, t)
-    return {"temperature": t, "fitted_on": "Validation", "validation_images": int(len(val.y_true)),
-            "test_ece_before": qm.calibration(test.y_true, test.probs, params.calibration_bins)["ece"],
-            "test_ece_after": qm.calibration(test.y_true, scaled, params.calibration_bins)["ece"],
-            "test_log_loss_before": qm.log_loss(test.y_true, test.probs),
-            "test_log_loss_after": qm.log_loss(test.y_true, scaled),
-            "applied_to_model": False}
-
-
-def blessed_baseline(root: Path, candidate: dict[str, Any], files: list[str],
-                     batch_size: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The blessed model's metrics on the same Test images (the gate's baseline), and a record of it.
-
-    ``candidate`` is the candidate's metrics: when the blessed model is the same export (same
-    fingerprint), they are the baseline and the Test split is not predicted again. Returns
-    ``(None, None)`` before any model was promoted, and ``(None, record)`` when the blessed model has
-    other class names (then it is no baseline: only the absolute floor applies).
-    """
-    folder = root / paths.BLESSED_MODEL
-    if not (folder / "saved_model.pb").is_file():
-        return None, None
-    record: dict[str, Any] = {"model": paths.BLESSED_MODEL, "fingerprint": tree_hash(folder)}
-    pointer = root / paths.BLESSED_POINTER
-    if pointer.is_file():
-        record["promoted_at"] = read_json(pointer, "promote").get("promoted_at")
-    class_names = list(candidate["per_class"])
-    if record["fingerprint"] == candidate["model"]["fingerprint"]:
-        m = candidate
-    else:
-        blessed = load_model(folder)
-        if blessed.class_names != class_names:
-            record["comparable"] = False
-            record["reason"] = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
-            return None, record
-        pred = predict_split(blessed, files, batch_size)
-        m = qm.classification_metrics(pred.y_true, pred.probs, blessed.class_names)
-    record.update(comparable=True, accuracy=m["accuracy"],
-                  recall={name: c["recall"] for name, c in m["per_class"].items()})
-    return m, record
+    positive = qm.positive_index(model.class_names, params.positive_class)
+    return {
+        "temperature": t,
+        "fitted_on": "Validation",
+        "validation_images": int(len(val.y_true)),
+        "test_ece_before": qm.calibration(test.y_true, test.probs, params.calibration_bins, positive)["ece"],
+        "test_ece_after": qm.calibration(test.y_true, scaled, params.calibration_bins, positive)["ece"],
+        "test_log_loss_before": qm.log_loss(test.y_true, test.probs),
+        "test_log_loss_after": qm.log_loss(test.y_true, scaled),
+        "applied_to_model": False,
+    }
 
 
 def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions, class_names: list[str]) -> None:
+    positive = metrics["roc_positive_class"]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,8 +161,15 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
     ax.imshow(confusion, cmap="Blues")
     for (i, j), n in np.ndenumerate(confusion):
         ax.text(j, i, str(n), ha="center", va="center")
-    ax.set(xticks=range(len(class_names)), yticks=range(len(class_names)), xticklabels=class_names,
-           yticklabels=class_names, xlabel="predicted", ylabel="true", title="Test confusion matrix")
+    ax.set(
+        xticks=range(len(class_names)),
+        yticks=range(len(class_names)),
+        xticklabels=class_names,
+        yticklabels=class_names,
+        xlabel="predicted",
+        ylabel="true",
+        title="Test confusion matrix",
+    )
     save(fig, "confusion_matrix.png")
 
     fig, ax = plt.subplots(figsize=(4, 4))
@@ -182,13 +181,32 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
 
     bins = metrics["calibration"]["bins"]
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.bar([b["lo"] for b in bins], [b["accuracy"] for b in bins], width=[b["hi"] - b["lo"] for b in bins],
-           align="edge", edgecolor="k", alpha=0.7, label="accuracy")
-    ax.plot([(b["lo"] + b["hi"]) / 2 for b in bins], [b["confidence"] for b in bins], "_", markersize=14,
-            markeredgewidth=2, color="C3", label="mean confidence")
+    ax.bar(
+        [b["lo"] for b in bins],
+        [b["observed"] for b in bins],
+        width=[b["hi"] - b["lo"] for b in bins],
+        align="edge",
+        edgecolor="k",
+        alpha=0.7,
+        label=f"observed share of {positive}",
+    )
+    ax.plot(
+        [(b["lo"] + b["hi"]) / 2 for b in bins],
+        [b["predicted"] for b in bins],
+        "_",
+        markersize=14,
+        markeredgewidth=2,
+        color="C3",
+        label="mean predicted probability",
+    )
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.5, label="perfect calibration")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-class probability)", ylabel="accuracy",
-           title=f"Reliability (ECE {metrics['calibration']['ece']:.3f})")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel=f"predicted probability of {positive}",
+        ylabel=f"share of {positive}",
+        title=f"Reliability (ECE {metrics['calibration']['ece']:.3f})",
+    )
     ax.legend(loc="upper left", fontsize=8)
     save(fig, "reliability.png")
 
@@ -203,16 +221,27 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
                 continue
             label, truth = int(pred.probs[k].argmax()), int(pred.y_true[k])
             ax.imshow(pred.samples[k])
-            ax.set_title(f"true {class_names[truth]}\npred {class_names[label]} {pred.probs[k, label]:.2f}"
-                         + ("" if label == truth else " ✗"), color="green" if label == truth else "red", fontsize=8)
+            ax.set_title(
+                f"true {class_names[truth]}\npred {class_names[label]} {pred.probs[k, label]:.2f}"
+                + ("" if label == truth else " ✗"),
+                color="green" if label == truth else "red",
+                fontsize=8,
+            )
         save(fig, "sample_predictions.png")
 
 
-def evaluate(processed: Path, model_dir: Path, root: Path, params: EvaluateParams) -> EvaluateResult:
-    """Evaluate the exported model on the Test shards; write everything under ``root/reports``.
+def evaluate(
+    processed: Path,
+    model_dir: Path,
+    metrics_file: Path,
+    roc_file: Path,
+    predictions_file: Path,
+    figures: Path,
+    params: EvaluateParams,
+) -> EvaluateResult:
+    """Evaluate the exported model in ``model_dir`` on the Test shards; write the metrics and plots.
 
-    The gate compares with the blessed model (``models/blessed/model``) evaluated on the same Test
-    images, when there is one.
+    The outputs share ``reports/`` with promote's and are replaced together, leaving the others alone.
     """
     model = load_model(model_dir)
     test_files = dataset.shard_files(processed, "Test")
@@ -221,46 +250,42 @@ def evaluate(processed: Path, model_dir: Path, root: Path, params: EvaluateParam
     if params.temperature_scaling:
         metrics["calibration"]["temperature_scaling"] = temperature_scaling(model, processed, pred, params)
     metrics["behaviour"] = behaviour(model, pred, params.brightness_delta)
-    metrics["model"] = {"fingerprint": tree_hash(model_dir),
-                        **read_json(model_dir / paths.TRAINING_INFO_NAME, "train")}
-    baseline, record = blessed_baseline(root, metrics, test_files, params.batch_size)
-    metrics["gate"] = qm.gate(metrics, params, baseline)
-    metrics["gate"]["baseline"] = record
-    fpr, tpr = qm.roc_curve((pred.y_true == len(model.class_names) - 1).astype(int), pred.probs[:, -1])
+    metrics["model"] = {"fingerprint": tree_hash(model_dir), **read_json(model_dir / paths.TRAINING_INFO_NAME, "train")}
+    positive = model.class_names.index(metrics["roc_positive_class"])
+    fpr, tpr = qm.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
-    card = model_card.render(metrics, read_json(root / paths.SOURCE_FILE, "download"),
-                             read_json(root / paths.VALIDATION_REPORT, "validate"))
 
-    reports = (root / paths.METRICS).parent
-    with atomic_dir(reports) as tmp:
-        write_json(tmp / Path(paths.METRICS).name, metrics)
-        write_json(tmp / Path(paths.ROC).name, [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep])
-        with (tmp / Path(paths.PREDICTIONS).name).open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
+    with atomic_outputs([metrics_file, roc_file, predictions_file, figures]) as tmp:
+        write_json(tmp / metrics_file.name, metrics)
+        write_json(tmp / roc_file.name, [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep])
+        with (tmp / predictions_file.name).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(["path", "true_label", "predicted_label", "probability"])
             for name, t, p in zip(pred.names, pred.y_true, pred.probs):
                 writer.writerow([name, model.class_names[t], model.class_names[p.argmax()], f"{p.max():.6f}"])
-        _plots(tmp / Path(paths.FIGURES_DIR).name, metrics, fpr, tpr, pred, model.class_names)
-        (tmp / Path(paths.MODEL_CARD).name).write_text(card, encoding="utf-8")
+        _plots(tmp / figures.name, metrics, fpr, tpr, pred, model.class_names)
     lo, hi = metrics["accuracy_ci95"]
-    print(f"Test accuracy: {metrics['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {metrics['images']} images, "
-          f"ROC AUC {metrics['roc_auc']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
-    scope = ("against the blessed model" if baseline else "absolute floor only: "
-             + ("no blessed model yet" if record is None else record["reason"]))
-    verdict = "passed" if metrics["gate"]["passed"] else "FAILED: " + "; ".join(qm.failed_checks(metrics["gate"]))
-    print(f"quality gate {verdict} ({scope})")
+    print(
+        f"Test accuracy: {metrics['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {metrics['images']} images, "
+        f"ROC AUC {metrics['roc_auc']:.4f} ({metrics['roc_positive_class']}), ECE {metrics['calibration']['ece']:.4f}"
+    )
     return EvaluateResult(metrics)
 
 
-def run(root: Path, params: Params) -> EvaluateResult:
-    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
-    return evaluate(root / paths.PROCESSED_DIR, root / paths.MODEL_DIR, root, params.evaluate)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tasks.evaluate``: run the stage with params.yaml, as dvc.yaml does."""
-    run(Path("."), stage_params(argv, __doc__))
-
+STAGE = Stage(
+    "evaluate",
+    evaluate,
+    deps={"processed": paths.PROCESSED_DIR, "model_dir": paths.MODEL_DIR},
+    outs={
+        "metrics_file": Output(paths.METRICS, "metrics"),
+        "roc_file": Output(paths.ROC, "plots", plot={"x": "fpr", "y": "tpr"}),
+        "predictions_file": Output(
+            paths.PREDICTIONS, "plots", plot={"template": "confusion", "x": "true_label", "y": "predicted_label"}
+        ),
+        "figures": Output(paths.FIGURES_DIR, "plots"),
+    },
+    params={"params": "evaluate"},
+)
 
 if __name__ == "__main__":
-    run_cli(main)
+    STAGE.main()

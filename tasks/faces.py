@@ -51,6 +51,7 @@ def crop_for(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
 
 def _nested(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     """Whether the centre of either box lies inside the other."""
+
     def inside(p, q):
         cx, cy = p[0] + p[2] / 2, p[1] + p[3] / 2
         return q[0] <= cx <= q[0] + q[2] and q[1] <= cy <= q[1] + q[3]
@@ -68,8 +69,9 @@ def detect(image: np.ndarray) -> list[Face]:
 
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     smallest = max(24, int(MIN_FACE * min(grey.shape)))
-    boxes, _, weights = _detector().detectMultiScale3(grey, SCALE_FACTOR, MIN_NEIGHBOURS, minSize=(smallest, smallest),
-                                                      outputRejectLevels=True)
+    boxes, _, weights = _detector().detectMultiScale3(
+        grey, SCALE_FACTOR, MIN_NEIGHBOURS, minSize=(smallest, smallest), outputRejectLevels=True
+    )
     kept: list[tuple[int, int, int, int]] = []
     for _, box in sorted(zip((float(w) for w in weights), (tuple(int(v) for v in b) for b in boxes)), reverse=True):
         if not any(_nested(box, other) for other in kept):
@@ -82,5 +84,5 @@ def cut(image: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:
     x, y, w, h = crop
     height, width = image.shape[:2]
     pad = ((max(0, -y), max(0, y + h - height)), (max(0, -x), max(0, x + w - width)), (0, 0))
-    inside = image[max(0, y):min(height, y + h), max(0, x):min(width, x + w)]
+    inside = image[max(0, y) : min(height, y + h), max(0, x) : min(width, x + w)]
     return np.pad(inside, pad, mode="edge")

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,23 +59,36 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_outputs(folder: Path, names: tuple[str, ...]) -> Iterator[Path]:
-    """:func:`atomic_dir` for outputs that share ``folder`` with other stages' outputs.
+def atomic_outputs(targets: Sequence[Path]) -> Iterator[Path]:
+    """:func:`atomic_dir` for a stage's outputs that share a folder with other stages' outputs.
 
-    Yield a staging folder; once it is complete, each entry in ``names`` replaces its namesake in
-    ``folder``, and nothing else in ``folder`` is touched. A run killed during those final renames
-    leaves complete entries (old or new); dvc.lock, not yet updated, then says the stage must rerun.
+    Yield a staging folder, in which the stage writes each target under its own name; once it is
+    complete, each target is replaced by its staged namesake, and nothing else in the folder is
+    touched. A run killed during those final renames leaves complete entries (old or new); dvc.lock,
+    not yet updated, then says the stage must rerun.
+
+    Raises:
+        ValueError: when the targets are not all in one folder.
     """
-    staging = Path(folder) / f".{Path(folder).name}-outputs"
-    with atomic_dir(staging) as tmp:
-        yield tmp
-    for name in names:
-        target = Path(folder) / name
+    folders = {Path(t).parent for t in targets}
+    if len(folders) != 1:
+        raise ValueError(f"outputs replaced together must share one folder: {[str(t) for t in targets]}")
+    (folder,) = folders
+    created = not folder.exists()
+    staging = folder / f".{folder.name}-outputs"
+    try:
+        with atomic_dir(staging) as tmp:
+            yield tmp
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # leave no empty folder behind a failed first run
+        raise
+    for target in map(Path, targets):
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
-        os.replace(staging / name, target)
+        os.replace(staging / target.name, target)
     shutil.rmtree(staging)
 
 

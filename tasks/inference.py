@@ -48,12 +48,16 @@ def load_model(model_dir: Path) -> LoadedModel:
 
     model_dir = Path(model_dir)
     if not (model_dir / "saved_model.pb").is_file():
-        raise StageError(f"{model_dir}: not a SavedModel folder (no saved_model.pb); run the train stage "
-                         "(dvc repro train) or pass --model with an exported model folder")
+        raise StageError(
+            f"{model_dir}: not a SavedModel folder (no saved_model.pb); run the train stage "
+            "(dvc repro train) or pass --model with an exported model folder"
+        )
     class_names = read_json(model_dir / paths.CLASS_NAMES_NAME, "train")
     loaded = tf.saved_model.load(str(model_dir))
     if "serving_default" not in loaded.signatures:
-        raise StageError(f"{model_dir}: the SavedModel has no serving_default signature; re-export it with the train stage")
+        raise StageError(
+            f"{model_dir}: the SavedModel has no serving_default signature; re-export it with the train stage"
+        )
     model = LoadedModel(loaded.signatures["serving_default"], class_names, int(loaded.image_size.numpy()))
     model._loaded = loaded  # type: ignore[attr-defined]  # the signature needs its object alive
     return model

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks.params import EvaluateParams
+from tasks.files import StageError
+from tasks.params import PromoteParams
 
 CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
 _BOOTSTRAP_CHUNK = 100  # resamples drawn at once (bounds memory: chunk x images indices)
@@ -38,8 +39,24 @@ def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)).mean())
 
 
-def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1, confusion matrix, log loss and ROC AUC."""
+def positive_index(class_names: list[str], positive_class: str) -> int:
+    """The index of ``positive_class`` (``evaluate.positive_class``) in the model's class names.
+
+    Raises:
+        StageError: when the model has no class of that name.
+    """
+    if positive_class not in class_names:
+        raise StageError(
+            f"evaluate.positive_class: {positive_class!r} is not one of the model's classes "
+            f"{class_names}; set it in params.yaml"
+        )
+    return class_names.index(positive_class)
+
+
+def classification_metrics(
+    y_true: np.ndarray, probs: np.ndarray, class_names: list[str], positive: int
+) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1, confusion matrix, log loss and ROC AUC for class ``positive``."""
     n_classes = len(class_names)
     y_pred = probs.argmax(axis=1)
     confusion = np.zeros((n_classes, n_classes), dtype=int)
@@ -50,9 +67,12 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
         precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
         recall = tp / confusion[i, :].sum() if confusion[i, :].sum() else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                           "support": int(confusion[i, :].sum())}
-    positive = n_classes - 1  # ROC for the second class (Male) against the rest
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(confusion[i, :].sum()),
+        }
     return {
         "accuracy": float((y_pred == y_true).mean()),
         "per_class": per_class,
@@ -64,8 +84,9 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
     }
 
 
-def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, samples: int,
-                        seed: int) -> dict[str, Any]:
+def bootstrap_intervals(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, samples: int, seed: int
+) -> dict[str, Any]:
     """Percentile-bootstrap 95% intervals for accuracy and each class's recall.
 
     Each resample draws ``len(y_true)`` Test predictions with replacement; a class absent from a
@@ -91,13 +112,14 @@ def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, 
     }
 
 
-def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int) -> dict[str, Any]:
-    """Expected calibration error over equal-width confidence bins, and the reliability table.
+def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int, positive: int) -> dict[str, Any]:
+    """Expected calibration error of the positive class's probability, and the reliability table.
 
-    ECE = sum over bins of (images in bin / all images) * |accuracy in bin - mean confidence in bin|,
-    where confidence is the top class's probability; a bin holds confidences in (lo, hi].
+    ECE = sum over bins of (images in bin / all images) * |share of positives in bin - mean predicted
+    probability in bin|, over equal-width bins of the predicted probability of class ``positive``;
+    a bin holds probabilities in (lo, hi] (the first also 0).
     """
-    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y_true
+    confidence, correct = probs[:, positive], y_true == positive
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
     table, ece = [], 0.0
@@ -108,8 +130,9 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int) -> dict[str, A
             continue
         conf, acc = float(confidence[members].mean()), float(correct[members].mean())
         ece += count / len(y_true) * abs(acc - conf)
-        table.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "images": count,
-                      "confidence": conf, "accuracy": acc})
+        table.append(
+            {"lo": float(edges[b]), "hi": float(edges[b + 1]), "images": count, "predicted": conf, "observed": acc}
+        )
     return {"ece": float(ece), "bins": table}
 
 
@@ -153,23 +176,35 @@ def quantile_slices(name: str, values: np.ndarray, correct: np.ndarray, bins: in
         members = which == b
         if members.any():
             close = "]" if b == len(edges) - 2 else ")"
-            rows.append({"slice": name, "bin": f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{close} {unit}",
-                         "images": int(members.sum()), "accuracy": float(correct[members].mean())})
+            rows.append(
+                {
+                    "slice": name,
+                    "bin": f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{close} {unit}",
+                    "images": int(members.sum()),
+                    "accuracy": float(correct[members].mean()),
+                }
+            )
     return rows
 
 
 def class_slices(y_true: np.ndarray, correct: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
     """Accuracy per true class (that class's recall), with counts."""
-    return [{"slice": "class", "bin": name, "images": int((y_true == k).sum()),
-             "accuracy": float(correct[y_true == k].mean()) if (y_true == k).any() else 0.0}
-            for k, name in enumerate(class_names)]
+    return [
+        {
+            "slice": "class",
+            "bin": name,
+            "images": int((y_true == k).sum()),
+            "accuracy": float(correct[y_true == k].mean()) if (y_true == k).any() else 0.0,
+        }
+        for k, name in enumerate(class_names)
+    ]
 
 
 def _check(name: str, value: float, threshold: float) -> dict[str, Any]:
     return {"name": name, "value": value, "op": ">=", "threshold": threshold, "passed": bool(value >= threshold)}
 
 
-def gate(metrics: dict[str, Any], params: EvaluateParams, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+def gate(metrics: dict[str, Any], params: PromoteParams, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """The quality gate's verdict, with each check's value and threshold.
 
     Always: accuracy >= ``min_accuracy``. With a baseline (the blessed model's metrics on the same
@@ -180,8 +215,13 @@ def gate(metrics: dict[str, Any], params: EvaluateParams, baseline: dict[str, An
         checks.append(_check("accuracy vs blessed", metrics["accuracy"], baseline["accuracy"] - params.max_regression))
         for name, m in metrics["per_class"].items():
             if name in baseline["per_class"]:
-                checks.append(_check(f"{name} recall vs blessed", m["recall"],
-                                     baseline["per_class"][name]["recall"] - params.max_regression))
+                checks.append(
+                    _check(
+                        f"{name} recall vs blessed",
+                        m["recall"],
+                        baseline["per_class"][name]["recall"] - params.max_regression,
+                    )
+                )
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
 
 

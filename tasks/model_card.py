@@ -1,7 +1,7 @@
 """``reports/model_card.md``: what the model is, what it was trained and tested on, how good it is.
 
-Rendered by the evaluate stage from the figures it just computed (metrics.json), the download
-record (SOURCE.json) and the validation report, so every number in the card is this run's.
+Rendered by the promote stage from the evaluation (metrics.json), the quality gate's verdict, the
+download record (SOURCE.json) and the validation report, so every number in the card is this run's.
 """
 
 from __future__ import annotations
@@ -58,95 +58,131 @@ def _data(source: dict[str, Any], report: dict[str, Any]) -> str:
     kind = source.get("source")
     where = {
         "kaggle": f"Kaggle dataset `{source.get('slug')}`, version {source.get('version')} "
-                  f"(last updated {source.get('last_updated')})",
+        f"(last updated {source.get('last_updated')})",
         "local": f"a local copy ({source.get('path', 'path not recorded')}) in the Kaggle layout",
         "synthetic": f"the offline synthetic face set (seed {source.get('seed')}): drawn faces, not real people",
     }.get(kind, str(kind))
     counts = report["counts"]
     splits = [s for s in paths.SPLITS if any(k.startswith(f"{s}/") for k in counts)]
     classes = report["class_names"]
-    rows = [[s, *(counts.get(f"{s}/{c}", 0) for c in classes), sum(counts.get(f"{s}/{c}", 0) for c in classes)]
-            for s in splits]
-    return (f"- Source: {where}.\n- Archive sha256 `{source.get('sha256')}`, {source.get('images')} images.\n"
-            f"- Validation kept {report['kept']} images, dropped {len(report['dropped'])}; "
-            f"{'all expectations passed' if report['success'] else 'expectations FAILED'}.\n\n"
-            + _table(["split", *classes, "total"], rows))
+    rows = [
+        [s, *(counts.get(f"{s}/{c}", 0) for c in classes), sum(counts.get(f"{s}/{c}", 0) for c in classes)]
+        for s in splits
+    ]
+    return (
+        f"- Source: {where}.\n- Archive sha256 `{source.get('sha256')}`, {source.get('images')} images.\n"
+        f"- Validation kept {report['kept']} images, dropped {len(report['dropped'])}; "
+        f"{'all expectations passed' if report['success'] else 'expectations FAILED'}.\n\n"
+        + _table(["split", *classes, "total"], rows)
+    )
 
 
 def _model(model: dict[str, Any]) -> str:
     train = model.get("train", {})
-    rows = [["backbone handle", f"`{model.get('handle')}`"], ["image size", f"{model.get('image_size')} px"],
-            ["head dropout", model.get("model", {}).get("dropout")],
-            *([f"train.{k}", v] for k, v in sorted(train.items())),
-            ["final validation accuracy", f"{model.get('final_epoch', {}).get('val_accuracy', float('nan')):.4f}"],
-            ["fingerprint (sha256 of the export)", f"`{model['fingerprint'][:16]}…`"]]
+    rows = [
+        ["backbone handle", f"`{model.get('handle')}`"],
+        ["image size", f"{model.get('image_size')} px"],
+        ["head dropout", model.get("model", {}).get("dropout")],
+        *([f"train.{k}", v] for k, v in sorted(train.items())),
+        ["final validation accuracy", f"{model.get('final_epoch', {}).get('val_accuracy', float('nan')):.4f}"],
+        ["fingerprint (sha256 of the export)", f"`{model['fingerprint'][:16]}…`"],
+    ]
     return _table(["", ""], rows)
 
 
 def _metrics(m: dict[str, Any]) -> str:
     rows = [["accuracy", _pct(m["accuracy"]), _ci(m["accuracy_ci95"])]]
     for name, c in m["per_class"].items():
-        rows += [[f"{name} recall", _pct(c["recall"]), _ci(c["recall_ci95"])],
-                 [f"{name} precision", _pct(c["precision"]), ""], [f"{name} F1", f"{c['f1']:.4f}", ""]]
-    rows += [[f"ROC AUC ({m['roc_positive_class']})", f"{m['roc_auc']:.4f}", ""],
-             ["log loss", f"{m['log_loss']:.4f}", ""],
-             ["expected calibration error", f"{m['calibration']['ece']:.4f}", ""]]
-    text = (f"On the Test split ({m['images']} images, never used for training or model selection). "
-            f"Intervals: {int(100 * m['bootstrap']['level'])}% percentile bootstrap, {m['bootstrap']['samples']} "
-            f"resamples, seed {m['bootstrap']['seed']}.\n\n" + _table(["metric", "value", "95% interval"], rows))
+        rows += [
+            [f"{name} recall", _pct(c["recall"]), _ci(c["recall_ci95"])],
+            [f"{name} precision", _pct(c["precision"]), ""],
+            [f"{name} F1", f"{c['f1']:.4f}", ""],
+        ]
+    rows += [
+        [f"ROC AUC ({m['roc_positive_class']})", f"{m['roc_auc']:.4f}", ""],
+        ["log loss", f"{m['log_loss']:.4f}", ""],
+        ["expected calibration error", f"{m['calibration']['ece']:.4f}", ""],
+    ]
+    text = (
+        f"On the Test split ({m['images']} images, never used for training or model selection). "
+        f"Intervals: {int(100 * m['bootstrap']['level'])}% percentile bootstrap, {m['bootstrap']['samples']} "
+        f"resamples, seed {m['bootstrap']['seed']}.\n\n" + _table(["metric", "value", "95% interval"], rows)
+    )
     ts = m["calibration"].get("temperature_scaling")
     if ts:
-        text += (f"\n\nTemperature scaling fitted on Validation ({ts['validation_images']} images): T = "
-                 f"{ts['temperature']:.3f}; Test ECE {ts['test_ece_before']:.4f} → {ts['test_ece_after']:.4f}, "
-                 f"log loss {ts['test_log_loss_before']:.4f} → {ts['test_log_loss_after']:.4f}. "
-                 "Reported only: the exported model is not rescaled.")
+        text += (
+            f"\n\nTemperature scaling fitted on Validation ({ts['validation_images']} images): T = "
+            f"{ts['temperature']:.3f}; Test ECE {ts['test_ece_before']:.4f} → {ts['test_ece_after']:.4f}, "
+            f"log loss {ts['test_log_loss_before']:.4f} → {ts['test_log_loss_after']:.4f}. "
+            "Reported only: the exported model is not rescaled."
+        )
     return text + "\n\nReliability diagram: `reports/figures/reliability.png`."
 
 
 def _behaviour(b: dict[str, Any]) -> str:
     blanks = ", ".join(f"grey {x['grey']} → {x['label']} {x['probability']:.2f}" for x in b["blank"])
-    return _table(["check", "result"], [
-        ["horizontal flip changes the prediction", f"{_pct(b['flip_changed'])} of {b['images']} images"],
-        [f"brightness ±{b['brightness_delta']:.0%} of full scale changes it",
-         f"{_pct(b['brightness_changed'])} of {b['images']} images"],
-        ["blank images (model output)", blanks],
-    ])
+    return _table(
+        ["check", "result"],
+        [
+            ["horizontal flip changes the prediction", f"{_pct(b['flip_changed'])} of {b['images']} images"],
+            [
+                f"brightness ±{b['brightness_delta']:.0%} of full scale changes it",
+                f"{_pct(b['brightness_changed'])} of {b['images']} images",
+            ],
+            ["blank images (model output)", blanks],
+        ],
+    )
 
 
 def gate_section(g: dict[str, Any]) -> str:
     """The gate's verdict, its baseline and a table of its checks (the card's section, the flow's artifact)."""
-    rows = [[c["name"], f"{c['value']:.4f}", f"{c['op']} {c['threshold']:.4f}", "pass" if c["passed"] else "FAIL"]
-            for c in g["checks"]]
+    rows = [
+        [c["name"], f"{c['value']:.4f}", f"{c['op']} {c['threshold']:.4f}", "pass" if c["passed"] else "FAIL"]
+        for c in g["checks"]
+    ]
     base = g.get("baseline")
     if base is None:
         against = "No blessed model existed yet, so only the absolute floor applied."
     elif not base.get("comparable"):
         against = f"The blessed model was not used as a baseline: {base['reason']}."
     else:
-        against = (f"Baseline: the blessed model `{base['fingerprint'][:16]}…` (promoted {base.get('promoted_at')}), "
-                   f"accuracy {base['accuracy']:.4f} on the same Test images.")
-    verdict = "**passed**: `promote` makes this the blessed model" if g["passed"] else \
-        "**failed**: `promote` leaves the blessed model as it was"
+        against = (
+            f"Baseline: the blessed model `{base['fingerprint'][:16]}…` (promoted {base.get('promoted_at')}), "
+            f"accuracy {base['accuracy']:.4f} on the same Test images."
+        )
+    verdict = (
+        "**passed**: `promote` makes this the blessed model"
+        if g["passed"]
+        else "**failed**: `promote` leaves the blessed model as it was"
+    )
     return f"Verdict: {verdict}. {against}\n\n" + _table(["check", "value", "threshold", "result"], rows)
 
 
-def render(metrics: dict[str, Any], source: dict[str, Any], report: dict[str, Any]) -> str:
+def render(metrics: dict[str, Any], gate: dict[str, Any], source: dict[str, Any], report: dict[str, Any]) -> str:
     """The model card as Markdown."""
     sections = [
         ("Model", _model(metrics["model"])),
         ("Data", _data(source, report)),
         ("Metrics", _metrics(metrics)),
-        ("Slices", "Accuracy per true class, per brightness bin (mean luma of the input, quantile bins) and per "
-                   "JPEG-size bin (a proxy for compression quality); the counts add up to the Test split.\n\n"
-         + _table(["slice", "bin", "images", "accuracy"],
-                  [[r["slice"], r["bin"], r["images"], _pct(r["accuracy"])] for r in metrics["slices"]])),
+        (
+            "Slices",
+            "Accuracy per true class, per brightness bin (mean luma of the input, quantile bins) and per "
+            "JPEG-size bin (a proxy for compression quality); the counts add up to the Test split.\n\n"
+            + _table(
+                ["slice", "bin", "images", "accuracy"],
+                [[r["slice"], r["bin"], r["images"], _pct(r["accuracy"])] for r in metrics["slices"]],
+            ),
+        ),
         ("Behaviour checks", _behaviour(metrics["behaviour"])),
-        ("Quality gate", gate_section(metrics["gate"])),
+        ("Quality gate", gate_section(gate)),
         ("Intended use", INTENDED_USE),
         ("Limitations", LIMITATIONS),
         ("Licence", LICENCE),
     ]
     body = "\n\n".join(f"## {title}\n\n{text.strip()}" for title, text in sections)
-    return ("# Model card: Male/Female classifier for aligned face crops\n\n"
-            "Generated by the evaluate stage (`tasks/evaluate.py`) from this run's figures; do not edit by hand.\n\n"
-            + body + "\n")
+    return (
+        "# Model card: Male/Female classifier for aligned face crops\n\n"
+        "Generated by the promote stage (`tasks/promote.py`) from this run's figures; do not edit by hand.\n\n"
+        + body
+        + "\n"
+    )

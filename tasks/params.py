@@ -23,6 +23,29 @@ class ParamsError(ValueError):
     """A bad value in params.yaml; the message names the key and what to do."""
 
 
+BUILTIN_BACKBONES = ("small_cnn", "resnet50v2")
+URL_PREFIXES = ("https://", "http://")
+
+
+def handle_kind(handle: str) -> str:
+    """Classify a ``model.handle`` as ``url``, ``builtin`` or ``local`` (without loading anything).
+
+    Raises:
+        ValueError: for a path that is not a SavedModel folder, with what to use instead.
+    """
+    if handle.startswith(URL_PREFIXES):
+        return "url"
+    if handle in BUILTIN_BACKBONES:
+        return "builtin"
+    path = Path(handle)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return "local"
+    raise ValueError(
+        f"{handle!r} is not a TF Hub/Kaggle Models URL, a SavedModel folder (with saved_model.pb) "
+        f"or a built-in backbone ({', '.join(BUILTIN_BACKBONES)})"
+    )
+
+
 def _num(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
     """A numeric field with inclusive bounds, checked at load time."""
     return field(default=default, metadata={"lo": lo, "hi": hi})
@@ -32,22 +55,21 @@ def _num(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
 class SyntheticParams:
     """Size and shape of the offline synthetic face set."""
 
-    train: int = _num(600, lo=2)
-    validation: int = _num(150, lo=2)
-    test: int = _num(150, lo=2)
+    train: int = _num(2400, lo=2)
+    validation: int = _num(400, lo=2)
+    test: int = _num(400, lo=2)
     male_share: float = _num(0.42, lo=0.05, hi=0.95)
     seed: int = 42
 
 
 @dataclass(frozen=True)
 class DataParams:
-    """Section ``data``: where the dataset comes from (read by download) and the image size."""
+    """Section ``data``: where the dataset comes from (read by download)."""
 
     source: Literal["synthetic", "local", "kaggle"] = "synthetic"
     kaggle_dataset: str = "ashishjangra27/gender-recognition-200k-images-celeba"
     path: str | None = None
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
-    image_size: int = _num(96, lo=16, hi=1024)
 
     def check(self, where: str) -> None:
         if self.source == "local" and not self.path:
@@ -57,13 +79,10 @@ class DataParams:
             )
         if self.source == "local" and not Path(self.path).exists():
             raise ParamsError(
-                f"{where}.path: {self.path!r} does not exist; "
-                "point it at a zip or a folder in the Kaggle layout"
+                f"{where}.path: {self.path!r} does not exist; point it at a zip or a folder in the Kaggle layout"
             )
         if self.kaggle_dataset.count("/") != 1:
-            raise ParamsError(
-                f"{where}.kaggle_dataset: {self.kaggle_dataset!r} is not an 'owner/dataset' slug"
-            )
+            raise ParamsError(f"{where}.kaggle_dataset: {self.kaggle_dataset!r} is not an 'owner/dataset' slug")
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,7 @@ class ValidateParams:
     max_pixels: int = _num(50_000_000, lo=1)  # larger images are refused before decoding
     allowed_modes: list[str] = field(default_factory=lambda: ["RGB"])
     allowed_formats: list[str] = field(default_factory=lambda: ["JPEG"])
-    min_per_class: int = _num(1, lo=0)  # per split and class
+    min_per_class: int = _num(10, lo=0)  # per split and class
     min_class_share: float = _num(0.2, lo=0.0, hi=0.5)  # each class's share of each split
     max_dropped: int = _num(0, lo=0)  # undecodable files dropped and reported, not fatal, up to this
     workers: int = _num(0, lo=0)  # 0: one per core
@@ -100,16 +119,15 @@ class PreprocessParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    """Section ``model``: the backbone and the head."""
+    """Section ``model``: the backbone, its input size and the head."""
 
     # A TF Hub / Kaggle Models URL, a local SavedModel folder, or a built-in name
     # (small_cnn, resnet50v2: random weights, for offline runs and cost measurements).
     handle: str = "small_cnn"
+    image_size: int = _num(96, lo=16, hi=1024)  # images are resized to this square side
     dropout: float = _num(0.2, lo=0.0, hi=0.9)
 
     def check(self, where: str) -> None:
-        from tasks.backbones import handle_kind
-
         try:
             handle_kind(self.handle)
         except ValueError as exc:
@@ -122,10 +140,10 @@ class TrainParams:
 
     batch_size: int = _num(32, lo=1, hi=4096)
     epochs: int = _num(3, lo=1)  # phase 1: the head on features computed once
-    learning_rate: float = _num(1e-3, lo=1e-7, hi=1.0)
-    fine_tune_epochs: int = _num(0, lo=0)  # phase 2, off when 0
+    learning_rate: float = _num(0.01, lo=1e-7, hi=1.0)
+    fine_tune_epochs: int = _num(20, lo=0)  # phase 2, off when 0
     fine_tune_layers: int = _num(0, lo=0)  # the top N variable groups of the backbone; 0: all
-    fine_tune_learning_rate: float = _num(1e-5, lo=1e-8, hi=1.0)
+    fine_tune_learning_rate: float = _num(1e-3, lo=1e-8, hi=1.0)
     augment_flip: bool = True  # phase 2 only
     augment_brightness: float = _num(0.1, lo=0.0, hi=1.0)
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on the CPU
@@ -135,11 +153,10 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """Section ``evaluate``: the Test pass, the quality gate and the extra quality measures."""
+    """Section ``evaluate``: the Test pass and its quality measures."""
 
     batch_size: int = _num(64, lo=1, hi=4096)
-    min_accuracy: float = _num(0.9, lo=0.0, hi=1.0)  # the gate's absolute floor
-    max_regression: float = _num(0.01, lo=0.0, hi=1.0)  # allowed drop below the blessed model (accuracy, each recall)
+    positive_class: str = "Male"  # ROC AUC, the ROC curve and the reliability diagram are for this class
     sample_images: int = _num(16, lo=0, hi=64)  # in the sample-prediction grid
     bootstrap_samples: int = _num(1000, lo=100, hi=100000)  # resamples for the 95% intervals
     calibration_bins: int = _num(10, lo=2, hi=100)  # equal-width confidence bins for ECE
@@ -147,6 +164,15 @@ class EvaluateParams:
     slice_bins: int = _num(4, lo=1, hi=20)  # quantile bins for the brightness and JPEG-size slices
     brightness_delta: float = _num(0.05, lo=0.0, hi=0.5)  # behaviour check: +/- this share of 255
     seed: int = 42  # bootstrap resampling
+
+
+@dataclass(frozen=True)
+class PromoteParams:
+    """Section ``promote``: the quality gate that decides whether the candidate becomes the blessed model."""
+
+    batch_size: int = _num(64, lo=1, hi=4096)  # for the blessed model's pass over Test
+    min_accuracy: float = _num(0.9, lo=0.0, hi=1.0)  # the gate's absolute floor on Test accuracy
+    max_regression: float = _num(0.01, lo=0.0, hi=1.0)  # allowed drop below the blessed model (accuracy, each recall)
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,14 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    promote: PromoteParams = field(default_factory=PromoteParams)
+
+    def check(self, where: str) -> None:
+        if self.evaluate.positive_class not in self.validate.class_names:
+            raise ParamsError(
+                f"evaluate.positive_class: {self.evaluate.positive_class!r} is not one of "
+                f"validate.class_names {self.validate.class_names}"
+            )
 
 
 def _type_name(tp: Any) -> str:
@@ -202,9 +236,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ParamsError(
-            f"{where}.{unknown[0]}: unknown key; the keys of {where or 'params'} are {', '.join(fields)}"
-        )
+        raise ParamsError(f"{where}.{unknown[0]}: unknown key; the keys of {where or 'params'} are {', '.join(fields)}")
     values = {}
     for name, f in fields.items():
         key = f"{where}.{name}" if where else name

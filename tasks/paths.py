@@ -1,13 +1,11 @@
 """Every data path of the pipeline, named once.
 
-``dvc.yaml`` repeats these strings (it cannot import Python); ``tests/code/test_paths.py``
-checks that each stage's deps and outs there are exactly the ones declared here.
-All paths are relative to the repository root, so that DVC and the code agree.
+Each stage's contract (``STAGE`` in ``tasks/<stage>.py``) names the ones it reads and writes, and
+``dvc.yaml`` is generated from the contracts, so DVC and the code agree by construction.
+All paths are relative to the repository root.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 PARAMS_FILE = "params.yaml"
 
@@ -18,11 +16,13 @@ SOURCE_NAME = "SOURCE.json"  # where the data came from: source, slug, version, 
 DATASET_TOP = "Dataset"  # the archive's top folder in the Kaggle layout
 SPLITS = ("Train", "Validation", "Test")
 
-# validate
+# validate: the report and manifest are byte-reproducible (later stages read them); the GX context
+# and Data Docs carry run times, so they are separate outputs that no stage reads
 VALIDATION_DIR = "data/validation"
-REPORT_NAME = "report.json"
-MANIFEST_NAME = "manifest.csv"
-DATA_DOCS_NAME = "data_docs"
+VALIDATION_REPORT = f"{VALIDATION_DIR}/report.json"
+MANIFEST = f"{VALIDATION_DIR}/manifest.csv"
+GX_DIR = f"{VALIDATION_DIR}/gx"  # the Great Expectations File Data Context
+DATA_DOCS = f"{VALIDATION_DIR}/data_docs"  # its Data Docs site (index.html)
 
 # preprocess
 PROCESSED_DIR = "data/processed"
@@ -41,41 +41,17 @@ CHECKPOINTS_DIR = "data/checkpoints"  # not a DVC out: it must survive DVC clear
 BACKBONES_DIR = "data/backbones"  # built-in backbones exported as SavedModels (a cache)
 
 # evaluate
-METRICS = "reports/metrics.json"
+METRICS = "reports/metrics.json"  # a function of DVC-tracked inputs only
 PREDICTIONS = "reports/predictions.csv"  # one row per Test image (also the confusion-matrix plot)
 ROC = "reports/roc.json"
 FIGURES_DIR = "reports/figures"  # confusion, ROC, reliability and sample-prediction PNGs
-MODEL_CARD = "reports/model_card.md"
-SOURCE_FILE = f"{RAW_DIR}/{SOURCE_NAME}"  # read by evaluate for the model card
-VALIDATION_REPORT = f"{VALIDATION_DIR}/{REPORT_NAME}"
 
-# promote: the blessed model, the baseline of the next gate (DVC-tracked, kept between runs)
+# promote: the quality gate against the blessed model, the model card, the blessed model itself
+SOURCE_FILE = f"{RAW_DIR}/{SOURCE_NAME}"  # read by promote for the model card
+GATE = "reports/gate.json"  # the gate's verdict and checks (a DVC metrics file)
+MODEL_CARD = "reports/model_card.md"
+# the blessed model, the baseline of the next gate (DVC-tracked, kept between runs)
 BLESSED_DIR = "models/blessed"
 BLESSED_MODEL = f"{BLESSED_DIR}/model"  # a copy of the promoted models/model
 BLESSED_METRICS = f"{BLESSED_DIR}/metrics.json"  # its reports/metrics.json at promotion
 BLESSED_POINTER = f"{BLESSED_DIR}/blessed.json"  # which model (fingerprint), when, with what verdict
-
-
-@dataclass(frozen=True)
-class StageIO:
-    """The files a stage reads (deps, code excluded) and writes (outs)."""
-
-    deps: tuple[str, ...]
-    outs: tuple[str, ...]
-    metrics: tuple[str, ...] = ()
-    plots: tuple[str, ...] = ()
-
-
-# The data flow between stages, as dvc.yaml must declare it (code deps are listed there too).
-STAGES: dict[str, StageIO] = {
-    "download": StageIO(deps=(), outs=(RAW_DIR,)),
-    "validate": StageIO(deps=(RAW_DIR,), outs=(VALIDATION_DIR,)),
-    "preprocess": StageIO(deps=(RAW_DIR, VALIDATION_DIR), outs=(PROCESSED_DIR,)),
-    "train": StageIO(deps=(PROCESSED_DIR,), outs=(MODEL_DIR, TENSORBOARD_DIR), plots=(HISTORY, CURVES)),
-    # evaluate also reads BLESSED_MODEL as its baseline; that cannot be a DVC dep (promote, after it,
-    # writes it), so each verdict records the fingerprint of the baseline it compared against.
-    "evaluate": StageIO(deps=(PROCESSED_DIR, MODEL_DIR, SOURCE_FILE, VALIDATION_REPORT), outs=(MODEL_CARD,),
-                        metrics=(METRICS,), plots=(PREDICTIONS, ROC, FIGURES_DIR)),
-    "promote": StageIO(deps=(METRICS, MODEL_DIR), outs=(BLESSED_DIR,)),
-}
-

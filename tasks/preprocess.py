@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tasks import archive, dataset, paths
-from tasks.cli import run_cli, stage_params
+from tasks.contract import Stage
 from tasks.files import StageError, atomic_dir, logger, read_json, write_json
-from tasks.params import Params, PreprocessParams
+from tasks.params import PreprocessParams
 
 log = logger("preprocess")
 
@@ -45,21 +45,27 @@ def to_rgb_jpeg(data: bytes) -> bytes:
         return out.getvalue()
 
 
-def read_manifest(validation_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def read_manifest(report_file: Path, manifest_file: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The kept manifest rows and the class names of a passing validation report."""
-    report = read_json(validation_dir / paths.REPORT_NAME, "validate")
+    report = read_json(report_file, "validate")
     if not report.get("success"):
-        raise StageError(f"{validation_dir / paths.REPORT_NAME}: validation failed; fix the data and rerun validate")
-    with (validation_dir / paths.MANIFEST_NAME).open(newline="", encoding="utf-8") as fh:
+        raise StageError(f"{report_file}: validation failed; fix the data and rerun validate")
+    with manifest_file.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return rows, report["class_names"]
 
 
-def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: PreprocessParams) -> PreprocessResult:
-    """Write ``<split>-NNNNN-of-NNNNN.tfrecord`` shards and ``class_names.json`` to ``out_dir``."""
+def preprocess(
+    raw_dir: Path, report_file: Path, manifest_file: Path, out_dir: Path, params: PreprocessParams
+) -> PreprocessResult:
+    """Write ``<split>-NNNNN-of-NNNNN.tfrecord`` shards and ``class_names.json`` to ``out_dir``.
+
+    The same inputs give byte-identical shards (fixed order, deterministic serialization), so a
+    rerun of this stage leaves ``train`` up to date.
+    """
     import tensorflow as tf
 
-    rows, class_names = read_manifest(validation_dir)
+    rows, class_names = read_manifest(report_file, manifest_file)
     index = {name: i for i, name in enumerate(class_names)}
     kept = [r for r in rows if r["dropped"] != "True"]
     counts: dict[str, int] = {}
@@ -79,8 +85,12 @@ def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: Prepr
                 w.close()
             counts[split] = len(split_rows)
             log.info("%s: %d images in %d shards", split, len(split_rows), n)
-        summary = {"counts": counts, "skipped": len(rows) - len(kept), "converted_to_rgb_jpeg": converted,
-                   "class_names": class_names}
+        summary = {
+            "counts": counts,
+            "skipped": len(rows) - len(kept),
+            "converted_to_rgb_jpeg": converted,
+            "class_names": class_names,
+        }
         if converted:
             log.info("converted %d images to RGB JPEG", converted)
         write_json(tmp / paths.CLASS_NAMES_NAME, class_names)
@@ -88,15 +98,13 @@ def preprocess(raw_dir: Path, validation_dir: Path, out_dir: Path, params: Prepr
     return PreprocessResult(counts, len(rows) - len(kept), class_names)
 
 
-def run(root: Path, params: Params) -> PreprocessResult:
-    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
-    return preprocess(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, root / paths.PROCESSED_DIR, params.preprocess)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tasks.preprocess``: run the stage with params.yaml, as dvc.yaml does."""
-    run(Path("."), stage_params(argv, __doc__))
-
+STAGE = Stage(
+    "preprocess",
+    preprocess,
+    deps={"raw_dir": paths.RAW_DIR, "report_file": paths.VALIDATION_REPORT, "manifest_file": paths.MANIFEST},
+    outs={"out_dir": paths.PROCESSED_DIR},
+    params={"params": "preprocess"},
+)
 
 if __name__ == "__main__":
-    run_cli(main)
+    STAGE.main()

@@ -19,7 +19,9 @@ from PIL import Image, ImageDraw, ImageFilter
 WIDTH, HEIGHT = 178, 218  # the CelebA aligned-crop size
 
 _SKIN = np.array([[255, 224, 196], [241, 194, 160], [224, 172, 105], [198, 134, 66], [141, 85, 36], [92, 56, 30]])
-_HAIR = np.array([[20, 16, 12], [60, 40, 25], [110, 75, 40], [180, 140, 80], [220, 200, 150], [130, 40, 20], [90, 90, 90]])
+_HAIR = np.array(
+    [[20, 16, 12], [60, 40, 25], [110, 75, 40], [180, 140, 80], [220, 200, 150], [130, 40, 20], [90, 90, 90]]
+)
 
 
 def _jitter(rng: np.random.Generator, colour: np.ndarray, spread: float) -> tuple[int, int, int]:
@@ -45,7 +47,8 @@ def draw_face(rng: np.random.Generator, male: bool) -> Image.Image:
         hair_len = rng.uniform(0.9, 1.6) * fh
         draw.rounded_rectangle(
             [cx - fw - rng.uniform(10, 18), cy - fh - 10, cx + fw + rng.uniform(10, 18), cy + hair_len],
-            radius=int(fw), fill=hair,
+            radius=int(fw),
+            fill=hair,
         )
     # neck and shoulders
     draw.rectangle([cx - fw * 0.45, cy + fh * 0.7, cx + fw * 0.45, HEIGHT], fill=skin)
@@ -81,7 +84,9 @@ def draw_face(rng: np.random.Generator, male: bool) -> Image.Image:
     # pose, lighting, blur and sensor noise
     img = img.rotate(rng.normal(0, 7), resample=Image.BILINEAR, center=(cx, cy), fillcolor=tuple(int(v) for v in bg_a))
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
-    pixels = np.asarray(img, dtype=np.float32) * rng.uniform(0.7, 1.25) + rng.normal(0, rng.uniform(3, 12), (HEIGHT, WIDTH, 3))
+    pixels = np.asarray(img, dtype=np.float32) * rng.uniform(0.7, 1.25) + rng.normal(
+        0, rng.uniform(3, 12), (HEIGHT, WIDTH, 3)
+    )
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
@@ -102,7 +107,9 @@ def generate(counts: dict[str, int], male_share: float, seed: int) -> Iterator[t
             yield split, label, buf.getvalue()
 
 
-def photos(count: int, seed: int, size: tuple[int, int] = (480, 640)) -> list[tuple[Image.Image, tuple[int, int, int, int], bool]]:
+def photos(
+    count: int, seed: int, size: tuple[int, int] = (480, 640)
+) -> list[tuple[Image.Image, tuple[int, int, int, int], bool]]:
     """Whole "photos" for face detection: face crops (from their own random streams, not the data
     sets') pasted at a random scale (0.8-1.6x) and place onto larger noisy backgrounds.
 
@@ -137,4 +144,3 @@ if __name__ == "__main__":  # python -m tasks.synthetic OUT.png: a preview of th
     import sys
 
     face_grid().save(sys.argv[1] if len(sys.argv) > 1 else "synthetic_faces.png")
-

@@ -16,16 +16,16 @@ import csv
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tasks import backbones, dataset, paths
-from tasks.cli import run_cli, stage_params
+from tasks.contract import Output, Stage
 from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
-from tasks.params import Params
+from tasks.params import ModelParams, TrainParams
 
 log = logger("train")
 PHASES = ("head", "fine_tune")
@@ -38,19 +38,19 @@ class TrainResult:
     model_dir: Path
     history: list[dict[str, Any]]
     backbone_images: int  # images passed through the backbone in phase 1 (0 when resumed from cache)
-    model: Any = None  # the trained tf_keras model, in memory
+    model: Any = field(default=None, repr=False)  # the trained tf_keras model, in memory (not shown in the flow)
 
 
-def setup(params: Params) -> None:
+def setup(params: TrainParams) -> None:
     """Seeds and precision from params; reports the devices used."""
     import tensorflow as tf
     import tf_keras
 
-    tf_keras.utils.set_random_seed(params.train.seed)
+    tf_keras.utils.set_random_seed(params.seed)
     gpus = tf.config.list_physical_devices("GPU")
     log.info("devices: %s", ", ".join(d.name for d in gpus) or "CPU only")
     policy = "float32"
-    if params.train.mixed_precision:
+    if params.mixed_precision:
         if gpus:
             policy = "mixed_float16"
         else:
@@ -97,8 +97,11 @@ def extract_features(extractor: Any, ds: Any) -> tuple[np.ndarray, np.ndarray]:
 def _compile(model: Any, learning_rate: float) -> None:
     import tf_keras
 
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
 
 
 def _callbacks(ckpt: Path, tensorboard: Path, phase: str) -> list[Any]:
@@ -111,10 +114,10 @@ def _callbacks(ckpt: Path, tensorboard: Path, phase: str) -> list[Any]:
     ]
 
 
-def run_key(params: Params, processed: Path) -> str:
+def run_key(model: ModelParams, params: TrainParams, processed: Path) -> str:
     """Checkpoints are only reused for the same params and the same processed data."""
     summary = (processed / paths.PREPROCESS_SUMMARY_NAME).read_text()
-    blob = json.dumps([asdict(params.train), asdict(params.model), params.data.image_size, summary], sort_keys=True)
+    blob = json.dumps([asdict(params), asdict(model), summary], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -127,8 +130,14 @@ def read_history(ckpt: Path) -> list[dict[str, Any]]:
             continue
         with log_file.open(newline="") as fh:
             for rec in csv.DictReader(fh):
-                rows.append({"step": len(rows) + 1, "phase": phase, "epoch": int(rec["epoch"]) + 1,
-                             **{k: float(rec[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}})
+                rows.append(
+                    {
+                        "step": len(rows) + 1,
+                        "phase": phase,
+                        "epoch": int(rec["epoch"]) + 1,
+                        **{k: float(rec[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                    }
+                )
     return rows
 
 
@@ -187,8 +196,10 @@ def make_strategy(kind: str) -> Any:
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if kind == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
-            raise StageError("train.distribution is multi_worker but TF_CONFIG is not set; set TF_CONFIG on every "
-                             "worker (cluster and task index) or use auto")
+            raise StageError(
+                "train.distribution is multi_worker but TF_CONFIG is not set; set TF_CONFIG on every "
+                "worker (cluster and task index) or use auto"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy(gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
@@ -197,8 +208,9 @@ def make_strategy(kind: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def cached_features(ckpt: Path, extractor: Any, train_files: list[str], val_files: list[str], size: int,
-                    batch: int) -> tuple[tuple[np.ndarray, ...], int]:
+def cached_features(
+    ckpt: Path, extractor: Any, train_files: list[str], val_files: list[str], size: int, batch: int
+) -> tuple[tuple[np.ndarray, ...], int]:
     """Phase-1 features, computed once per image and cached with the checkpoints (a resume reuses them).
 
     Returns:
@@ -215,109 +227,210 @@ def cached_features(ckpt: Path, extractor: Any, train_files: list[str], val_file
     return (x_tr, y_tr, x_val, y_val), len(x_tr) + len(x_val)
 
 
-def train(processed: Path, root: Path, params: Params) -> TrainResult:
+@dataclass
+class Run:
+    """What the phases of one training run share."""
+
+    model: ModelParams
+    params: TrainParams
+    strategy: Any
+    batch: int  # global batch (train.batch_size per replica)
+    checkpoints: Path  # this run's folder under data/checkpoints
+    tensorboard: Path  # the staged TensorBoard output
+    train_files: list[str]
+    val_files: list[str]
+    class_names: list[str]
+
+
+def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
+    """Train the head on features of the frozen backbone, computed once (or restored from a checkpoint).
+
+    Returns:
+        ``(frozen backbone, head, images passed through the backbone now, (train, validation) sizes)``.
+    """
+    size = run.model.image_size
+    frozen = backbones.load_backbone(handle)  # run once per image, not distributed
+    (x_tr, y_tr, x_val, y_val), seen = cached_features(
+        run.checkpoints, build_extractor(frozen, size), run.train_files, run.val_files, size, run.batch
+    )
+    log.info("phase 1: %d train / %d validation feature vectors of size %d", len(x_tr), len(x_val), x_tr.shape[1])
+    with run.strategy.scope():
+        head = build_head(x_tr.shape[1], len(run.class_names), run.model.dropout)
+    head_done = run.checkpoints / "head.weights.h5"
+    if head_done.is_file():
+        head.load_weights(str(head_done))
+    else:
+        with run.strategy.scope():
+            _compile(head, run.params.learning_rate)
+        head.fit(
+            x_tr,
+            y_tr,
+            validation_data=(x_val, y_val),
+            epochs=run.params.epochs,
+            batch_size=run.batch,
+            shuffle=True,
+            verbose=2,
+            callbacks=_callbacks(run.checkpoints, run.tensorboard, "head"),
+        )
+        head.save_weights(str(head_done))
+    return frozen, head, seen, (len(x_tr), len(x_val))
+
+
+def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
+    """Fine-tune the top of a trainable copy of the backbone, with the phase-1 head, at a low learning rate."""
+    tp, size = run.params, run.model.image_size
+    with run.strategy.scope():
+        tunable = backbones.load_backbone(handle, trainable_top=tp.fine_tune_layers)
+        model = build_classifier(tunable, head, size)
+        _compile(model, tp.fine_tune_learning_rate)  # recompile after changing what is trainable
+    log.info("phase 2: %d trainable backbone weights", len(tunable.trainable_weights))
+    augmentation = {"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": tp.seed}
+    # Restored Hub functions fail on a ragged last batch split over replicas, so several
+    # replicas see whole batches only: the validation metric then skips validation_images % batch images.
+    whole = run.strategy.num_replicas_in_sync > 1
+    if whole and validation_images % run.batch:
+        log.warning(
+            "phase 2 validation scores %d of %d images per epoch (whole batches under %d replicas)",
+            validation_images - validation_images % run.batch,
+            validation_images,
+            run.strategy.num_replicas_in_sync,
+        )
+    train_ds = dataset.make_dataset(
+        run.train_files, size, run.batch, shuffle_seed=tp.seed, augmentation=augmentation, drop_remainder=whole
+    )
+    val_ds = dataset.make_dataset(run.val_files, size, run.batch, drop_remainder=whole)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=tp.fine_tune_epochs,
+        verbose=2,
+        callbacks=_callbacks(run.checkpoints, run.tensorboard, "fine_tune"),
+    )
+    return model
+
+
+def write_outputs(
+    run: Run, model: Any, sizes: tuple[int, int], staging: Path, outputs: dict[str, Path]
+) -> list[dict[str, Any]]:
+    """Export the model (with class_names.json and training.json), the history and the curves into ``staging``."""
+    history = read_history(run.checkpoints)
+    exported = staging / outputs["model_dir"].name
+    export(model, run.model.image_size, run.class_names, exported)
+    write_json(
+        exported / paths.TRAINING_INFO_NAME,
+        {
+            "handle": run.model.handle,
+            "image_size": run.model.image_size,
+            "model": asdict(run.model),
+            "train": asdict(run.params),
+            "train_images": sizes[0],
+            "validation_images": sizes[1],
+            "final_epoch": history[-1],
+        },
+    )
+    write_json(staging / outputs["history"].name, history)
+    plot_curves(history, staging / outputs["curves"].name)
+    return history
+
+
+def train(
+    processed: Path,
+    model_dir: Path,
+    tensorboard: Path,
+    history: Path,
+    curves: Path,
+    checkpoints: Path,
+    backbone_cache: Path,
+    model: ModelParams,
+    params: TrainParams,
+) -> TrainResult:
     """Train and export the classifier.
 
     Args:
         processed: the preprocess output (shards and class_names.json).
-        root: the folder that the paths in ``tasks.paths`` are relative to (the repository).
-        params: all params; this stage reads ``model``, ``train`` and ``data.image_size``.
+        model_dir, tensorboard, history, curves: the outputs (replaced together; they share ``models/``
+            with promote's ``models/blessed``, which is left alone).
+        checkpoints: where per-epoch checkpoints and phase-1 features survive an interruption.
+        backbone_cache: where built-in backbones are exported as SavedModels.
+        model: the ``model`` section (backbone handle, image size, head).
+        params: the ``train`` section.
     """
     import tf_keras
 
     try:
-        return _train(processed, root, params)
+        return _train(
+            processed,
+            {"model_dir": model_dir, "tensorboard": tensorboard, "history": history, "curves": curves},
+            checkpoints,
+            backbone_cache,
+            model,
+            params,
+        )
     finally:
         tf_keras.mixed_precision.set_global_policy("float32")  # the policy is global to the process
 
 
-def _train(processed: Path, root: Path, params: Params) -> TrainResult:
+def _train(
+    processed: Path,
+    outputs: dict[str, Path],
+    checkpoints: Path,
+    backbone_cache: Path,
+    model: ModelParams,
+    params: TrainParams,
+) -> TrainResult:
     """:func:`train` without the clean-up of process-wide settings."""
     import tensorflow as tf
 
     setup(params)
-    tp, size = params.train, params.data.image_size
-    strategy = make_strategy(tp.distribution)
+    strategy = make_strategy(params.distribution)
     if strategy.num_replicas_in_sync == 1:
         # Same params, same machine, same numbers. Not under MirroredStrategy: its replicas' random
         # ops (dropout) refuse deterministic mode, and its all-reduce order varies anyway.
         tf.config.experimental.enable_op_determinism()
-    batch = tp.batch_size * strategy.num_replicas_in_sync  # train.batch_size is per replica
+    batch = params.batch_size * strategy.num_replicas_in_sync
     log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync, batch)
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
-    ckpt = root / paths.CHECKPOINTS_DIR / run_key(params, processed)
+    ckpt = checkpoints / run_key(model, params, processed)
     ckpt.mkdir(parents=True, exist_ok=True)
-    handle = backbones.resolve(params.model.handle, size, tp.seed, root / paths.BACKBONES_DIR)
-    log.info("backbone %s (%s)", params.model.handle, handle)
-    train_files = dataset.shard_files(processed, "Train")
-    val_files = dataset.shard_files(processed, "Validation")
-    models_dir = (root / paths.MODEL_DIR).parent  # shared with promote's models/blessed: replace only ours
-    outputs = tuple(Path(p).name for p in (paths.MODEL_DIR, paths.TENSORBOARD_DIR, paths.HISTORY, paths.CURVES))
-
-    with atomic_outputs(models_dir, outputs) as staging:
-        tensorboard = staging / Path(paths.TENSORBOARD_DIR).name
-        frozen = backbones.load_backbone(handle)  # phase 1 runs it once per image, not distributed
-        (x_tr, y_tr, x_val, y_val), seen = cached_features(ckpt, build_extractor(frozen, size), train_files,
-                                                           val_files, size, batch)
-        log.info("phase 1: %d train / %d validation feature vectors of size %d", len(x_tr), len(x_val), x_tr.shape[1])
-        with strategy.scope():
-            head = build_head(x_tr.shape[1], len(class_names), params.model.dropout)
-        head_done = ckpt / "head.weights.h5"
-        if head_done.is_file():
-            head.load_weights(str(head_done))
+    handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
+    log.info("backbone %s (%s)", model.handle, handle)
+    with atomic_outputs(list(outputs.values())) as staging:
+        run = Run(
+            model,
+            params,
+            strategy,
+            batch,
+            ckpt,
+            staging / outputs["tensorboard"].name,
+            dataset.shard_files(processed, "Train"),
+            dataset.shard_files(processed, "Validation"),
+            class_names,
+        )
+        frozen, head, seen, sizes = phase1(run, handle)
+        if params.fine_tune_epochs:
+            classifier = phase2(run, handle, head, sizes[1])
         else:
-            with strategy.scope():
-                _compile(head, tp.learning_rate)
-            head.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=tp.epochs, batch_size=batch,
-                     shuffle=True, verbose=2, callbacks=_callbacks(ckpt, tensorboard, "head"))
-            head.save_weights(str(head_done))
-
-        if tp.fine_tune_epochs:
-            # Phase 2: a trainable copy of the same backbone; the head keeps its phase-1 weights.
-            with strategy.scope():
-                tunable = backbones.load_backbone(handle, trainable_top=tp.fine_tune_layers)
-                model = build_classifier(tunable, head, size)
-                _compile(model, tp.fine_tune_learning_rate)  # recompile after changing what is trainable
-            log.info("phase 2: %d trainable backbone weights", len(tunable.trainable_weights))
-            augmentation = {"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": tp.seed}
-            # Restored Hub functions fail on a ragged last batch split over replicas, so several
-            # replicas see whole batches only: the validation metric then skips len(x_val) % batch images.
-            whole = strategy.num_replicas_in_sync > 1
-            if whole and len(x_val) % batch:
-                log.warning("phase 2 validation scores %d of %d images per epoch (whole batches under %d replicas)",
-                            len(x_val) - len(x_val) % batch, len(x_val), strategy.num_replicas_in_sync)
-            train_ds = dataset.make_dataset(train_files, size, batch, shuffle_seed=tp.seed, augmentation=augmentation,
-                                            drop_remainder=whole)
-            val_ds = dataset.make_dataset(val_files, size, batch, drop_remainder=whole)
-            model.fit(train_ds, validation_data=val_ds, epochs=tp.fine_tune_epochs, verbose=2,
-                      callbacks=_callbacks(ckpt, tensorboard, "fine_tune"))
-        else:
-            model = build_classifier(frozen, head, size)
-
-        history = read_history(ckpt)
-        export(model, size, class_names, staging / Path(paths.MODEL_DIR).name)
-        write_json(staging / Path(paths.MODEL_DIR).name / paths.TRAINING_INFO_NAME, {
-            "handle": params.model.handle, "image_size": size, "model": asdict(params.model),
-            "train": asdict(tp), "train_images": len(x_tr), "validation_images": len(x_val),
-            "final_epoch": history[-1],
-        })
-        write_json(staging / Path(paths.HISTORY).name, history)
-        plot_curves(history, staging / Path(paths.CURVES).name)
+            classifier = build_classifier(frozen, head, model.image_size)
+        history = write_outputs(run, classifier, sizes, staging, outputs)
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
     last = history[-1]
     log.info("final epoch: val_accuracy %.4f, val_loss %.4f", last["val_accuracy"], last["val_loss"])
-    return TrainResult(root / paths.MODEL_DIR, history, seen, model)
+    return TrainResult(outputs["model_dir"], history, seen, classifier)
 
 
-def run(root: Path, params: Params) -> TrainResult:
-    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
-    return train(root / paths.PROCESSED_DIR, root, params)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tasks.train``: run the stage with params.yaml, as dvc.yaml does."""
-    run(Path("."), stage_params(argv, __doc__))
-
+STAGE = Stage(
+    "train",
+    train,
+    deps={"processed": paths.PROCESSED_DIR},
+    outs={
+        "model_dir": paths.MODEL_DIR,
+        "tensorboard": paths.TENSORBOARD_DIR,
+        "history": Output(paths.HISTORY, "plots", plot={"x": "step", "y": "val_accuracy"}),
+        "curves": Output(paths.CURVES, "plots"),
+    },
+    work={"checkpoints": paths.CHECKPOINTS_DIR, "backbone_cache": paths.BACKBONES_DIR},
+    params={"model": "model", "params": "train"},
+)
 
 if __name__ == "__main__":
-    run_cli(main)
+    STAGE.main()

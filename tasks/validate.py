@@ -20,12 +20,24 @@ from pathlib import Path
 from typing import Any
 
 from tasks import archive, paths
-from tasks.cli import run_cli, stage_params
-from tasks.files import StageError, atomic_dir, logger, read_json, write_json
-from tasks.params import Params, ValidateParams
+from tasks.contract import Stage
+from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
+from tasks.params import ValidateParams
 
 log = logger("validate")
-MANIFEST_COLUMNS = ["split", "label", "path", "format", "width", "height", "mode", "bytes", "sha256", "decodes", "error"]
+MANIFEST_COLUMNS = [
+    "split",
+    "label",
+    "path",
+    "format",
+    "width",
+    "height",
+    "mode",
+    "bytes",
+    "sha256",
+    "decodes",
+    "error",
+]
 FIRST_OFFENDERS = 10  # offending files named per failed expectation
 _CHUNK = 256
 
@@ -69,8 +81,14 @@ def _inspect_chunk(chunk: list[archive.Entry]) -> list[dict[str, Any]]:
             data, bad = b"", f"unreadable in the zip: {exc}"
         else:
             bad = ""
-        row = {"split": entry.split, "label": entry.label, "path": entry.relpath, "bytes": len(data),
-               "sha256": hashlib.sha256(data).hexdigest(), **inspect_image(data, _worker_max_pixels)}
+        row = {
+            "split": entry.split,
+            "label": entry.label,
+            "path": entry.relpath,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            **inspect_image(data, _worker_max_pixels),
+        }
         if bad:
             row.update(decodes=False, error=bad)
         rows.append(row)
@@ -86,7 +104,7 @@ def build_manifest(archive_path: Path, max_pixels: int, workers: int = 0):
     import pandas as pd
 
     entries, junk = archive.read_entries(archive_path)
-    chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
+    chunks = [entries[i : i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
     workers = workers or os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
@@ -95,8 +113,9 @@ def build_manifest(archive_path: Path, max_pixels: int, workers: int = 0):
             results = map(_inspect_chunk, chunks)
         else:
             ctx = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
-            pool = stack.enter_context(ctx.Pool(workers, initializer=_init_worker,
-                                                initargs=(str(archive_path), max_pixels)))
+            pool = stack.enter_context(
+                ctx.Pool(workers, initializer=_init_worker, initargs=(str(archive_path), max_pixels))
+            )
             results = pool.imap(_inspect_chunk, chunks)
         for chunk_rows in results:
             rows.extend(chunk_rows)
@@ -125,25 +144,43 @@ def _expectations(p: ValidateParams) -> dict[str, list[Any]]:
         return {"intent": intent}
 
     files = [
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(paths.SPLITS), meta=meta("layout: only Train/Validation/Test")),
-        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=p.class_names, meta=meta("label set: no unknown class folder")),
-        gxe.ExpectColumnValuesToBeInSet(column="decodes", value_set=[True], meta=meta("every file is a decodable image")),
-        gxe.ExpectColumnValuesToBeInSet(column="format", value_set=p.allowed_formats, meta=meta("schema: image format")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="split", value_set=list(paths.SPLITS), meta=meta("layout: only Train/Validation/Test")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="label", value_set=p.class_names, meta=meta("label set: no unknown class folder")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="decodes", value_set=[True], meta=meta("every file is a decodable image")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="format", value_set=p.allowed_formats, meta=meta("schema: image format")
+        ),
         gxe.ExpectColumnValuesToBeInSet(column="mode", value_set=p.allowed_modes, meta=meta("schema: colour mode")),
-        gxe.ExpectColumnValuesToBeBetween(column="width", min_value=p.min_width, max_value=p.max_width, meta=meta("size bounds")),
-        gxe.ExpectColumnValuesToBeBetween(column="height", min_value=p.min_height, max_value=p.max_height, meta=meta("size bounds")),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="width", min_value=p.min_width, max_value=p.max_width, meta=meta("size bounds")
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="height", min_value=p.min_height, max_value=p.max_height, meta=meta("size bounds")
+        ),
         gxe.ExpectColumnValuesToBeUnique(column="path", meta=meta("no duplicate paths")),
-        gxe.ExpectColumnValuesToBeInSet(column="splits_with_same_content", value_set=[1], meta=meta("data leak: the same image in two splits")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="splits_with_same_content", value_set=[1], meta=meta("data leak: the same image in two splits")
+        ),
     ]
     groups = [
-        gxe.ExpectColumnValuesToBeBetween(column="count", min_value=p.min_per_class, meta=meta("enough images per split and class")),
-        gxe.ExpectColumnValuesToBeBetween(column="share", min_value=p.min_class_share, max_value=1.0, meta=meta("class balance per split")),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="count", min_value=p.min_per_class, meta=meta("enough images per split and class")
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="share", min_value=p.min_class_share, max_value=1.0, meta=meta("class balance per split")
+        ),
     ]
     return {"files": files, "groups": groups}
 
 
-def run_suite(context_root: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[dict[str, Any]]:
-    """Run the GX suites on ``frames`` in a File Data Context at ``context_root``; build Data Docs.
+def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[dict[str, Any]]:
+    """Run the GX suites on ``frames`` in a File Data Context at ``gx_dir``; build Data Docs in ``docs_dir``.
 
     Returns:
         One dict per expectation: table, type, column, intent, success, unexpected_count, offenders.
@@ -151,11 +188,18 @@ def run_suite(context_root: Path, docs_dir: Path, frames: dict[str, Any], params
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from GX
     import great_expectations as gx
 
-    context = gx.get_context(mode="file", project_root_dir=str(context_root))
+    if gx_dir.name != "gx":
+        raise ValueError(f"{gx_dir}: GX keeps a file context in a folder named gx")
+    context = gx.get_context(mode="file", project_root_dir=str(gx_dir.parent))
     context.variables.progress_bars = {"globally": False}
-    site = {"class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": os.path.relpath(docs_dir, context.root_directory)}}
+    site = {
+        "class_name": "SiteBuilder",
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": os.path.relpath(docs_dir, context.root_directory),
+        },
+    }
     for name in list(context.get_config().data_docs_sites or {}):
         context.delete_data_docs_site(name)
     context.add_data_docs_site("local_site", site)
@@ -166,26 +210,39 @@ def run_suite(context_root: Path, docs_dir: Path, frames: dict[str, Any], params
         suite = context.suites.add(gx.ExpectationSuite(name=f"dataset_{table}"))
         for expectation in expectations:
             suite.add_expectation(expectation)
-        definitions.append(context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite)))
+        definitions.append(
+            context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite))
+        )
     results = []
     index_column = {"files": "path", "groups": "group"}
     for definition in definitions:
-        checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name=f"check_{definition.name}", validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [index_column[definition.name]]},
-        ))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"check_{definition.name}",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": [index_column[definition.name]],
+                },
+            )
+        )
         outcome = checkpoint.run(batch_parameters={"dataframe": frames[definition.name]})
         for run in outcome.run_results.values():
             for r in run.results:
                 offenders = [row[index_column[definition.name]] for row in r.result.get("unexpected_index_list") or []]
                 cfg = r.expectation_config
-                results.append({
-                    "table": definition.name, "type": cfg.type, "column": cfg.kwargs.get("column"),
-                    "intent": (cfg.meta or {}).get("intent", ""), "success": bool(r.success),
-                    "unexpected_count": int(r.result.get("unexpected_count") or 0),
-                    "offenders": sorted(dict.fromkeys(offenders))[:FIRST_OFFENDERS],
-                })
+                results.append(
+                    {
+                        "table": definition.name,
+                        "type": cfg.type,
+                        "column": cfg.kwargs.get("column"),
+                        "intent": (cfg.meta or {}).get("intent", ""),
+                        "success": bool(r.success),
+                        "unexpected_count": int(r.result.get("unexpected_count") or 0),
+                        "offenders": sorted(dict.fromkeys(offenders))[:FIRST_OFFENDERS],
+                    }
+                )
     return results
 
 
@@ -197,17 +254,24 @@ class ValidationResult:
     report: dict[str, Any]
 
 
-def _failure_message(report: dict[str, Any], out_dir: Path) -> str:
-    lines = [f"data validation failed ({out_dir / paths.REPORT_NAME}; Data Docs: {out_dir / paths.DATA_DOCS_NAME}/index.html):"]
+def _failure_message(report: dict[str, Any], report_file: Path, data_docs: Path) -> str:
+    lines = [f"data validation failed ({report_file}; Data Docs: {data_docs}/index.html):"]
     for f in report["failed"]:
-        lines.append(f"  - {f['type']}({f['column']}) [{f['intent']}]: {f['unexpected_count']} bad; "
-                     f"first: {', '.join(map(str, f['offenders'])) or '-'}")
+        lines.append(
+            f"  - {f['type']}({f['column']}) [{f['intent']}]: {f['unexpected_count']} bad; "
+            f"first: {', '.join(map(str, f['offenders'])) or '-'}"
+        )
     lines.append("Fix or remove these files (or relax the bounds in params.yaml 'validate') and rerun.")
     return "\n".join(lines)
 
 
-def validate(raw_dir: Path, out_dir: Path, params: ValidateParams) -> ValidationResult:
-    """Validate the raw archive; write the manifest, the JSON report and the Data Docs to ``out_dir``.
+def validate(
+    raw_dir: Path, report_file: Path, manifest_file: Path, gx_dir: Path, data_docs: Path, params: ValidateParams
+) -> ValidationResult:
+    """Validate the raw archive; write the manifest, the JSON report, the GX context and its Data Docs.
+
+    The report and the manifest are byte-identical for the same archive and params (later stages
+    read them); the GX context and the Data Docs hold run times and are read by people only.
 
     Raises:
         StageError: when the suite fails (after writing the report), naming the offending files.
@@ -221,9 +285,9 @@ def validate(raw_dir: Path, out_dir: Path, params: ValidateParams) -> Validation
     kept["splits_with_same_content"] = kept.groupby("sha256")["split"].transform("nunique")
     groups = group_table(kept, params.class_names)
 
-    with atomic_dir(out_dir) as tmp:
-        manifest.to_csv(tmp / paths.MANIFEST_NAME, index=False)
-        results = run_suite(tmp, tmp / paths.DATA_DOCS_NAME, {"files": kept, "groups": groups}, params)
+    with atomic_outputs([report_file, manifest_file, gx_dir, data_docs]) as tmp:
+        manifest.to_csv(tmp / manifest_file.name, index=False, lineterminator="\n")
+        results = run_suite(tmp / gx_dir.name, tmp / data_docs.name, {"files": kept, "groups": groups}, params)
         failed = [r for r in results if not r["success"]]
         report = {
             "success": not failed,
@@ -235,12 +299,12 @@ def validate(raw_dir: Path, out_dir: Path, params: ValidateParams) -> Validation
             "counts": {f"{g.split}/{g.label}": int(g.count) for g in groups.itertuples()},
             "expectations": results,
             "failed": failed,
-            "data_docs": f"{paths.DATA_DOCS_NAME}/index.html",
+            "data_docs": f"{paths.DATA_DOCS}/index.html",
         }
-        write_json(tmp / paths.REPORT_NAME, report)
+        write_json(tmp / report_file.name, report)
     _print_summary(report, groups)
     if failed:
-        raise StageError(_failure_message(report, out_dir))
+        raise StageError(_failure_message(report, report_file, data_docs))
     return ValidationResult(True, report)
 
 
@@ -252,15 +316,18 @@ def _print_summary(report: dict[str, Any], groups) -> None:
     print(f"expectations passed: {passed}/{len(report['expectations'])}; dropped files: {len(report['dropped'])}")
 
 
-def run(root: Path, params: Params) -> ValidationResult:
-    """Run the stage on the repository at ``root`` (the paths of tasks/paths.py, under ``root``)."""
-    return validate(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, params.validate)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tasks.validate``: run the stage with params.yaml, as dvc.yaml does."""
-    run(Path("."), stage_params(argv, __doc__))
-
+STAGE = Stage(
+    "validate",
+    validate,
+    deps={"raw_dir": paths.RAW_DIR},
+    outs={
+        "report_file": paths.VALIDATION_REPORT,
+        "manifest_file": paths.MANIFEST,
+        "gx_dir": paths.GX_DIR,
+        "data_docs": paths.DATA_DOCS,
+    },
+    params={"params": "validate"},
+)
 
 if __name__ == "__main__":
-    run_cli(main)
+    STAGE.main()

@@ -14,7 +14,8 @@ from PIL import Image
 from benchmarks.common import copy_repo
 from tasks import paths, synthetic
 from tasks.download import download
-from tasks.params import DataParams, SyntheticParams, ValidateParams
+from tasks.params import DataParams, Params, SyntheticParams, ValidateParams
+from tasks.stages import BY_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"Train": 12, "Validation": 6, "Test": 6}
@@ -26,6 +27,11 @@ TINY_PARAMS = {
     # the gate always passes (each test that needs a failing gate sets it so)
     "evaluate": {"min_accuracy": 0.0, "max_regression": 1.0, "bootstrap_samples": 200},
 }
+
+
+def run_stage(name: str, root: Path, **sections):
+    """Run stage ``name`` through its contract on the layout under ``root``, with these params sections."""
+    return BY_NAME[name].run(root, Params(**sections))
 
 
 def write_folder(root: Path, counts: dict[str, int] = TINY, seed: int = 7) -> Path:
@@ -75,7 +81,9 @@ def tiny_validate_params() -> ValidateParams:
 
 
 def tiny_synthetic(train: int = 40, validation: int = 16, test: int = 16, seed: int = 3) -> DataParams:
-    return DataParams(source="synthetic", synthetic=SyntheticParams(train=train, validation=validation, test=test, seed=seed))
+    return DataParams(
+        source="synthetic", synthetic=SyntheticParams(train=train, validation=validation, test=test, seed=seed)
+    )
 
 
 @pytest.fixture

@@ -42,8 +42,9 @@ def test_demo_passes_the_gate_and_blesses_its_model(demo):
 
 
 def _test_images(repo, size):
-    return np.concatenate([x.numpy() for x, _ in dataset.make_dataset(
-        dataset.shard_files(repo / paths.PROCESSED_DIR, "Test"), size, 100)])
+    return np.concatenate(
+        [x.numpy() for x, _ in dataset.make_dataset(dataset.shard_files(repo / paths.PROCESSED_DIR, "Test"), size, 100)]
+    )
 
 
 def test_flip_and_small_brightness_changes_rarely_change_the_prediction(demo):

@@ -34,7 +34,9 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(r
     assert "up to date" in dvc(repo_copy, "status")
     assert ran(dvc(repo_copy, "repro")) == []
     # nothing outside the declared outputs was written into the repository
-    status = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=repo_copy, capture_output=True, text=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=repo_copy, capture_output=True, text=True
+    ).stdout
     written = {line[3:].split("/")[0] for line in status.splitlines()}
     assert written <= {"params.yaml", "dvc.lock", "data", "models", "reports", ".venv", ".dvc"}, written
 
@@ -62,7 +64,8 @@ def test_push_to_the_default_local_remote_and_pull_into_a_fresh_clone(repo_copy,
     dvc(clone, "remote", "modify", "--local", "local", "url", str(storage))
     dvc(clone, "pull")
     assert (clone / "models" / "model" / "saved_model.pb").is_file()
-    assert json.loads((clone / "reports" / "metrics.json").read_text()) == \
-        json.loads((repo_copy / "reports" / "metrics.json").read_text())
+    assert json.loads((clone / "reports" / "metrics.json").read_text()) == json.loads(
+        (repo_copy / "reports" / "metrics.json").read_text()
+    )
     assert "up to date" in dvc(clone, "status")
     assert ran(dvc(clone, "repro")) == []

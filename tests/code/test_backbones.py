@@ -18,7 +18,9 @@ def local_savedmodel(tmp_path_factory):
 
 def test_handle_kinds(local_savedmodel, tmp_path):
     assert backbones.handle_kind(URL) == "url"
-    assert backbones.handle_kind("https://www.kaggle.com/models/google/resnet-v2/TensorFlow2/50-feature-vector/2") == "url"
+    assert (
+        backbones.handle_kind("https://www.kaggle.com/models/google/resnet-v2/TensorFlow2/50-feature-vector/2") == "url"
+    )
     assert backbones.handle_kind("small_cnn") == "builtin"
     assert backbones.handle_kind(str(local_savedmodel)) == "local"
     with pytest.raises(ValueError, match="not a TF Hub/Kaggle Models URL, a SavedModel folder"):

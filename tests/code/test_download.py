@@ -35,8 +35,10 @@ class FakeKaggleApi:
 
     def dataset_list(self, search=None, user=None, **kw):
         self.calls.append(("dataset_list", search, user))
-        return [SimpleNamespace(ref="someone/else", current_version_number=9, last_updated="x"),
-                SimpleNamespace(ref=SLUG, current_version_number=1, last_updated="2021-06-01 10:00:00")]
+        return [
+            SimpleNamespace(ref="someone/else", current_version_number=9, last_updated="x"),
+            SimpleNamespace(ref=SLUG, current_version_number=1, last_updated="2021-06-01 10:00:00"),
+        ]
 
 
 @pytest.fixture
@@ -122,9 +124,13 @@ def test_synthetic_is_deterministic_by_seed_and_in_the_kaggle_layout(tmp_path):
     two = dl.download(tmp_path / "two", tiny_synthetic())
     other = dl.download(tmp_path / "other", tiny_synthetic(seed=4))
     assert one.source["sha256"] == two.source["sha256"] != other.source["sha256"]
-    assert one.source["counts"] == {"Train": {"Female": 23, "Male": 17}, "Validation": {"Female": 9, "Male": 7},
-                                    "Test": {"Female": 9, "Male": 7}}
+    assert one.source["counts"] == {
+        "Train": {"Female": 23, "Male": 17},
+        "Validation": {"Female": 9, "Male": 7},
+        "Test": {"Female": 9, "Male": 7},
+    }
     from PIL import Image
+
     with zipfile.ZipFile(one.archive) as zf:
         with zf.open("Dataset/Test/Male/000001.jpg") as fh, Image.open(fh) as img:
             assert (img.format, img.size, img.mode) == ("JPEG", (178, 218), "RGB")

@@ -58,7 +58,9 @@ def test_classification_metrics_on_a_small_example():
 def test_gate_uses_the_absolute_floor(accuracy, passed):
     verdict = gate({"accuracy": accuracy}, EvaluateParams(min_accuracy=0.9))
     assert verdict["passed"] is passed
-    assert verdict["checks"] == [{"name": "accuracy", "value": accuracy, "op": ">=", "threshold": 0.9, "passed": passed}]
+    assert verdict["checks"] == [
+        {"name": "accuracy", "value": accuracy, "op": ">=", "threshold": 0.9, "passed": passed}
+    ]
 
 
 def _metrics(accuracy: float, female: float, male: float) -> dict:
@@ -76,8 +78,11 @@ BLESSED = _metrics(0.95, 0.96, 0.94)
         (_metrics(0.97, 0.99, 0.95), True, []),  # better
         (_metrics(0.93, 0.96, 0.94), False, ["accuracy vs blessed"]),  # accuracy dropped 0.02
         (_metrics(0.95, 0.99, 0.92), False, ["Male recall vs blessed"]),  # one class got worse
-        (_metrics(0.89, 0.9, 0.88), False, ["accuracy", "accuracy vs blessed", "Female recall vs blessed",
-                                            "Male recall vs blessed"]),
+        (
+            _metrics(0.89, 0.9, 0.88),
+            False,
+            ["accuracy", "accuracy vs blessed", "Female recall vs blessed", "Male recall vs blessed"],
+        ),
     ],
 )
 def test_gate_against_the_blessed_baseline(candidate, passed, failed):
@@ -131,9 +136,14 @@ def test_ece_on_a_known_example():
     y = np.array([0] * 8 + [1] * 2 + [1] * 6 + [0] * 4)
     result = calibration(y, probs, bins=10)
     assert result["ece"] == pytest.approx(0.05)
-    assert [(b["images"], b["accuracy"]) for b in result["bins"]] == [(10, pytest.approx(0.6)), (10, pytest.approx(0.8))]
-    assert [(b["lo"], b["hi"]) for b in result["bins"]] == [(pytest.approx(0.5), pytest.approx(0.6)),
-                                                             (pytest.approx(0.8), pytest.approx(0.9))]
+    assert [(b["images"], b["accuracy"]) for b in result["bins"]] == [
+        (10, pytest.approx(0.6)),
+        (10, pytest.approx(0.8)),
+    ]
+    assert [(b["lo"], b["hi"]) for b in result["bins"]] == [
+        (pytest.approx(0.5), pytest.approx(0.6)),
+        (pytest.approx(0.8), pytest.approx(0.9)),
+    ]
 
 
 def test_ece_is_zero_when_confidence_matches_accuracy():
@@ -159,7 +169,10 @@ def test_slices_add_up_to_the_whole():
     y, pred = _predictions(503, 0.85, seed=2)
     correct = pred == y
     values = rng.normal(120, 30, 503)
-    for rows in (class_slices(y, correct, ["Female", "Male"]), quantile_slices("brightness", values, correct, 4, "luma")):
+    for rows in (
+        class_slices(y, correct, ["Female", "Male"]),
+        quantile_slices("brightness", values, correct, 4, "luma"),
+    ):
         assert sum(r["images"] for r in rows) == 503
         assert sum(r["images"] * r["accuracy"] for r in rows) == pytest.approx(correct.sum())
     rows = quantile_slices("brightness", values, correct, 4, "luma")

@@ -31,7 +31,10 @@ def test_defaults_are_the_offline_embedded_configuration():
         ({"data": {"synthetic": {"train": -5}}}, "data.synthetic.train: -5 is out of range"),
         ({"data": {"image_size": "big"}}, "data.image_size: expected int"),
         ({"data": {"source": "local"}}, "data.path: required when data.source is 'local'"),
-        ({"data": {"source": "local", "path": "/no/such/dataset.zip"}}, "data.path: '/no/such/dataset.zip' does not exist"),
+        (
+            {"data": {"source": "local", "path": "/no/such/dataset.zip"}},
+            "data.path: '/no/such/dataset.zip' does not exist",
+        ),
         ({"data": {"kaggle_dataset": "no-owner"}}, "data.kaggle_dataset: 'no-owner' is not an 'owner/dataset' slug"),
         ({"data": {"colour": 1}}, "data.colour: unknown key"),
         ({"dat": {}}, "dat: unknown key"),

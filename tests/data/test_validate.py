@@ -11,28 +11,28 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from tasks import paths
 from tasks.files import StageError
-from tasks.validate import validate
-from tests.conftest import jpeg
+from tests.conftest import jpeg, run_stage
 
 
 def _run(make_raw, folder, params, tmp_path):
-    raw = make_raw(folder)
-    return validate(raw, tmp_path / "data" / "validation", params)
+    make_raw(folder)
+    return run_stage("validate", tmp_path, validate=params)
 
 
-def test_clean_data_passes_and_writes_report_manifest_and_data_docs(dataset_folder, make_raw, tiny_validate_params, tmp_path, capsys):
+def test_clean_data_passes_and_writes_report_manifest_and_data_docs(
+    dataset_folder, make_raw, tiny_validate_params, tmp_path, capsys
+):
     result = _run(make_raw, dataset_folder, tiny_validate_params, tmp_path)
     out = tmp_path / "data" / "validation"
-    report = json.loads((out / paths.REPORT_NAME).read_text())
+    report = json.loads((out / "report.json").read_text())
     assert result.success and report["success"] and report["kept"] == 24
     assert len(report["expectations"]) >= 11 and not report["failed"]
     assert report["counts"]["Train/Male"] == 5
-    manifest = (out / paths.MANIFEST_NAME).read_text().splitlines()
+    manifest = (out / "manifest.csv").read_text().splitlines()
     assert manifest[0].startswith("split,label,path,format,width,height,mode,bytes,sha256,decodes")
     assert len(manifest) == 25
-    html = (out / paths.DATA_DOCS_NAME / "index.html").read_text()
+    html = (out / "data_docs" / "index.html").read_text()
     assert "dataset_files" in html  # the suite's validation result is in the Data Docs
     assert (out / "gx" / "great_expectations.yml").is_file()  # a real File Data Context
     assert "Train/Female" in capsys.readouterr().out  # the summary table

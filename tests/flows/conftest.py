@@ -28,12 +28,20 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.url}/api"
-        self.env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": self.api,
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO"}
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+        }
         self.log = (home / "server.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=home,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=home,
         )
         self.wait_until(lambda: self.healthy(), 120, "the Prefect server to start")
 
@@ -66,15 +74,20 @@ class Server:
 
     def flow_runs(self, flow_name: str = "gender-pipeline") -> list[dict]:
         """Flow runs of ``flow_name`` that have started, newest first (not the upcoming scheduled ones)."""
-        return self.post("/flow_runs/filter", {
-            "flows": {"name": {"any_": [flow_name]}},
-            "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED", "PENDING"]}}},
-            "sort": "START_TIME_DESC",
-        })
+        return self.post(
+            "/flow_runs/filter",
+            {
+                "flows": {"name": {"any_": [flow_name]}},
+                "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED", "PENDING"]}}},
+                "sort": "START_TIME_DESC",
+            },
+        )
 
     def task_runs(self, flow_run_id: str) -> list[dict]:
         """Task runs of a flow run, in start order."""
-        return self.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"})
+        return self.post(
+            "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+        )
 
     def logs(self, flow_run_id: str) -> str:
         rows = self.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"})
@@ -109,4 +122,3 @@ def run(cmd: list[str], cwd: Path, env: dict, check: bool = True, timeout: float
     if check and done.returncode != 0:
         raise AssertionError(f"{cmd} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return done
-

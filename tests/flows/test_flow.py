@@ -68,12 +68,19 @@ def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_se
     set_params(flow_repo, {"train": {"epochs": 3}})
     flow(flow_repo, prefect_server)
     states = dict(stage_states(prefect_server, prefect_server.flow_runs()[0]))
-    assert states == {"download": "Skipped", "validate": "Skipped", "preprocess": "Skipped",
-                      "train": "Completed", "evaluate": "Completed", "promote": "Completed"}
+    assert states == {
+        "download": "Skipped",
+        "validate": "Skipped",
+        "preprocess": "Skipped",
+        "train": "Completed",
+        "evaluate": "Completed",
+        "promote": "Completed",
+    }
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
-    comparison = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["metrics-comparison"]}},
-                                                           "sort": "CREATED_DESC"})
+    comparison = prefect_server.post(
+        "/artifacts/filter", {"artifacts": {"key": {"any_": ["metrics-comparison"]}}, "sort": "CREATED_DESC"}
+    )
     assert "| accuracy |" in comparison[0]["data"]
     assert len(comparison) >= 3  # the history of the key is kept
 
@@ -95,8 +102,9 @@ def test_a_failing_gate_leaves_the_blessed_model_and_the_run_says_not_promoted(f
     assert runs["evaluate"]["name"] == "Completed" and runs["promote"]["name"] == "Not promoted"
     assert runs["promote"]["message"] == f"not promoted: accuracy {metrics['accuracy']:.4f} < 1.0000"
     assert _files(blessed) == before
-    gate = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}},
-                                                     "sort": "CREATED_DESC"})[0]["data"]
+    gate = prefect_server.post(
+        "/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}}, "sort": "CREATED_DESC"}
+    )[0]["data"]
     assert "# Quality gate: FAILED" in gate and "not promoted: accuracy" in gate
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
@@ -149,8 +157,14 @@ def _deployment(server, name: str, timeout: float = 120) -> dict:
 
 
 def test_served_deployment_has_its_cron_and_runs_when_triggered(flow_repo, prefect_server):
-    serving = subprocess.Popen([sys.executable, "-m", "flows.serve", "--root", str(flow_repo)], cwd=flow_repo,
-                               env=prefect_server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "flows.serve", "--root", str(flow_repo)],
+        cwd=flow_repo,
+        env=prefect_server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
         assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * 1"]
@@ -167,8 +181,11 @@ def test_served_deployment_has_its_cron_and_runs_when_triggered(flow_repo, prefe
 
 def test_prefect_yaml_deploys_to_a_work_pool_and_a_worker_runs_it(flow_repo, prefect_server):
     env = {**prefect_server.env, "PIPELINE_ROOT": str(flow_repo)}
-    run([sys.executable, "-m", "prefect", "work-pool", "create", "local-process", "--type", "process", "--overwrite"],
-        flow_repo, env)
+    run(
+        [sys.executable, "-m", "prefect", "work-pool", "create", "local-process", "--type", "process", "--overwrite"],
+        flow_repo,
+        env,
+    )
     run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], flow_repo, env)
     deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
     assert deployment["work_pool_name"] == "local-process"

@@ -17,8 +17,14 @@ from tasks.validate import validate
 TINY_MODEL_PARAMS = {
     "data": {"synthetic": {"train": 480, "validation": 100, "test": 100, "seed": 11}, "image_size": 48},
     "validate": {"min_per_class": 1, "workers": 1},
-    "train": {"batch_size": 32, "epochs": 2, "learning_rate": 0.01, "fine_tune_epochs": 25,
-              "fine_tune_learning_rate": 0.003, "seed": 5},
+    "train": {
+        "batch_size": 32,
+        "epochs": 2,
+        "learning_rate": 0.01,
+        "fine_tune_epochs": 25,
+        "fine_tune_learning_rate": 0.003,
+        "seed": 5,
+    },
 }
 
 
@@ -51,4 +57,3 @@ def trained(prepared):
 
     root, params = prepared
     return root, params, train(root / paths.PROCESSED_DIR, root, params)
-

@@ -33,11 +33,12 @@ print("RESULT " + json.dumps({"replicas": replicas, "history": result.history, "
 
 
 def _train(root, kind: str, per_replica: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(root), kind, str(per_replica)], cwd=REPO,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(root), kind, str(per_replica)], cwd=REPO, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_mirrored_on_two_cpu_devices_matches_single_device(prepared, tmp_path):

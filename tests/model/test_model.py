@@ -34,7 +34,9 @@ def test_the_model_learns_the_synthetic_signal(trained):
 def test_history_covers_both_phases_and_curves_are_plotted(trained):
     root, params, result = trained
     history = json.loads((root / paths.HISTORY).read_text())
-    assert [h["phase"] for h in history] == ["head"] * params.train.epochs + ["fine_tune"] * params.train.fine_tune_epochs
+    assert [h["phase"] for h in history] == ["head"] * params.train.epochs + [
+        "fine_tune"
+    ] * params.train.fine_tune_epochs
     assert [h["step"] for h in history] == list(range(1, len(history) + 1))
     assert (root / paths.CURVES).stat().st_size > 1000
     assert any((root / paths.TENSORBOARD_DIR / "fine_tune").rglob("events.out.tfevents.*"))

@@ -71,5 +71,7 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
 def test_without_a_blessed_model_the_default_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.jpg").write_bytes(b"not read")
-    with pytest.raises(StageError, match="models/blessed/model: no blessed model yet; run the pipeline.*--model models/model"):
+    with pytest.raises(
+        StageError, match="models/blessed/model: no blessed model yet; run the pipeline.*--model models/model"
+    ):
         predict.main([str(tmp_path / "a.jpg")])

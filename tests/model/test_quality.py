@@ -71,13 +71,26 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     assert (root / paths.FIGURES_DIR / "reliability.png").stat().st_size > 1000
 
     card = (root / paths.MODEL_CARD).read_text()
-    for figure in (f"{100 * m['accuracy']:.2f}%", f"{100 * m['accuracy_ci95'][0]:.2f}%",
-                   f"{m['calibration']['ece']:.4f}", f"{ts['temperature']:.3f}", "`small_cnn`"):
+    for figure in (
+        f"{100 * m['accuracy']:.2f}%",
+        f"{100 * m['accuracy_ci95'][0]:.2f}%",
+        f"{m['calibration']['ece']:.4f}",
+        f"{ts['temperature']:.3f}",
+        "`small_cnn`",
+    ):
         assert figure in card
     source = read_json(root / paths.SOURCE_FILE, "download")
     assert source["sha256"] in card and "synthetic face set (seed 11)" in card
-    for heading in ("## Data", "## Metrics", "## Slices", "## Behaviour checks", "## Quality gate",
-                    "## Intended use", "## Limitations", "## Licence"):
+    for heading in (
+        "## Data",
+        "## Metrics",
+        "## Slices",
+        "## Behaviour checks",
+        "## Quality gate",
+        "## Intended use",
+        "## Limitations",
+        "## Licence",
+    ):
         assert heading in card
     assert "not for any decision about a person" in card.lower() and "1-2%" in card
     assert "| brightness |" in card and "| jpeg_size |" in card

@@ -12,6 +12,7 @@ from tasks.archive import pack_folder
 from tasks.download import download
 from tasks.files import StageError
 from tasks.params import DataParams
+from tests.conftest import run_stage
 
 
 def _zip_with(tmp_path: Path, dataset_folder: Path, name: str, data: bytes = b"x", mode: int | None = None) -> Path:
@@ -75,7 +76,6 @@ def test_a_symlink_in_a_local_folder_is_refused(dataset_folder, tmp_path):
 def test_a_corrupt_member_is_reported_by_validate_not_a_crash(dataset_folder, make_raw, tiny_validate_params, tmp_path):
     """A flipped byte inside a stored image fails its CRC: that file is named as undecodable."""
     from tasks import paths
-    from tasks.validate import validate
 
     raw = make_raw(dataset_folder)
     archive = raw / paths.RAW_ARCHIVE_NAME
@@ -85,4 +85,4 @@ def test_a_corrupt_member_is_reported_by_validate_not_a_crash(dataset_folder, ma
     data[info.header_offset + 30 + len(info.filename) + 200] ^= 0xFF
     archive.write_bytes(bytes(data))
     with pytest.raises(StageError, match="Train/Male/000001.jpg"):
-        validate(raw, tmp_path / "data" / "validation", tiny_validate_params)
+        run_stage("validate", tmp_path, validate=tiny_validate_params)

@@ -25,8 +25,13 @@ def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
     import yaml
 
     (cwd / "bad.yaml").write_text(yaml.safe_dump(params))
-    return subprocess.run([sys.executable, "-m", module, "--params", "bad.yaml"], cwd=cwd, capture_output=True,
-                          text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+    return subprocess.run(
+        [sys.executable, "-m", module, "--params", "bad.yaml"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
 
 
 @pytest.mark.parametrize(
@@ -34,8 +39,16 @@ def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
     [
         ("tasks.download", {"data": {"sorce": "kaggle"}}, "bad.yaml: data.sorce: unknown key"),
         ("tasks.download", {"data": {"image_size": "224px"}}, "bad.yaml: data.image_size: expected int"),
-        ("tasks.download", {"data": {"source": "local", "path": "missing.zip"}}, "data.path: 'missing.zip' does not exist"),
-        ("tasks.train", {"model": {"handle": "."}}, "model.handle: '.' is not a TF Hub/Kaggle Models URL, a SavedModel folder"),
+        (
+            "tasks.download",
+            {"data": {"source": "local", "path": "missing.zip"}},
+            "data.path: 'missing.zip' does not exist",
+        ),
+        (
+            "tasks.train",
+            {"model": {"handle": "."}},
+            "model.handle: '.' is not a TF Hub/Kaggle Models URL, a SavedModel folder",
+        ),
         ("tasks.validate", {"validate": {"min_per_class": -1}}, "validate.min_per_class: -1 is out of range"),
     ],
 )
@@ -71,7 +84,9 @@ class _LeakyApi:
         return []
 
 
-def test_the_kaggle_key_never_appears_in_output_reports_or_errors(dataset_folder, tmp_path, monkeypatch, capsys, caplog):
+def test_the_kaggle_key_never_appears_in_output_reports_or_errors(
+    dataset_folder, tmp_path, monkeypatch, capsys, caplog
+):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "cfg"))
     monkeypatch.setenv("KAGGLE_USERNAME", "alice")
     monkeypatch.setenv("KAGGLE_KEY", SECRET)

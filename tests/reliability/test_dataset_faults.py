@@ -27,8 +27,7 @@ from PIL import Image
 
 from tasks import paths
 from tasks.files import StageError, sha256_file
-from tasks.validate import validate
-from tests.conftest import jpeg
+from tests.conftest import jpeg, run_stage
 
 
 def _first_image(folder: Path, split: str = "Train", label: str = "Male") -> Path:
@@ -66,6 +65,7 @@ def _mode(mode):
         img = Image.open(path).convert(mode)
         path.write_bytes(jpeg(img, "PNG" if mode == "RGBA" else "JPEG"))
         return FIRST, "mode"
+
     fault.__name__ = f"mode_{mode}"
     return fault
 
@@ -85,7 +85,7 @@ def bomb(folder):  # a JPEG whose header declares 30000x30000 pixels
 def declare_size(data: bytes, width: int, height: int) -> bytes:
     """Rewrite a baseline JPEG's SOF0 header to declare another size (the pixels stay small)."""
     at = data.index(b"\xff\xc0") + 5  # marker, length (2), precision (1), then height, width
-    return data[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[at + 4:]
+    return data[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[at + 4 :]
 
 
 def leak(folder):  # the same image in Train and Test
@@ -116,8 +116,22 @@ def empty_split(folder):
     return "Test/Female", "count"
 
 
-FAULTS = [corrupt, zero_bytes, not_an_image, png_named_jpg, _mode("L"), _mode("RGBA"), _mode("CMYK"), too_small,
-          bomb, leak, extra_class, missing_split, missing_class, empty_split]
+FAULTS = [
+    corrupt,
+    zero_bytes,
+    not_an_image,
+    png_named_jpg,
+    _mode("L"),
+    _mode("RGBA"),
+    _mode("CMYK"),
+    too_small,
+    bomb,
+    leak,
+    extra_class,
+    missing_split,
+    missing_class,
+    empty_split,
+]
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.__name__ for f in FAULTS])
@@ -126,11 +140,11 @@ def test_each_fault_is_refused_naming_the_file(fault, dataset_folder, make_raw, 
     raw = make_raw(dataset_folder)
     before = sha256_file(raw / paths.RAW_ARCHIVE_NAME)
     with pytest.raises(StageError) as err:
-        validate(raw, tmp_path / "data" / "validation", tiny_validate_params)
+        run_stage("validate", tmp_path, validate=tiny_validate_params)
     message = str(err.value)
     assert "data validation failed" in message and offender in message and f"({column})" in message
     assert "Fix or remove these files" in message  # what to do
-    report = json.loads((tmp_path / "data" / "validation" / paths.REPORT_NAME).read_text())
+    report = json.loads((tmp_path / "data" / "validation" / "report.json").read_text())
     assert any(offender in f["offenders"] and f["column"] == column for f in report["failed"])
     # nothing else written, nothing lost
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw", "validation"]
@@ -139,40 +153,47 @@ def test_each_fault_is_refused_naming_the_file(fault, dataset_folder, make_raw, 
 
 def test_a_bomb_is_never_decoded(dataset_folder, make_raw, tiny_validate_params, tmp_path, monkeypatch):
     bomb(dataset_folder)
-    raw = make_raw(dataset_folder)
+    make_raw(dataset_folder)
     loads = []
     real_load = Image.Image.load
     monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(self.size) or real_load(self))
     with pytest.raises(StageError, match="Train/Male/000001.jpg"):
-        validate(raw, tmp_path / "data" / "validation", tiny_validate_params)
+        run_stage("validate", tmp_path, validate=tiny_validate_params)
     assert (30000, 30000) not in loads
-    report = json.loads((tmp_path / "data" / "validation" / paths.REPORT_NAME).read_text())
-    manifest = (tmp_path / "data" / "validation" / paths.MANIFEST_NAME).read_text()
+    report = json.loads((tmp_path / "data" / "validation" / "report.json").read_text())
+    manifest = (tmp_path / "data" / "validation" / "manifest.csv").read_text()
     assert "DecompressionBombError" in manifest  # Pillow's guard, set to validate.max_pixels
     assert not report["success"]
 
 
-def test_an_image_just_over_max_pixels_is_refused_before_decoding(dataset_folder, make_raw, tiny_validate_params, tmp_path):
+def test_an_image_just_over_max_pixels_is_refused_before_decoding(
+    dataset_folder, make_raw, tiny_validate_params, tmp_path
+):
     path = _first_image(dataset_folder)
     path.write_bytes(declare_size(path.read_bytes(), 300, 300))  # 90,000 pixels declared
-    raw = make_raw(dataset_folder)
+    make_raw(dataset_folder)
     with pytest.raises(StageError, match=FIRST):
-        validate(raw, tmp_path / "data" / "validation", replace(tiny_validate_params, max_pixels=60_000))
-    assert "300x300 exceeds validate.max_pixels=60000" in (tmp_path / "data" / "validation" / paths.MANIFEST_NAME).read_text()
+        run_stage("validate", tmp_path, validate=replace(tiny_validate_params, max_pixels=60_000))
+    assert (
+        "300x300 exceeds validate.max_pixels=60000" in (tmp_path / "data" / "validation" / "manifest.csv").read_text()
+    )
 
 
-@pytest.mark.parametrize("fault", [_mode("L"), _mode("RGBA"), _mode("CMYK"), png_named_jpg], ids=["L", "RGBA", "CMYK", "PNG"])
-def test_allowed_modes_and_formats_are_converted_to_rgb_jpeg(fault, dataset_folder, make_raw, tiny_validate_params, tmp_path):
+@pytest.mark.parametrize(
+    "fault", [_mode("L"), _mode("RGBA"), _mode("CMYK"), png_named_jpg], ids=["L", "RGBA", "CMYK", "PNG"]
+)
+def test_allowed_modes_and_formats_are_converted_to_rgb_jpeg(
+    fault, dataset_folder, make_raw, tiny_validate_params, tmp_path
+):
     import tensorflow as tf
 
     from tasks.params import PreprocessParams
-    from tasks.preprocess import preprocess
 
     fault(dataset_folder)
     params = replace(tiny_validate_params, allowed_modes=["RGB", "L", "RGBA", "CMYK"], allowed_formats=["JPEG", "PNG"])
-    raw = make_raw(dataset_folder)
-    validate(raw, tmp_path / "data" / "validation", params)
-    result = preprocess(raw, tmp_path / "data" / "validation", tmp_path / "data" / "processed", PreprocessParams())
+    make_raw(dataset_folder)
+    run_stage("validate", tmp_path, validate=params)
+    result = run_stage("preprocess", tmp_path, preprocess=PreprocessParams())
     summary = json.loads((tmp_path / "data" / "processed" / paths.PREPROCESS_SUMMARY_NAME).read_text())
     assert summary["converted_to_rgb_jpeg"] == 1 and result.counts["Train"] == 12
     for shard in (tmp_path / "data" / "processed").glob("Train-*.tfrecord"):
@@ -189,17 +210,22 @@ def test_stray_files_are_skipped_and_counted(dataset_folder, make_raw, tiny_vali
     (dataset_folder / "Dataset" / "Train" / ".DS_Store").write_bytes(b"junk")
     (dataset_folder / "Dataset" / "__MACOSX").mkdir()
     (dataset_folder / "Dataset" / "__MACOSX" / "._000001.jpg").write_bytes(b"junk")
-    result = validate(make_raw(dataset_folder), tmp_path / "data" / "validation", tiny_validate_params)
+    make_raw(dataset_folder)
+    result = run_stage("validate", tmp_path, validate=tiny_validate_params)
     assert result.success and result.report["kept"] == 24
 
 
-def test_undecodable_files_within_the_limit_are_dropped_and_reported(dataset_folder, make_raw, tiny_validate_params, tmp_path):
+def test_undecodable_files_within_the_limit_are_dropped_and_reported(
+    dataset_folder, make_raw, tiny_validate_params, tmp_path
+):
     corrupt(dataset_folder)
     zero_bytes_path = _first_image(dataset_folder, "Train", "Female")
     zero_bytes_path.write_bytes(b"")
-    result = validate(make_raw(dataset_folder), tmp_path / "data" / "validation", replace(tiny_validate_params, max_dropped=2))
+    make_raw(dataset_folder)
+    result = run_stage("validate", tmp_path, validate=replace(tiny_validate_params, max_dropped=2))
     assert result.success
     assert sorted(d["path"] for d in result.report["dropped"]) == ["Train/Female/000001.jpg", FIRST]
     # one more than the limit: refused, nothing dropped silently
+    make_raw(dataset_folder)
     with pytest.raises(StageError, match="decodes"):
-        validate(make_raw(dataset_folder), tmp_path / "data" / "validation", replace(tiny_validate_params, max_dropped=1))
+        run_stage("validate", tmp_path, validate=replace(tiny_validate_params, max_dropped=1))

@@ -17,7 +17,7 @@ import yaml
 from tasks import download as dl
 from tasks import paths
 from tasks.files import StageError
-from tests.conftest import REPO, tiny_synthetic
+from tests.conftest import REPO, run_stage, tiny_synthetic
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -25,8 +25,9 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 def _start(module: str, cwd: Path, params: dict) -> subprocess.Popen:
     """Start ``python -m module`` in ``cwd`` with ``params`` as its params.yaml."""
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
-    return subprocess.Popen([sys.executable, "-m", module], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-m", module], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+    )
 
 
 def _run(module: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
@@ -61,7 +62,6 @@ def test_a_download_killed_midway_leaves_no_output_and_the_next_run_restarts_cle
 @pytest.mark.parametrize("stage", ["download", "validate"])
 def test_a_full_disk_fails_with_a_clear_message_and_no_partial_output(stage, dataset_folder, tmp_path, monkeypatch):
     from tasks.params import ValidateParams
-    from tasks.validate import validate
 
     raw = tmp_path / "data" / "raw"
     if stage == "validate":
@@ -75,7 +75,7 @@ def test_a_full_disk_fails_with_a_clear_message_and_no_partial_output(stage, dat
         if stage == "download":
             dl.download(raw, tiny_synthetic())
         else:
-            validate(raw, tmp_path / "data" / "validation", ValidateParams(min_per_class=1, workers=1))
+            run_stage("validate", tmp_path, validate=ValidateParams(min_per_class=1, workers=1))
     expected = ["raw"] if stage == "validate" else []
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == expected
 

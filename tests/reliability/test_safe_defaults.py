@@ -25,7 +25,9 @@ def _calls(tree: ast.AST):
 def test_the_prefect_server_binds_to_loopback_by_default():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     code = "from prefect.settings import get_current_settings as g; s = g(); print(s.server.api.host)"
-    host = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True).stdout.strip()
+    host = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    ).stdout.strip()
     assert host == "127.0.0.1"
     makefile = (REPO / "Makefile").read_text()
     assert "server start --host 127.0.0.1" in makefile and "0.0.0.0" not in makefile
@@ -69,8 +71,13 @@ def test_models_are_loaded_with_tf_saved_model_load_only():
 
 @pytest.mark.slow
 def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, prefect_server):
-    proc = subprocess.Popen([sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)], cwd=flow_repo,
-                            env=prefect_server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)],
+        cwd=flow_repo,
+        env=prefect_server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def validate_entry() -> dict:
         """The validate entry once dvc.lock is whole again (DVC rewrites the file in place)."""
@@ -89,8 +96,13 @@ def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, pre
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    done = subprocess.run([sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)], cwd=flow_repo,
-                          env=prefect_server.env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)],
+        cwd=flow_repo,
+        env=prefect_server.env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     latest = prefect_server.flow_runs()[0]
     states = [(t["name"], t["state"]["name"]) for t in prefect_server.task_runs(latest["id"])]
