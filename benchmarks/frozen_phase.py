@@ -23,20 +23,17 @@ from benchmarks.common import save
 
 def prepare(root: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
     """JPEG folders for the original recipe and TFRecord shards of the same images for ours."""
-    from tasks.download import download
-    from tasks.params import (
-        DataParams,
-        PreprocessParams,
-        SyntheticParams,
-        ValidateParams,
-    )
-    from tasks.preprocess import preprocess
-    from tasks.validate import validate
+    from tasks.params import DataParams, Params, PreprocessParams, SyntheticParams, ValidateParams
+    from tasks.stages import BY_NAME
 
+    params = Params(
+        data=DataParams(synthetic=SyntheticParams(train=n_train, validation=n_val, test=2)),
+        validate=ValidateParams(min_per_class=1, workers=1),
+        preprocess=PreprocessParams(shards_per_split=2),
+    )
+    for stage in ("download", "validate", "preprocess"):
+        BY_NAME[stage].run(root, params)
     raw = root / "data" / "raw"
-    download(raw, DataParams(synthetic=SyntheticParams(train=n_train, validation=n_val, test=2)))
-    validate(raw, root / "data" / "validation", ValidateParams(min_per_class=1, workers=1))
-    preprocess(raw, root / "data" / "validation", root / "data" / "processed", PreprocessParams(shards_per_split=2))
     import zipfile
 
     with zipfile.ZipFile(raw / "Dataset.zip") as zf:

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import copy_repo, run_measured, save
-from tasks.paths import STAGES
+from tasks.stages import BY_NAME as STAGES
 
 DVC = [sys.executable, "-m", "dvc"]
 

@@ -37,6 +37,9 @@ class Output:
     persist: bool = False  # kept by DVC before the stage reruns (the blessed model)
     cache: bool = True
     plot: Mapping[str, str] = field(default_factory=dict)  # x / y / template of a data plot
+    # Same inputs, params and code give the same bytes (tested); False only where run times or
+    # training noise are inherent, and then no later stage may read it.
+    reproducible: bool = True
 
     def dvc(self) -> str | dict[str, Any]:
         """The entry under ``outs``/``metrics``/``plots`` in dvc.yaml."""

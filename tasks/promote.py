@@ -161,7 +161,7 @@ STAGE = Stage(
     },
     # blessed_dir is kept when the gate fails: a failing model never replaces the blessed one
     outs={
-        "blessed_dir": Output(paths.BLESSED_DIR, persist=True),
+        "blessed_dir": Output(paths.BLESSED_DIR, persist=True, reproducible=False),  # holds promoted_at
         "gate_file": Output(paths.GATE, "metrics"),
         "card_file": paths.MODEL_CARD,
     },

@@ -422,11 +422,13 @@ STAGE = Stage(
     "train",
     train,
     deps={"processed": paths.PROCESSED_DIR},
+    # not byte-reproducible: event files and SavedModels carry write times, and the numbers are only
+    # reproducible on one device (op determinism); a retrain reruns evaluate anyway
     outs={
-        "model_dir": paths.MODEL_DIR,
-        "tensorboard": paths.TENSORBOARD_DIR,
-        "history": Output(paths.HISTORY, "plots", plot={"x": "step", "y": "val_accuracy"}),
-        "curves": Output(paths.CURVES, "plots"),
+        "model_dir": Output(paths.MODEL_DIR, reproducible=False),
+        "tensorboard": Output(paths.TENSORBOARD_DIR, reproducible=False),
+        "history": Output(paths.HISTORY, "plots", plot={"x": "step", "y": "val_accuracy"}, reproducible=False),
+        "curves": Output(paths.CURVES, "plots", reproducible=False),
     },
     work={"checkpoints": paths.CHECKPOINTS_DIR, "backbone_cache": paths.BACKBONES_DIR},
     params={"model": "model", "params": "train"},

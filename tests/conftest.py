@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import sys
@@ -21,17 +22,26 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {"Train": 12, "Validation": 6, "Test": 6}
 # params.yaml changes for a whole pipeline run in well under a minute (end-to-end tests)
 TINY_PARAMS = {
-    "data": {"synthetic": {"train": 160, "validation": 40, "test": 40}, "image_size": 32},
+    "data": {"synthetic": {"train": 160, "validation": 40, "test": 40}},
     "validate": {"min_per_class": 1},
+    "model": {"image_size": 32},
     "train": {"epochs": 1, "fine_tune_epochs": 1},
+    "evaluate": {"bootstrap_samples": 200},
     # the gate always passes (each test that needs a failing gate sets it so)
-    "evaluate": {"min_accuracy": 0.0, "max_regression": 1.0, "bootstrap_samples": 200},
+    "promote": {"min_accuracy": 0.0, "max_regression": 1.0},
 }
 
 
 def run_stage(name: str, root: Path, **sections):
     """Run stage ``name`` through its contract on the layout under ``root``, with these params sections."""
     return BY_NAME[name].run(root, Params(**sections))
+
+
+def digest(root: Path, rel: str) -> dict[str, str]:
+    """sha256 of each file of the output ``rel`` (a file or a folder) under ``root``, keyed by path."""
+    path = root / rel
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def write_folder(root: Path, counts: dict[str, int] = TINY, seed: int = 7) -> Path:

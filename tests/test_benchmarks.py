@@ -1,4 +1,9 @@
-"""Every benchmark runs (at its --small size): they are code, and must not rot between measurements."""
+"""Every benchmark runs (at its --small size) and its figures agree with each other.
+
+They are code and must not rot between measurements; the checks recompute each derived figure
+(ratios, rates, totals) from the raw ones it is made of, so a benchmark that mislabels or
+miscomputes its result fails here, whatever the machine's speed.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,66 @@ import subprocess
 import sys
 
 import pytest
+from pytest import approx
 
 from benchmarks.common import REPO, RESULTS
+from tasks.stages import BY_NAME
 
 pytestmark = pytest.mark.slow
 
 
+def _frozen_phase(r: dict) -> None:
+    assert r["speedup"] == approx(r["seconds_median"]["original"] / r["seconds_median"]["ours"])
+    assert {len(v) for v in r["val_accuracy"].values()} == {r["params"]["repeats"]}
+
+
+def _input_pipeline(r: dict) -> None:
+    rates = r["images_per_second"]
+    assert r["ours_vs_image_data_generator"] == approx(rates["ours_tf_data"] / rates["image_data_generator"], rel=1e-3)
+    assert r["ours_share_of_bare_loop"] == approx(
+        rates["ours_tf_data"] / rates["bare_decode_resize_all_cores"], rel=1e-3
+    )
+
+
+def _scale(r: dict) -> None:
+    assert [run["images"] for run in r["runs"]] == [100, 200]  # --small sizes
+    for run in r["runs"]:
+        assert list(run["stages"]) == list(BY_NAME)  # every stage, in DAG order
+        assert run["full_run_seconds"] == approx(sum(s["seconds"] for s in run["stages"].values()), abs=0.1)
+
+
+def _predict(r: dict) -> None:
+    images = r["params"]["images"]
+    for name, m in r["models"].items():
+        if "command_seconds" in m:
+            assert m["command_images_per_second"] == approx(images / m["command_seconds"], rel=0.02), name
+    faces = r["models"]["face detection"]
+    ratio = faces["whole_photo_photos_per_second"] / faces["detect_faces_photos_per_second"]
+    assert faces["detection_cost_ratio"] == approx(ratio, rel=0.02)
+
+
+def _gpu_checks(r: dict) -> None:
+    rates = r["resnet50v2_train_images_per_second"]
+    assert r["mixed_over_fp32"] == approx(rates["mixed_float16"] / rates["float32"], rel=0.01)
+    steps = r["step_seconds"]
+    assert r["input_overhead"] == approx(steps["real_input"] / steps["in_memory"] - 1)
+
+
 @pytest.mark.parametrize(
-    ("module", "keys"),
+    ("module", "check"),
     [
-        ("benchmarks.frozen_phase", ["speedup", "seconds_median", "val_accuracy"]),
-        ("benchmarks.input_pipeline", ["images_per_second", "ours_vs_image_data_generator", "ours_share_of_bare_loop"]),
-        ("benchmarks.scale", ["runs", "train_peak_at_160k_estimate_mib"]),
-        ("benchmarks.predict", ["models"]),
-        ("benchmarks.gpu_checks", ["mixed_over_fp32", "input_overhead", "frozen_phase_speedup"]),
+        ("benchmarks.frozen_phase", _frozen_phase),
+        ("benchmarks.input_pipeline", _input_pipeline),
+        ("benchmarks.scale", _scale),
+        ("benchmarks.predict", _predict),
+        ("benchmarks.gpu_checks", _gpu_checks),
     ],
 )
-def test_benchmark_runs_small(module, keys):
+def test_benchmark_runs_small_and_its_figures_agree(module, check):
     name = "smoke_" + module.split(".")[1]
     args = ["--small"] + (["--name", name] if module != "benchmarks.gpu_checks" else [])
     done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((RESULTS / f"{name}.json").read_text())
-    assert set(keys) <= set(result) and result["machine"]["cpus"] >= 1
+    assert result["machine"]["cpus"] >= 1
+    check(result)

@@ -12,11 +12,12 @@ from PIL import Image
 from flows import predict
 from tasks import dataset, paths, synthetic
 from tasks.inference import load_model
-from tests.conftest import dvc, overlap, ran
+from tasks.stages import BY_NAME
+from tests.conftest import digest, dvc, overlap, ran
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = list(paths.STAGES)
+ALL_STAGES = list(BY_NAME)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +34,53 @@ def test_demo_passes_the_gate_and_blesses_its_model(demo):
     assert ran(out) == ALL_STAGES
     assert "quality gate passed (absolute floor only: no blessed model yet)" in out and "promoted:" in out
     metrics = json.loads((repo / paths.METRICS).read_text())
-    assert metrics["accuracy"] >= 0.9 and metrics["gate"]["passed"]
+    assert metrics["accuracy"] >= 0.9 and json.loads((repo / paths.GATE).read_text())["passed"]
     pointer = json.loads((repo / paths.BLESSED_POINTER).read_text())
     assert pointer["blessed"] and pointer["fingerprint"] == metrics["model"]["fingerprint"]
     assert f"{100 * metrics['accuracy']:.2f}%" in (repo / paths.MODEL_CARD).read_text()
     assert "up to date" in dvc(repo, "status")
     assert ran(dvc(repo, "repro")) == []
+
+
+def _stale(repo) -> set[str]:
+    return set(json.loads(dvc(repo, "status", "--json")))
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("tasks/metrics.py", {"evaluate", "promote"}),  # the quality gate's arithmetic
+        ("tasks/dataset.py", {"preprocess", "train", "evaluate", "promote"}),  # the TFRecord encoder
+        ("tasks/synthetic.py", {"download"}),
+    ],
+)
+def test_touching_a_module_makes_stale_exactly_the_stages_that_import_it(demo, module, expected):
+    repo, _ = demo
+    source = repo / module
+    original = source.read_bytes()
+    try:
+        source.write_bytes(original + b"\n# touched\n")
+        assert _stale(repo) == expected
+    finally:
+        source.write_bytes(original)
+    assert _stale(repo) == set()
+
+
+def test_a_forced_preprocess_writes_the_same_bytes_and_leaves_train_up_to_date(demo):
+    repo, _ = demo
+    out = dvc(repo, "repro", "--force", "--single-item", "preprocess")
+    assert ran(out) == ["preprocess"]
+    assert _stale(repo) == set(), "preprocess wrote other bytes: train would rerun"
+    assert ran(dvc(repo, "repro")) == []
+
+
+def test_a_forced_evaluate_writes_the_same_bytes(demo):
+    repo, _ = demo
+    outputs = [o.path for o in BY_NAME["evaluate"].outputs()]
+    before = {k: v for rel in outputs for k, v in digest(repo, rel).items()}
+    assert ran(dvc(repo, "repro", "--force", "--single-item", "evaluate")) == ["evaluate"]
+    assert {k: v for rel in outputs for k, v in digest(repo, rel).items()} == before
+    assert _stale(repo) == set()
 
 
 def _test_images(repo, size):

@@ -20,14 +20,16 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(r
     assert "up to date" in dvc(repo_copy, "status")
     assert ran(dvc(repo_copy, "repro")) == []  # a second repro is a no-op
     metrics = json.loads((repo_copy / "reports" / "metrics.json").read_text())
-    assert 0 <= metrics["accuracy"] <= 1 and metrics["images"] == 40
+    rows = [line.split(",") for line in (repo_copy / "reports" / "predictions.csv").read_text().splitlines()[1:]]
+    assert metrics["images"] == len(rows) == 40
+    assert metrics["accuracy"] == sum(r[1] == r[2] for r in rows) / 40  # the headline agrees with each answer
     assert "accuracy" in dvc(repo_copy, "metrics", "show")
 
     pointer = json.loads((repo_copy / "models" / "blessed" / "blessed.json").read_text())
     assert pointer["fingerprint"] == metrics["model"]["fingerprint"]  # the gate passed (floor 0): promoted
 
     # a new candidate that fails the gate: promote runs, the blessed model stays, DVC is clean
-    set_params(repo_copy, {"train": {"epochs": 2}, "evaluate": {"min_accuracy": 1.0}})
+    set_params(repo_copy, {"train": {"epochs": 2}, "promote": {"min_accuracy": 1.0}})
     out = dvc(repo_copy, "repro")
     assert ran(out) == ["train", "evaluate", "promote"] and "not promoted: quality gate failed" in out
     assert json.loads((repo_copy / "models" / "blessed" / "blessed.json").read_text()) == pointer

@@ -83,6 +83,13 @@ def test_kaggle_gives_up_with_a_clear_error_and_no_output(dataset_folder, tmp_pa
     assert list(tmp_path.iterdir()) == [tmp_path / "src"]  # no raw/, no temp folder
 
 
+def test_the_stage_retries_are_the_only_retry_layer():
+    """Prefect does not retry on top of the stage: 4 attempts stay 4, not 4 x (1 + task retries)."""
+    from flows.pipeline import STAGES, stage_task
+
+    assert {stage: stage_task(stage, "v", "h").retries for stage in STAGES} == dict.fromkeys(STAGES, 0)
+
+
 def test_missing_credentials_say_how_to_provide_them(tmp_path, monkeypatch, no_kaggle_env):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "empty"))
     called = []

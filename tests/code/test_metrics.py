@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tasks.files import StageError
 from tasks.metrics import (
     apply_temperature,
     bootstrap_intervals,
@@ -14,11 +15,12 @@ from tasks.metrics import (
     failed_checks,
     fit_temperature,
     gate,
+    positive_index,
     quantile_slices,
     roc_auc,
     roc_curve,
 )
-from tasks.params import EvaluateParams
+from tasks.params import PromoteParams
 
 
 @pytest.mark.parametrize(
@@ -43,7 +45,7 @@ def test_roc_curve_runs_from_origin_to_one():
 def test_classification_metrics_on_a_small_example():
     y = np.array([0, 0, 0, 1, 1])
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4]])
-    m = classification_metrics(y, probs, ["Female", "Male"])
+    m = classification_metrics(y, probs, ["Female", "Male"], positive=1)
     assert m["accuracy"] == pytest.approx(3 / 5)
     assert m["confusion_matrix"]["rows_true_columns_predicted"] == [[2, 1], [1, 1]]
     assert m["per_class"]["Female"]["precision"] == pytest.approx(2 / 3)
@@ -54,9 +56,33 @@ def test_classification_metrics_on_a_small_example():
     assert m["images"] == 5 and m["roc_positive_class"] == "Male"
 
 
+@pytest.mark.parametrize("class_names", [["Female", "Male"], ["Male", "Female"]])
+def test_the_positive_class_is_chosen_by_name_in_either_order(class_names):
+    """The same predictions, with the columns in either order, give Male's ROC AUC and reliability."""
+    male_first = class_names[0] == "Male"
+    y_male = np.array([0, 0, 1, 1, 1, 0])
+    p_male = np.array([0.2, 0.6, 0.7, 0.9, 0.4, 0.1])
+    probs = np.stack([p_male, 1 - p_male] if male_first else [1 - p_male, p_male], axis=1)
+    y = np.where(y_male == 1, class_names.index("Male"), class_names.index("Female"))
+    positive = positive_index(class_names, "Male")
+    m = classification_metrics(y, probs, class_names, positive)
+    assert m["roc_positive_class"] == "Male"
+    assert m["roc_auc"] == pytest.approx(roc_auc(y_male, p_male)) == pytest.approx(8 / 9)
+    bins = calibration(y, probs, 2, positive)["bins"]
+    assert [(b["images"], b["predicted"], b["observed"]) for b in bins] == [
+        (3, pytest.approx(0.7 / 3), pytest.approx(1 / 3)),
+        (3, pytest.approx(2.2 / 3), pytest.approx(2 / 3)),
+    ]
+
+
+def test_an_unknown_positive_class_is_refused_by_name():
+    with pytest.raises(StageError, match="evaluate.positive_class: 'Man' is not one of the model's classes"):
+        positive_index(["Female", "Male"], "Man")
+
+
 @pytest.mark.parametrize(("accuracy", "passed"), [(0.95, True), (0.9, True), (0.89, False)])
 def test_gate_uses_the_absolute_floor(accuracy, passed):
-    verdict = gate({"accuracy": accuracy}, EvaluateParams(min_accuracy=0.9))
+    verdict = gate({"accuracy": accuracy}, PromoteParams(min_accuracy=0.9))
     assert verdict["passed"] is passed
     assert verdict["checks"] == [
         {"name": "accuracy", "value": accuracy, "op": ">=", "threshold": 0.9, "passed": passed}
@@ -86,7 +112,7 @@ BLESSED = _metrics(0.95, 0.96, 0.94)
     ],
 )
 def test_gate_against_the_blessed_baseline(candidate, passed, failed):
-    verdict = gate(candidate, EvaluateParams(min_accuracy=0.9, max_regression=0.01), baseline=BLESSED)
+    verdict = gate(candidate, PromoteParams(min_accuracy=0.9, max_regression=0.01), baseline=BLESSED)
     assert verdict["passed"] is passed
     assert [c["name"] for c in verdict["checks"] if not c["passed"]] == failed
     by_name = {c["name"]: c for c in verdict["checks"]}
@@ -96,7 +122,7 @@ def test_gate_against_the_blessed_baseline(candidate, passed, failed):
 
 
 def test_gate_without_a_baseline_has_only_the_floor():
-    verdict = gate(_metrics(0.5, 0.5, 0.5), EvaluateParams(min_accuracy=0.4, max_regression=0.0))
+    verdict = gate(_metrics(0.5, 0.5, 0.5), PromoteParams(min_accuracy=0.4, max_regression=0.0))
     assert verdict["passed"] and [c["name"] for c in verdict["checks"]] == ["accuracy"]
 
 
@@ -130,26 +156,26 @@ def test_bootstrap_is_seeded():
 
 
 def test_ece_on_a_known_example():
-    # 10 predictions at confidence 0.9 with 8 right (gap 0.1) and 10 at 0.6 with 6 right (gap 0):
+    # 10 images with P(Male) 0.1 of which 2 are Male (gap 0.1), 10 with P(Male) 0.6 of which 6 are Male (gap 0):
     # ECE = 10/20 * 0.1 + 10/20 * 0 = 0.05
     probs = np.array([[0.9, 0.1]] * 10 + [[0.4, 0.6]] * 10)
-    y = np.array([0] * 8 + [1] * 2 + [1] * 6 + [0] * 4)
-    result = calibration(y, probs, bins=10)
+    y = np.array([1] * 2 + [0] * 8 + [1] * 6 + [0] * 4)
+    result = calibration(y, probs, bins=10, positive=1)
     assert result["ece"] == pytest.approx(0.05)
-    assert [(b["images"], b["accuracy"]) for b in result["bins"]] == [
+    assert [(b["images"], b["observed"]) for b in result["bins"]] == [
+        (10, pytest.approx(0.2)),
         (10, pytest.approx(0.6)),
-        (10, pytest.approx(0.8)),
     ]
     assert [(b["lo"], b["hi"]) for b in result["bins"]] == [
+        (pytest.approx(0.0), pytest.approx(0.1)),
         (pytest.approx(0.5), pytest.approx(0.6)),
-        (pytest.approx(0.8), pytest.approx(0.9)),
     ]
 
 
-def test_ece_is_zero_when_confidence_matches_accuracy():
+def test_ece_is_zero_when_the_predicted_probability_matches_the_share():
     probs = np.array([[0.75, 0.25]] * 8)
     y = np.array([0, 0, 0, 1, 0, 0, 0, 1])
-    assert calibration(y, probs, bins=4)["ece"] == pytest.approx(0.0)
+    assert calibration(y, probs, bins=4, positive=1)["ece"] == pytest.approx(0.0)
 
 
 def test_temperature_scaling_recovers_a_known_temperature():
@@ -160,7 +186,10 @@ def test_temperature_scaling_recovers_a_known_temperature():
     overconfident = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     t = fit_temperature(y, overconfident)
     assert t == pytest.approx(2.0, rel=0.08)
-    assert calibration(y, apply_temperature(overconfident, t), 10)["ece"] < calibration(y, overconfident, 10)["ece"] / 2
+    after, before = (
+        calibration(y, p, 10, positive=1)["ece"] for p in (apply_temperature(overconfident, t), overconfident)
+    )
+    assert after < before / 2
     assert (apply_temperature(overconfident, t).argmax(1) == overconfident.argmax(1)).all()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,15 +14,25 @@ from tasks.params import ParamsError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_committed_params_files_load():
+def _keys(tree: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for k, v in tree.items():
+        keys |= _keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+    return keys
+
+
+def test_committed_params_files_list_every_key():
+    """params.yaml and configs/*.yaml are complete: DVC tracks each key, so none may come from a code default."""
+    every = _keys(dataclasses.asdict(params.Params()))
     for path in [REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
-        loaded = params.load(path)
-        assert loaded.data.image_size > 0, path
+        assert _keys(yaml.safe_load(path.read_text())) == every, path
+        params.load(path)
 
 
-def test_defaults_are_the_offline_embedded_configuration():
-    p = params.load(REPO / "params.yaml")
-    assert p.data.source == "synthetic"
+def test_code_defaults_are_params_yaml():
+    """One source of defaults: the dataclass defaults and the committed params.yaml never disagree."""
+    assert params.load(REPO / "params.yaml") == params.Params()
+    assert params.Params().data.source == "synthetic"  # the offline embedded configuration
 
 
 @pytest.mark.parametrize(
@@ -29,7 +40,7 @@ def test_defaults_are_the_offline_embedded_configuration():
     [
         ({"data": {"source": "ftp"}}, "data.source: unknown value 'ftp'"),
         ({"data": {"synthetic": {"train": -5}}}, "data.synthetic.train: -5 is out of range"),
-        ({"data": {"image_size": "big"}}, "data.image_size: expected int"),
+        ({"model": {"image_size": "big"}}, "model.image_size: expected int"),
         ({"data": {"source": "local"}}, "data.path: required when data.source is 'local'"),
         (
             {"data": {"source": "local", "path": "/no/such/dataset.zip"}},
@@ -68,5 +79,10 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_load_reads_a_file(tmp_path):
     f = tmp_path / "p.yaml"
-    f.write_text(yaml.safe_dump({"data": {"image_size": 64}}))
-    assert params.load(f).data.image_size == 64
+    f.write_text(yaml.safe_dump({"model": {"image_size": 64}}))
+    assert params.load(f).model.image_size == 64
+
+
+def test_the_positive_class_must_be_a_class_name():
+    with pytest.raises(ParamsError, match="evaluate.positive_class: 'Man' is not one of validate.class_names"):
+        params.parse({"evaluate": {"positive_class": "Man"}})

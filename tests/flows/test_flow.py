@@ -92,14 +92,15 @@ def _files(folder) -> dict:
 def test_a_failing_gate_leaves_the_blessed_model_and_the_run_says_not_promoted(flow_repo, prefect_server):
     blessed = flow_repo / paths.BLESSED_DIR
     before = _files(blessed)
-    set_params(flow_repo, {"evaluate": {"min_accuracy": 1.0}})
+    set_params(flow_repo, {"promote": {"min_accuracy": 1.0}})
     flow(flow_repo, prefect_server)
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
     metrics = json.loads((flow_repo / paths.METRICS).read_text())
-    assert metrics["accuracy"] < 1.0 and not metrics["gate"]["passed"]
+    assert metrics["accuracy"] < 1.0 and not json.loads((flow_repo / paths.GATE).read_text())["passed"]
     runs = {t["name"]: t["state"] for t in prefect_server.task_runs(latest["id"])}
-    assert runs["evaluate"]["name"] == "Completed" and runs["promote"]["name"] == "Not promoted"
+    # only the gate's params changed: evaluate is up to date, promote reruns and refuses
+    assert runs["evaluate"]["name"] == "Skipped" and runs["promote"]["name"] == "Not promoted"
     assert runs["promote"]["message"] == f"not promoted: accuracy {metrics['accuracy']:.4f} < 1.0000"
     assert _files(blessed) == before
     gate = prefect_server.post(

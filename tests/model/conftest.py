@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 from tasks import paths
-from tasks.download import download
 from tasks.params import Params, parse
-from tasks.preprocess import preprocess
-from tasks.validate import validate
+from tasks.stages import BY_NAME
 
 # params.yaml content for a pipeline that trains in well under a minute on 2 cores
 TINY_MODEL_PARAMS = {
-    "data": {"synthetic": {"train": 480, "validation": 100, "test": 100, "seed": 11}, "image_size": 48},
+    "data": {"synthetic": {"train": 480, "validation": 100, "test": 100, "seed": 11}},
+    "model": {"image_size": 48},
     "validate": {"min_per_class": 1, "workers": 1},
     "train": {
         "batch_size": 32,
@@ -36,9 +35,8 @@ def tiny_params(**train_overrides) -> Params:
 
 def prepare(root: Path, params: Params) -> Path:
     """Run download, validate and preprocess under ``root``; return the processed folder."""
-    download(root / paths.RAW_DIR, params.data)
-    validate(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, params.validate)
-    preprocess(root / paths.RAW_DIR, root / paths.VALIDATION_DIR, root / paths.PROCESSED_DIR, params.preprocess)
+    for stage in ("download", "validate", "preprocess"):
+        BY_NAME[stage].run(root, params)
     return root / paths.PROCESSED_DIR
 
 
@@ -53,7 +51,11 @@ def prepared(tmp_path_factory) -> tuple[Path, Params]:
 @pytest.fixture(scope="session")
 def trained(prepared):
     """The tiny model, trained once for the session: (root, params, TrainResult)."""
-    from tasks.train import train
-
     root, params = prepared
-    return root, params, train(root / paths.PROCESSED_DIR, root, params)
+    return root, params, BY_NAME["train"].run(root, params)
+
+
+def train_at(out_root: Path, processed: Path, params: Params):
+    """The train stage with its outputs (and checkpoints) under ``out_root``, reading ``processed``."""
+    stage = BY_NAME["train"]
+    return stage.fn(**{**stage.arguments(out_root, params), "processed": processed})

@@ -22,12 +22,12 @@ from pathlib import Path
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tasks.train import make_strategy, train
-from tests.model.conftest import tiny_params
+from tasks.train import make_strategy
+from tests.model.conftest import tiny_params, train_at
 root, kind, per_replica = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 params = tiny_params(fine_tune_epochs=3, distribution=kind, batch_size=per_replica)
 replicas = make_strategy(kind).num_replicas_in_sync
-result = train(root / "data" / "processed", root / kind, params)
+result = train_at(root / kind, root / "data" / "processed", params)
 print("RESULT " + json.dumps({"replicas": replicas, "history": result.history, "features": result.backbone_images}))
 """
 

@@ -11,18 +11,18 @@ import pytest
 
 from tasks import backbones, paths
 from tasks import train as train_mod
-from tasks.evaluate import evaluate
 from tasks.inference import load_model
-from tests.model.conftest import prepare, tiny_params
+from tests.conftest import run_stage
+from tests.model.conftest import prepare, tiny_params, train_at
 
 pytestmark = pytest.mark.slow
 
 
 def test_the_model_learns_the_synthetic_signal(trained):
     root, params, result = trained
-    metrics = evaluate(root / paths.PROCESSED_DIR, root / paths.MODEL_DIR, root, params.evaluate).metrics
-    majority = 0.58  # always answering "Female"
-    assert metrics["accuracy"] >= 0.8 > majority
+    metrics = run_stage("evaluate", root, evaluate=params.evaluate).metrics
+    majority = max(c["support"] for c in metrics["per_class"].values()) / metrics["images"]  # one answer for all
+    assert metrics["accuracy"] >= max(0.8, majority + 0.2)
     assert metrics["roc_auc"] >= 0.9
     assert json.loads((root / paths.METRICS).read_text())["accuracy"] == metrics["accuracy"]
     rows = (root / paths.PREDICTIONS).read_text().splitlines()
@@ -85,7 +85,7 @@ def test_label_order_comes_from_class_names_json(tmp_path):
     params = replace(params, validate=replace(params.validate, class_names=["Male", "Female"]))
     processed = prepare(tmp_path, params)
     assert json.loads((processed / paths.CLASS_NAMES_NAME).read_text()) == ["Male", "Female"]
-    train_mod.train(processed, tmp_path, params)
+    train_at(tmp_path, processed, params)
     model = load_model(tmp_path / paths.MODEL_DIR)
     assert model.class_names == ["Male", "Female"]
     names = [model.class_names[i] for i in model.predict(_known_images(tmp_path, "Male")).argmax(axis=1)]
@@ -115,7 +115,7 @@ def test_frozen_phase_computes_features_once_per_image(prepared, tmp_path, monke
     params = replace(params, train=replace(params.train, epochs=4, fine_tune_epochs=0))
     real, made = backbones.load_backbone, []
     monkeypatch.setattr(backbones, "load_backbone", lambda *a, **k: made.append(_counting(real(*a, **k))) or made[-1])
-    result = train_mod.train(root / paths.PROCESSED_DIR, tmp_path, params)
+    result = train_at(tmp_path, root / paths.PROCESSED_DIR, params)
     (frozen,) = made
     assert int(frozen.images.numpy()) == 480 + 100 == result.backbone_images  # 4 epochs, still one pass
     assert len(result.history) == 4
@@ -147,12 +147,12 @@ def test_resume_after_an_interruption_continues_from_the_last_complete_epoch(pre
     monkeypatch.setattr(train_mod, "_callbacks", callbacks)
     resumed = False
     with pytest.raises(_Interrupt):
-        train_mod.train(root / paths.PROCESSED_DIR, tmp_path, params)
+        train_at(tmp_path, root / paths.PROCESSED_DIR, params)
     assert not (tmp_path / paths.MODEL_DIR).exists()  # nothing half-exported
     assert started[-1] == ("fine_tune", 3)
     started.clear()
     resumed = True
-    result = train_mod.train(root / paths.PROCESSED_DIR, tmp_path, params)
+    result = train_at(tmp_path, root / paths.PROCESSED_DIR, params)
     assert started == [("fine_tune", 4), ("fine_tune", 5)]  # the head phase and 4 epochs were not redone
     assert result.backbone_images == 0  # cached features reused
     assert [h["epoch"] for h in result.history] == [1, 2, 1, 2, 3, 4, 5, 6]
@@ -162,8 +162,6 @@ def test_resume_after_an_interruption_continues_from_the_last_complete_epoch(pre
 def test_same_params_give_the_same_metrics(prepared, tmp_path):
     root, params = prepared
     params = replace(params, train=replace(params.train, fine_tune_epochs=2))
-    a = train_mod.train(root / paths.PROCESSED_DIR, tmp_path / "a", params).history
-    b = train_mod.train(root / paths.PROCESSED_DIR, tmp_path / "b", params).history
-    for x, y in zip(a, b):
-        assert x["val_accuracy"] == pytest.approx(y["val_accuracy"], abs=0.02)
-        assert x["loss"] == pytest.approx(y["loss"], rel=0.05)
+    a = train_at(tmp_path / "a", root / paths.PROCESSED_DIR, params).history
+    b = train_at(tmp_path / "b", root / paths.PROCESSED_DIR, params).history
+    assert a == b  # op determinism is on for a single device: the same numbers, not close ones

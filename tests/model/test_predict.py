@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from flows import predict
-from tasks import paths
-from tasks.files import StageError, write_json
+from tasks import dataset, paths
+from tasks.files import StageError
 from tasks.inference import load_model
 
 pytestmark = pytest.mark.slow
@@ -30,14 +29,21 @@ def images(trained, tmp_path):
 
 
 def test_prints_label_and_probability_per_image(trained, images, capsys):
+    import tensorflow as tf
+
     root, _, _ = trained
     assert predict.main([str(images), "--model", str(root / paths.MODEL_DIR)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 10
+    model = load_model(root / paths.MODEL_DIR)
     right = 0
     for line in lines:
         path, label, prob = line.split("\t")
-        assert label in ("Male", "Female") and 0.5 <= float(prob) <= 1.0
+        # the printed figure is the model's probability of the printed label for this very image
+        image = tf.io.decode_jpeg(Path(path).read_bytes(), channels=3)
+        expected = model.predict(dataset.resize(image, model.image_size).numpy()[None])[0]
+        assert label == model.class_names[int(expected.argmax())]
+        assert float(prob) == pytest.approx(float(expected[model.class_names.index(label)]), abs=1e-4)
         right += f"/{label}/" in path
     assert right >= 8
 
@@ -51,16 +57,6 @@ def test_a_bad_file_gets_a_message_and_the_others_are_predicted(trained, images,
     assert code == 1
     assert len(results) == 11 and sum("label" in r for r in results) == 10
     assert "broken.jpg: error: cannot read this image" in captured.err
-
-
-def test_class_names_that_do_not_match_the_model_are_refused(trained, tmp_path):
-    root, _, _ = trained
-    model_dir = tmp_path / "model"
-    shutil.copytree(root / paths.MODEL_DIR, model_dir)
-    write_json(model_dir / paths.CLASS_NAMES_NAME, ["Female", "Male", "Other"])
-    model = load_model(model_dir)
-    with pytest.raises(StageError, match="lists 3 classes but the model outputs 2"):
-        model.predict(np.zeros((1, 48, 48, 3), "uint8"))
 
 
 def test_a_folder_that_is_not_a_model_is_refused(tmp_path):

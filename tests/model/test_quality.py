@@ -7,12 +7,16 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tasks import paths
-from tasks.evaluate import evaluate
+from tasks import dataset, paths
+from tasks import metrics as qm
+from tasks.evaluate import predict_split
 from tasks.files import StageError, read_json, tree_hash, write_json
-from tasks.promote import promote
+from tasks.inference import load_model
+from tasks.params import PromoteParams
+from tests.conftest import run_stage
 
 from .conftest import tiny_params
 
@@ -28,46 +32,73 @@ def _stage_root(tmp_path: Path, prepared_root: Path, model_dir: Path) -> Path:
     return root
 
 
-def _run(root: Path, **evaluate_params) -> dict:
-    params = replace(tiny_params().evaluate, **evaluate_params)
-    return evaluate(root / paths.PROCESSED_DIR, root / paths.MODEL_DIR, root, params).metrics
+def _run(root: Path) -> dict:
+    return run_stage("evaluate", root, evaluate=tiny_params().evaluate).metrics
 
 
-def _promote(root: Path):
-    return promote(root / paths.METRICS, root / paths.MODEL_DIR, root / paths.BLESSED_DIR)
+def _promote(root: Path, **gate_params):
+    return run_stage("promote", root, promote=replace(PromoteParams(), **gate_params))
+
+
+def _gate(root: Path) -> dict:
+    return read_json(root / paths.GATE, "promote")
 
 
 @pytest.fixture(scope="module")
 def worse_model(prepared, tmp_path_factory) -> Path:
     """A clearly worse model of the same task: 1 epoch of the head on random backbone features."""
-    from tasks.train import train
-
     root, params = prepared
     other = tmp_path_factory.mktemp("worse")
     shutil.copytree(root / paths.PROCESSED_DIR, other / paths.PROCESSED_DIR)
     weak = replace(params, train=replace(params.train, epochs=1, fine_tune_epochs=0, learning_rate=1e-4))
-    train(other / paths.PROCESSED_DIR, other, weak)
+    from tasks.train import STAGE
+
+    STAGE.run(other, weak)
     return other / paths.MODEL_DIR
+
+
+def _probabilities_of(rows: list[list[str]], positive: str) -> tuple:
+    """True labels (1 = positive) and P(positive) from predictions.csv rows of a two-class model."""
+    y = [int(r[1] == positive) for r in rows]
+    p = [float(r[3]) if r[2] == positive else 1 - float(r[3]) for r in rows]
+    return np.array(y), np.array(p)
 
 
 def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained, tmp_path):
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
     m = _run(root)
+    _promote(root, min_accuracy=0.0)
     n = m["images"]
     assert m["accuracy_ci95"][0] <= m["accuracy"] <= m["accuracy_ci95"][1]
     for c in m["per_class"].values():
         assert c["recall_ci95"][0] <= c["recall"] <= c["recall_ci95"][1]
-    assert 0 <= m["calibration"]["ece"] <= 1 and sum(b["images"] for b in m["calibration"]["bins"]) == n
+    # ECE and its bins, recomputed from predictions.csv (another output of the same pass)
+    rows = [line.split(",") for line in (root / paths.PREDICTIONS).read_text().splitlines()[1:]]
+    y, p_male = _probabilities_of(rows, "Male")
+    recomputed = qm.calibration(y, np.stack([1 - p_male, p_male], axis=1), 10, positive=1)
+    assert m["calibration"]["ece"] == pytest.approx(recomputed["ece"], abs=1e-5)
+    assert [b["images"] for b in m["calibration"]["bins"]] == [b["images"] for b in recomputed["bins"]]
     ts = m["calibration"]["temperature_scaling"]
-    assert ts["temperature"] > 0 and ts["validation_images"] == 100 and ts["test_ece_before"] == m["calibration"]["ece"]
+    assert ts["validation_images"] == 100 and ts["test_ece_before"] == m["calibration"]["ece"]
+    # the fitted temperature minimises Validation log loss: 10% either way is worse
+    val = predict_split(
+        load_model(root / paths.MODEL_DIR), dataset.shard_files(root / paths.PROCESSED_DIR, "Validation"), 64
+    )
+
+    def loss(t: float) -> float:
+        return qm.log_loss(val.y_true, qm.apply_temperature(val.probs, t))
+
+    t = ts["temperature"]
+    assert loss(t) <= min(loss(t * 1.1), loss(t / 1.1))
     for kind in ("class", "brightness", "jpeg_size"):
         rows = [r for r in m["slices"] if r["slice"] == kind]
         assert sum(r["images"] for r in rows) == n, kind
         assert sum(r["images"] * r["accuracy"] for r in rows) == pytest.approx(m["accuracy"] * n), kind
-    assert 0 <= m["behaviour"]["flip_changed"] <= 1 and len(m["behaviour"]["blank"]) == 3
+    assert [b["grey"] for b in m["behaviour"]["blank"]] == [0, 128, 255]
     assert m["model"]["fingerprint"] == tree_hash(root / paths.MODEL_DIR) and m["model"]["handle"] == "small_cnn"
-    assert m["gate"]["baseline"] is None and [c["name"] for c in m["gate"]["checks"]] == ["accuracy"]
+    gate = _gate(root)
+    assert gate["baseline"] is None and [c["name"] for c in gate["checks"]] == ["accuracy"]
     assert (root / paths.FIGURES_DIR / "reliability.png").stat().st_size > 1000
 
     card = (root / paths.MODEL_CARD).read_text()
@@ -100,9 +131,9 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
 
-    first = _run(root, min_accuracy=0.6)  # no blessed model yet: the floor only
-    assert first["gate"]["passed"] and first["gate"]["baseline"] is None
-    assert _promote(root).promoted
+    first = _run(root)
+    assert _promote(root, min_accuracy=0.6).promoted  # no blessed model yet: the floor only
+    assert _gate(root)["passed"] and _gate(root)["baseline"] is None
     blessed = root / paths.BLESSED_MODEL
     pointer = read_json(root / paths.BLESSED_POINTER, "promote")
     assert pointer["fingerprint"] == tree_hash(blessed) == first["model"]["fingerprint"]
@@ -111,15 +142,15 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
     # The worse candidate passes the floor (0) but falls more than max_regression below the blessed model.
     shutil.rmtree(root / paths.MODEL_DIR)
     shutil.copytree(worse_model, root / paths.MODEL_DIR)
-    second = _run(root, min_accuracy=0.0, max_regression=0.01)
-    base = second["gate"]["baseline"]
+    second = _run(root)
+    before = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
+    outcome = _promote(root, min_accuracy=0.0, max_regression=0.01)
+    base = _gate(root)["baseline"]
     assert base["comparable"] and base["fingerprint"] == pointer["fingerprint"]
     assert base["accuracy"] == pytest.approx(first["accuracy"])  # re-evaluated on the same Test images
     assert second["accuracy"] < first["accuracy"] - 0.01, "the weak model should be clearly worse"
-    failed = {c["name"] for c in second["gate"]["checks"] if not c["passed"]}
-    assert "accuracy vs blessed" in failed and not second["gate"]["passed"]
-    before = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
-    outcome = _promote(root)
+    failed = {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
+    assert "accuracy vs blessed" in failed and not _gate(root)["passed"]
     assert not outcome.promoted and any("accuracy vs blessed" in r for r in outcome.reasons)
     after = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
     assert after == before, "a failing gate must leave the blessed model untouched"
@@ -128,9 +159,9 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
 
 def test_first_failing_gate_writes_an_empty_pointer(prepared, worse_model, tmp_path):
     root = _stage_root(tmp_path, prepared[0], worse_model)
-    metrics = _run(root, min_accuracy=0.9)
-    assert metrics["accuracy"] < 0.9 and not metrics["gate"]["passed"]
-    outcome = _promote(root)
+    metrics = _run(root)
+    outcome = _promote(root, min_accuracy=0.9)
+    assert metrics["accuracy"] < 0.9 and not _gate(root)["passed"]
     assert not outcome.promoted and outcome.reasons == [f"accuracy {metrics['accuracy']:.4f} < 0.9000"]
     assert json.loads((root / paths.BLESSED_POINTER).read_text())["blessed"] is False
     assert not (root / paths.BLESSED_MODEL).exists()

@@ -14,7 +14,7 @@ from PIL import Image
 from tasks import download as dl
 from tasks import paths
 from tasks.cli import run_cli
-from tasks.files import StageError, write_json
+from tasks.files import write_json
 from tasks.params import DataParams
 from tests.conftest import REPO, jpeg
 
@@ -38,7 +38,7 @@ def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
     ("module", "params", "message"),
     [
         ("tasks.download", {"data": {"sorce": "kaggle"}}, "bad.yaml: data.sorce: unknown key"),
-        ("tasks.download", {"data": {"image_size": "224px"}}, "bad.yaml: data.image_size: expected int"),
+        ("tasks.train", {"model": {"image_size": "224px"}}, "bad.yaml: model.image_size: expected int"),
         (
             "tasks.download",
             {"data": {"source": "local", "path": "missing.zip"}},
@@ -101,12 +101,6 @@ def test_the_kaggle_key_never_appears_in_output_reports_or_errors(
     everything = out.out + out.err + caplog.text + written + json.dumps(result.source) + str(failure.value)
     assert "retrying" in caplog.text  # the retries were logged...
     assert SECRET not in everything  # ...and the key appears nowhere
-
-
-def test_missing_credentials_message(tmp_path, monkeypatch, no_kaggle_env):
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
-    with pytest.raises(StageError, match=r"Kaggle credentials not found: put kaggle.json in ~/.kaggle \(chmod 600\)"):
-        dl.check_credentials()
 
 
 def test_a_world_readable_kaggle_json_gets_a_chmod_hint_without_the_key(tmp_path, monkeypatch, caplog, no_kaggle_env):

@@ -205,16 +205,6 @@ def test_allowed_modes_and_formats_are_converted_to_rgb_jpeg(
                 assert tf.io.decode_jpeg(data).shape[-1] == 3
 
 
-def test_stray_files_are_skipped_and_counted(dataset_folder, make_raw, tiny_validate_params, tmp_path):
-    (dataset_folder / "Dataset" / "Train" / "Male" / "Thumbs.db").write_bytes(b"junk")
-    (dataset_folder / "Dataset" / "Train" / ".DS_Store").write_bytes(b"junk")
-    (dataset_folder / "Dataset" / "__MACOSX").mkdir()
-    (dataset_folder / "Dataset" / "__MACOSX" / "._000001.jpg").write_bytes(b"junk")
-    make_raw(dataset_folder)
-    result = run_stage("validate", tmp_path, validate=tiny_validate_params)
-    assert result.success and result.report["kept"] == 24
-
-
 def test_undecodable_files_within_the_limit_are_dropped_and_reported(
     dataset_folder, make_raw, tiny_validate_params, tmp_path
 ):

@@ -1,0 +1,106 @@
+"""The stage contracts: dvc.yaml follows from them, code deps are complete, stages get what they declare."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks import stages
+from tasks.contract import Output, Stage, import_closure
+from tasks.params import Params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _dvc_stages() -> dict:
+    with (REPO / "dvc.yaml").open() as fh:
+        return yaml.safe_load(fh)["stages"]
+
+
+def _names(items: list) -> set[str]:
+    return {next(iter(i)) if isinstance(i, dict) else i for i in items or []}
+
+
+def test_committed_dvc_yaml_is_the_generated_one():
+    assert (REPO / "dvc.yaml").read_text() == stages.render(), "dvc.yaml is stale: run make dvc-yaml"
+
+
+def test_every_project_module_a_stage_imports_is_a_dep():
+    """Checked against what Python really imports (sys.modules), not against the static closure itself."""
+    probe = (
+        "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tasks', 'flows'))))"
+    )
+    for name, entry in _dvc_stages().items():
+        module = stages.BY_NAME[name].module
+        done = subprocess.run([sys.executable, "-c", probe, module], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        files = set()
+        for mod in json.loads(done.stdout):
+            base = REPO.joinpath(*mod.split("."))
+            files.add((base / "__init__.py" if base.is_dir() else base.with_suffix(".py")).relative_to(REPO).as_posix())
+        missing = files - _names(entry["deps"])
+        assert not missing, f"{name} imports {sorted(missing)} but dvc.yaml does not list them"
+
+
+@pytest.mark.parametrize(
+    ("module", "stages_that_see_it"),
+    [
+        ("tasks/metrics.py", {"evaluate", "promote"}),  # the gate's arithmetic
+        ("tasks/dataset.py", {"preprocess", "train", "evaluate", "promote"}),  # the TFRecord encoder and reader
+        ("tasks/backbones.py", {"train"}),  # download and validate never load a backbone
+        ("tasks/synthetic.py", {"download"}),
+        ("tasks/model_card.py", {"promote"}),
+    ],
+)
+def test_a_module_is_a_dep_of_exactly_the_stages_that_import_it(module, stages_that_see_it):
+    assert {name for name, e in _dvc_stages().items() if module in e["deps"]} == stages_that_see_it
+
+
+def test_each_stage_declares_exactly_its_functions_arguments():
+    for stage in stages.STAGES:
+        signature = inspect.signature(stage.fn).parameters
+        required = {n for n, p in signature.items() if p.default is inspect.Parameter.empty}
+        declared = set(stage.arguments(Path("root"), Params()))
+        assert required <= declared <= set(signature), f"{stage.name}: {required ^ declared}"
+
+
+def test_arguments_are_paths_under_root_and_params_sections():
+    params = Params()
+    args = stages.BY_NAME["train"].arguments(Path("/r"), params)
+    assert args["processed"] == Path("/r/data/processed") and args["model_dir"] == Path("/r/models/model")
+    assert args["params"] is params.train and args["model"] is params.model
+
+
+def test_outputs_render_as_dvc_entries():
+    assert Output("a/b").dvc() == "a/b"
+    assert Output("m", persist=True).dvc() == {"m": {"persist": True}}
+    assert Output("p.json", "plots", plot={"x": "step"}, cache=False).dvc() == {"p.json": {"x": "step", "cache": False}}
+    entry = stages.dvc_stage(Stage("s", stages.BY_NAME["promote"].fn, deps={"a": "in"}, outs={"b": "out"}))
+    assert entry["deps"][-1] == "in" and entry["outs"] == ["out"] and "params" not in entry
+
+
+def test_import_closure_follows_every_form_of_import(tmp_path):
+    pkg = tmp_path / "tasks"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "stage.py": "import os\nfrom tasks import helper\nfrom . import relative\n\ndef f():\n    import tasks.lazy\n",
+        "helper.py": "from tasks.sub.deep import x\n",
+        "relative.py": "",
+        "lazy.py": "",
+        "unused.py": "",
+        "sub/__init__.py": "",
+        "sub/deep.py": "x = 1\n",
+    }
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    closure = import_closure("tasks.stage", tmp_path)
+    expected = {f"tasks/{n}" for n in files if n != "unused.py"}
+    assert set(closure) == expected and closure == sorted(closure)
