@@ -98,8 +98,9 @@ class Stage:
 
         Expected faults (bad params, bad data) print one clear line and exit 2, not a traceback.
         """
-        doc = sys.modules[self.fn.__module__].__doc__ or self.name
-        parser = argparse.ArgumentParser(prog=f"python -m {self.module}", description=doc.strip().splitlines()[0])
+        module = sys.modules[self.fn.__module__]  # __main__ under python -m; its spec keeps the real name
+        prog = f"python -m {getattr(module.__spec__, 'name', self.module)}"
+        parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or self.name).strip().splitlines()[0])
         parser.add_argument("--params", default=paths.PARAMS_FILE, help="params file (default: %(default)s)")
         args = parser.parse_args(argv)
         setup_logging()

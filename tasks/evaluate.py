@@ -103,9 +103,8 @@ def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[
     }
 
 
-def quality(pred: SplitPredictions, class_names: list[str], params: EvaluateParams) -> dict[str, Any]:
-    """Metrics with intervals, calibration and slices of one split's predictions."""
-    positive = qm.positive_index(class_names, params.positive_class)
+def quality(pred: SplitPredictions, class_names: list[str], positive: int, params: EvaluateParams) -> dict[str, Any]:
+    """Metrics with intervals, calibration and slices of one split's predictions (``positive``: a class index)."""
     m = qm.classification_metrics(pred.y_true, pred.probs, class_names, positive)
     y_pred = pred.probs.argmax(axis=1)
     ci = qm.bootstrap_intervals(pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed)
@@ -124,13 +123,12 @@ def quality(pred: SplitPredictions, class_names: list[str], params: EvaluatePara
 
 
 def temperature_scaling(
-    model: LoadedModel, processed: Path, test: SplitPredictions, params: EvaluateParams
+    model: LoadedModel, processed: Path, test: SplitPredictions, positive: int, params: EvaluateParams
 ) -> dict[str, Any]:
     """Fit a temperature on Validation; report Test ECE and log loss before and after it."""
     val = predict_split(model, dataset.shard_files(processed, "Validation"), params.batch_size)
     t = qm.fit_temperature(val.y_true, val.probs)
     scaled = qm.apply_temperature(test.probs, t)
-    positive = qm.positive_index(model.class_names, params.positive_class)
     return {
         "temperature": t,
         "fitted_on": "Validation",
@@ -246,12 +244,12 @@ def evaluate(
     model = load_model(model_dir)
     test_files = dataset.shard_files(processed, "Test")
     pred = predict_split(model, test_files, params.batch_size, params.brightness_delta, params.sample_images)
-    metrics = quality(pred, model.class_names, params)
+    positive = qm.positive_index(model.class_names, params.positive_class)  # by name, never by position
+    metrics = quality(pred, model.class_names, positive, params)
     if params.temperature_scaling:
-        metrics["calibration"]["temperature_scaling"] = temperature_scaling(model, processed, pred, params)
+        metrics["calibration"]["temperature_scaling"] = temperature_scaling(model, processed, pred, positive, params)
     metrics["behaviour"] = behaviour(model, pred, params.brightness_delta)
     metrics["model"] = {"fingerprint": tree_hash(model_dir), **read_json(model_dir / paths.TRAINING_INFO_NAME, "train")}
-    positive = model.class_names.index(metrics["roc_positive_class"])
     fpr, tpr = qm.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
 
