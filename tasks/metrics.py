@@ -14,6 +14,7 @@ from tasks.files import StageError
 from tasks.params import PromoteParams
 
 CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
+REGRESSION_CONFIDENCE = 0.95  # a regression fails the gate only when it is this certain (one-sided)
 _BOOTSTRAP_CHUNK = 100  # resamples drawn at once (bounds memory: chunk x images indices)
 
 
@@ -84,32 +85,90 @@ def classification_metrics(
     }
 
 
+def _bootstrap(
+    y_true: np.ndarray, corrects: list[np.ndarray], n_classes: int, samples: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Accuracy and per-class recall of each ``correct`` array on the same resamples of the images.
+
+    Each resample draws ``len(y_true)`` images with replacement, the same images for every array
+    (so differences between them are paired). A class absent from a resample gives NaN recall.
+
+    Returns:
+        One ``(accuracy [samples], recall [samples, n_classes])`` per array in ``corrects``.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    out: list[tuple[list, list]] = [([], []) for _ in corrects]
+    for start in range(0, samples, _BOOTSTRAP_CHUNK):
+        idx = rng.integers(0, n, (min(_BOOTSTRAP_CHUNK, samples - start), n))
+        of_class = y_true[idx][..., None] == np.arange(n_classes)  # [resample, image, class]
+        for (accuracy, recall), correct in zip(out, corrects):
+            hit = correct[idx]
+            accuracy.append(hit.mean(axis=1))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                recall.append((of_class & hit[..., None]).sum(axis=1) / of_class.sum(axis=1))
+    return [(np.concatenate(a), np.concatenate(r)) for a, r in out]
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    return [float(v) for v in values]
+
+
 def bootstrap_intervals(
     y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, samples: int, seed: int
 ) -> dict[str, Any]:
     """Percentile-bootstrap 95% intervals for accuracy and each class's recall.
 
-    Each resample draws ``len(y_true)`` Test predictions with replacement; a class absent from a
-    resample gives no recall for it (those resamples are left out of that class's interval).
+    A class absent from a resample is left out of that class's interval for that resample.
     """
-    rng = np.random.default_rng(seed)
-    n, correct = len(y_true), y_true == y_pred
-    accuracy, recall = [], []
-    for start in range(0, samples, _BOOTSTRAP_CHUNK):
-        idx = rng.integers(0, n, (min(_BOOTSTRAP_CHUNK, samples - start), n))
-        hit, label = correct[idx], y_true[idx]
-        accuracy.append(hit.mean(axis=1))
-        of_class = label[..., None] == np.arange(n_classes)  # [resample, image, class]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recall.append((of_class & hit[..., None]).sum(axis=1) / of_class.sum(axis=1))
+    ((accuracy, recall),) = _bootstrap(y_true, [y_true == y_pred], n_classes, samples, seed)
     tails = [50 * (1 - CI_LEVEL), 100 - 50 * (1 - CI_LEVEL)]
-    recalls = np.concatenate(recall)
     return {
         "level": CI_LEVEL,
         "samples": samples,
-        "accuracy": [float(v) for v in np.percentile(np.concatenate(accuracy), tails)],
-        "recall": [[float(v) for v in np.nanpercentile(recalls[:, k], tails)] for k in range(n_classes)],
+        "accuracy": _floats(np.percentile(accuracy, tails)),
+        "recall": [_floats(np.nanpercentile(recall[:, k], tails)) for k in range(n_classes)],
     }
+
+
+def paired_differences(
+    y_true: np.ndarray,
+    candidate_correct: np.ndarray,
+    baseline_correct: np.ndarray,
+    class_names: list[str],
+    samples: int,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """Candidate minus baseline, per image on the same Test images: accuracy and each class's recall.
+
+    Paired bootstrap: each resample draws the same images for both models, so the noise the two
+    share (which images are hard) cancels out. The interval runs from the 5th to the 95th
+    percentile; its upper end is the one-sided 95% bound the regression checks use.
+
+    Returns:
+        ``{"accuracy": {...}, "<class> recall": {...}}``, each ``{"difference", "interval"}``.
+    """
+    (acc_c, rec_c), (acc_b, rec_b) = _bootstrap(
+        y_true, [candidate_correct, baseline_correct], len(class_names), samples, seed
+    )
+    tails = [100 * (1 - REGRESSION_CONFIDENCE), 100 * REGRESSION_CONFIDENCE]
+
+    def observed(correct: np.ndarray, k: int | None) -> float:
+        return float(correct.mean() if k is None else correct[y_true == k].mean())
+
+    out = {
+        "accuracy": {
+            "difference": observed(candidate_correct, None) - observed(baseline_correct, None),
+            "interval": _floats(np.percentile(acc_c - acc_b, tails)),
+        }
+    }
+    for k, name in enumerate(class_names):
+        if (y_true == k).any():
+            out[f"{name} recall"] = {
+                "difference": observed(candidate_correct, k) - observed(baseline_correct, k),
+                "interval": _floats(np.nanpercentile(rec_c[:, k] - rec_b[:, k], tails)),
+            }
+    return out
 
 
 def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int, positive: int) -> dict[str, Any]:
@@ -204,27 +263,37 @@ def _check(name: str, value: float, threshold: float) -> dict[str, Any]:
     return {"name": name, "value": value, "op": ">=", "threshold": threshold, "passed": bool(value >= threshold)}
 
 
-def gate(metrics: dict[str, Any], params: PromoteParams, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+def gate(
+    metrics: dict[str, Any],
+    params: PromoteParams,
+    differences: dict[str, dict[str, Any]] | None = None,
+    gating: bool = True,
+) -> dict[str, Any]:
     """The quality gate's verdict, with each check's value and threshold.
 
-    Always: accuracy >= ``min_accuracy``. With a baseline (the blessed model's metrics on the same
-    Test images), also: accuracy and each class's recall no more than ``max_regression`` below it.
+    Always: accuracy >= ``min_accuracy``. With the paired differences from the blessed model on the
+    same Test images (:func:`paired_differences`), also one check each for accuracy and each class's
+    recall: it fails only when the candidate is worse by more than ``max_regression`` with 95%
+    confidence, i.e. when the upper end of the difference's interval is below ``-max_regression``.
+    With ``gating`` False those checks are shown but do not decide (a baseline that is not comparable).
     """
     checks = [_check("accuracy", metrics["accuracy"], params.min_accuracy)]
-    if baseline is not None:
-        checks.append(_check("accuracy vs blessed", metrics["accuracy"], baseline["accuracy"] - params.max_regression))
-        for name, m in metrics["per_class"].items():
-            if name in baseline["per_class"]:
-                checks.append(
-                    _check(
-                        f"{name} recall vs blessed",
-                        m["recall"],
-                        baseline["per_class"][name]["recall"] - params.max_regression,
-                    )
-                )
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    for what, d in (differences or {}).items():
+        check = _check(f"{what} vs blessed", d["interval"][1], -params.max_regression)
+        checks.append({**check, "difference": d["difference"], "interval": d["interval"], "gating": gating})
+    return {"passed": all(c["passed"] for c in checks if c.get("gating", True)), "checks": checks}
+
+
+def describe_check(check: dict[str, Any]) -> str:
+    """One line for a check: ``name value < threshold``, or a difference with its bound."""
+    if "difference" not in check:
+        return f"{check['name']} {check['value']:.4f} < {check['threshold']:.4f}"
+    return (
+        f"{check['name']} {check['difference']:+.4f} (95% upper bound {check['value']:+.4f} "
+        f"< {check['threshold']:+.4f})"
+    )
 
 
 def failed_checks(verdict: dict[str, Any]) -> list[str]:
-    """One line per failed check: ``name value < threshold``."""
-    return [f"{c['name']} {c['value']:.4f} < {c['threshold']:.4f}" for c in verdict["checks"] if not c["passed"]]
+    """One line per failed check that decides the verdict."""
+    return [describe_check(c) for c in verdict["checks"] if not c["passed"] and c.get("gating", True)]

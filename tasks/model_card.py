@@ -134,27 +134,38 @@ def _behaviour(b: dict[str, Any]) -> str:
     )
 
 
+def _check_row(c: dict[str, Any]) -> list[str]:
+    result = ("pass" if c["passed"] else "FAIL") + ("" if c.get("gating", True) else " (shown only)")
+    if "difference" not in c:
+        return [c["name"], f"{c['value']:.4f}", f"{c['op']} {c['threshold']:.4f}", result]
+    lo, hi = c["interval"]
+    return [c["name"], f"{c['difference']:+.4f} ({lo:+.4f} to {hi:+.4f})", f"upper end ≥ {c['threshold']:+.4f}", result]
+
+
 def gate_section(g: dict[str, Any]) -> str:
     """The gate's verdict, its baseline and a table of its checks (the card's section, the flow's artifact)."""
-    rows = [
-        [c["name"], f"{c['value']:.4f}", f"{c['op']} {c['threshold']:.4f}", "pass" if c["passed"] else "FAIL"]
-        for c in g["checks"]
-    ]
     base = g.get("baseline")
+    rule = (
+        "A check against the blessed model compares both models on the same Test images, image by image "
+        "(paired bootstrap): the difference (candidate − blessed) with its 90% interval, whose upper end is "
+        "the one-sided 95% bound. It fails only when the candidate is worse by more than `promote.max_regression` "
+        "with 95% confidence."
+    )
     if base is None:
         against = "No blessed model existed yet, so only the absolute floor applied."
-    elif not base.get("comparable"):
-        against = f"The blessed model was not used as a baseline: {base['reason']}."
     else:
-        against = (
-            f"Baseline: the blessed model `{base['fingerprint'][:16]}…` (promoted {base.get('promoted_at')}), "
-            f"accuracy {base['accuracy']:.4f} on the same Test images."
-        )
+        blessed = f"the blessed model `{base['fingerprint'][:16]}…` (promoted {base.get('promoted_at')})"
+        figure = f", accuracy {base['accuracy']:.4f} on the same Test images" if "accuracy" in base else ""
+        if base["gating"]:
+            against = f"Baseline: {blessed}{figure}. {rule}"
+        else:
+            against = f"Only the absolute floor decided: {base['reason']}. Compared for information: {blessed}{figure}."
     verdict = (
         "**passed**: `promote` makes this the blessed model"
         if g["passed"]
         else "**failed**: `promote` leaves the blessed model as it was"
     )
+    rows = [_check_row(c) for c in g["checks"]]
     return f"Verdict: {verdict}. {against}\n\n" + _table(["check", "value", "threshold", "result"], rows)
 
 

@@ -172,7 +172,13 @@ class PromoteParams:
 
     batch_size: int = _num(64, lo=1, hi=4096)  # for the blessed model's pass over Test
     min_accuracy: float = _num(0.9, lo=0.0, hi=1.0)  # the gate's absolute floor on Test accuracy
-    max_regression: float = _num(0.01, lo=0.0, hi=1.0)  # allowed drop below the blessed model (accuracy, each recall)
+    # a drop below the blessed model (accuracy, each recall) that fails the gate when it is 95% certain
+    max_regression: float = _num(0.01, lo=0.0, hi=1.0)
+    # when the blessed model's comparison decides: same_data (trained on the same dataset with the same
+    # backbone, image size and classes), always, or never; it is computed and shown in every case
+    baseline: Literal["same_data", "always", "never"] = "same_data"
+    bootstrap_samples: int = _num(1000, lo=100, hi=100000)  # paired resamples of the Test images
+    seed: int = 42
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,14 @@ evaluate depends only on what DVC tracks, and the one stage that reads ``models/
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tasks import dataset, model_card, paths
 from tasks import metrics as qm
@@ -42,39 +45,98 @@ class PromoteResult:
     fingerprint: str = ""
 
 
-def blessed_baseline(
-    blessed_dir: Path, candidate: dict[str, Any], files: list[str], batch_size: int
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The blessed model's metrics on the same Test images (the gate's baseline), and a record of it.
+def identity(metrics: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """What makes two models comparable: the dataset they were trained on and the configuration that matters."""
+    return {
+        "dataset": {k: source.get(k) for k in ("source", "slug", "version", "sha256")},
+        "config": {
+            "handle": metrics["model"].get("handle"),
+            "image_size": metrics["model"].get("image_size"),
+            "class_names": list(metrics["per_class"]),
+        },
+    }
 
-    ``candidate`` is the candidate's metrics: when the blessed model is the same export (same
-    fingerprint), they are the baseline and the Test split is not predicted again. Returns
-    ``(None, None)`` before any model was promoted, and ``(None, record)`` when the blessed model has
-    other class names (then it is no baseline: only the absolute floor applies).
+
+def why_not_comparable(candidate: dict[str, Any], blessed: dict[str, Any] | None) -> str | None:
+    """Why the blessed model's figures are not comparable with the candidate's, in words; None when they are."""
+    if not blessed:
+        return "the blessed model does not record the dataset it was trained on (blessed by an older version)"
+
+    def name(data: dict[str, Any]) -> str:
+        return f"{data.get('slug') or data.get('source')}, sha256 {str(data.get('sha256'))[:12]}…"
+
+    if blessed["dataset"].get("sha256") != candidate["dataset"].get("sha256"):
+        return (
+            f"the blessed model was trained on another dataset ({name(blessed['dataset'])}) than this one "
+            f"({name(candidate['dataset'])})"
+        )
+    changed = [
+        f"{k} {v!r} → {candidate['config'].get(k)!r}"
+        for k, v in blessed["config"].items()
+        if candidate["config"].get(k) != v
+    ]
+    return "the blessed model has another configuration: " + "; ".join(changed) if changed else None
+
+
+def read_answers(predictions_file: Path, class_names: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The candidate's Test answers from ``reports/predictions.csv``: paths, true labels, right or wrong."""
+    with predictions_file.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    y = np.array([class_names.index(r["true_label"]) for r in rows], dtype=int)
+    return [r["path"] for r in rows], y, np.array([r["true_label"] == r["predicted_label"] for r in rows])
+
+
+def compare_with_blessed(
+    blessed_dir: Path,
+    metrics: dict[str, Any],
+    candidate: dict[str, Any],
+    predictions_file: Path,
+    processed: Path,
+    params: PromoteParams,
+) -> dict[str, Any] | None:
+    """The blessed model on the candidate's Test images, compared with the candidate image by image.
+
+    Returns None before any model was promoted; otherwise a record of the blessed model with the
+    paired ``differences`` (none when its class names differ), whether they decide the gate
+    (``gating``, from ``promote.baseline``) and, when they do not, the ``reason`` in words.
     """
     folder = blessed_dir / Path(paths.BLESSED_MODEL).name
     if not (folder / "saved_model.pb").is_file():
-        return None, None
-    record: dict[str, Any] = {"model": paths.BLESSED_MODEL, "fingerprint": tree_hash(folder)}
-    pointer = blessed_dir / Path(paths.BLESSED_POINTER).name
-    if pointer.is_file():
-        record["promoted_at"] = read_json(pointer, "promote").get("promoted_at")
-    class_names = list(candidate["per_class"])
-    if record["fingerprint"] == candidate["model"]["fingerprint"]:
-        m = candidate
+        return None
+    pointer_file = blessed_dir / Path(paths.BLESSED_POINTER).name
+    pointer = read_json(pointer_file, "promote") if pointer_file.is_file() else {}
+    record: dict[str, Any] = {
+        "model": paths.BLESSED_MODEL,
+        "fingerprint": tree_hash(folder),
+        "promoted_at": pointer.get("promoted_at"),
+        "trained_on": pointer.get("identity"),
+    }
+    class_names = candidate["config"]["class_names"]
+    names, y, candidate_correct = read_answers(predictions_file, class_names)
+    if record["fingerprint"] == metrics["model"]["fingerprint"]:
+        blessed_correct = candidate_correct  # the same export: the same answers
     else:
         blessed = load_model(folder)
         if blessed.class_names != class_names:
-            record["comparable"] = False
-            record["reason"] = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
-            return None, record
-        pred = predict_split(blessed, files, batch_size)
-        positive = class_names.index(candidate["roc_positive_class"])
-        m = qm.classification_metrics(pred.y_true, pred.probs, blessed.class_names, positive)
-    record.update(
-        comparable=True, accuracy=m["accuracy"], recall={name: c["recall"] for name, c in m["per_class"].items()}
+            reason = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
+            return {**record, "gating": False, "reason": reason}
+        pred = predict_split(blessed, dataset.shard_files(processed, "Test"), params.batch_size)
+        right = dict(zip(pred.names, pred.probs.argmax(axis=1) == pred.y_true))
+        blessed_correct = np.array([right[n] for n in names])
+    reason = why_not_comparable(candidate, record["trained_on"])
+    if params.baseline == "never":
+        reason = "promote.baseline is never"
+    differences = qm.paired_differences(
+        y, candidate_correct, blessed_correct, class_names, params.bootstrap_samples, params.seed
     )
-    return m, record
+    gating = params.baseline == "always" or reason is None
+    return {
+        **record,
+        "accuracy": float(blessed_correct.mean()),
+        "differences": differences,
+        "gating": gating,
+        "reason": None if gating else reason,
+    }
 
 
 def bless(model_dir: Path, metrics_file: Path, blessed_dir: Path, pointer: dict[str, Any]) -> None:
@@ -87,6 +149,7 @@ def bless(model_dir: Path, metrics_file: Path, blessed_dir: Path, pointer: dict[
 
 def promote(
     metrics_file: Path,
+    predictions_file: Path,
     model_dir: Path,
     processed: Path,
     source_file: Path,
@@ -108,19 +171,21 @@ def promote(
             f"{metrics_file}: evaluated another model than {model_dir}; "
             "run the evaluate stage first (dvc repro evaluate)"
         )
-    baseline, record = blessed_baseline(blessed_dir, metrics, dataset.shard_files(processed, "Test"), params.batch_size)
-    verdict = {**qm.gate(metrics, params, baseline), "baseline": record}
-    card = model_card.render(
-        metrics, verdict, read_json(source_file, "download"), read_json(validation_report, "validate")
-    )
+    source = read_json(source_file, "download")
+    candidate = identity(metrics, source)
+    record = compare_with_blessed(blessed_dir, metrics, candidate, predictions_file, processed, params)
+    differences = (record or {}).pop("differences", None)
+    verdict = {**qm.gate(metrics, params, differences, gating=bool(record and record["gating"])), "baseline": record}
+    card = model_card.render(metrics, verdict, source, read_json(validation_report, "validate"))
     with atomic_outputs([gate_file, card_file]) as tmp:
         write_json(tmp / gate_file.name, verdict)
         (tmp / card_file.name).write_text(card, encoding="utf-8")
-    scope = (
-        "against the blessed model"
-        if baseline
-        else "absolute floor only: " + ("no blessed model yet" if record is None else record["reason"])
-    )
+    if record is None:
+        scope = "absolute floor only: no blessed model yet"
+    elif record["gating"]:
+        scope = "against the blessed model"
+    else:
+        scope = f"absolute floor only: {record['reason']}; the comparison is shown, it does not decide"
     reasons = qm.failed_checks(verdict)
     print(f"quality gate {'passed' if verdict['passed'] else 'FAILED: ' + '; '.join(reasons)} ({scope})")
     if not verdict["passed"]:
@@ -142,6 +207,7 @@ def promote(
             "accuracy": metrics["accuracy"],
             "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "handle": metrics["model"].get("handle"),
+            "identity": candidate,  # the dataset and configuration it was trained with
             "gate": verdict,
         },
     )
@@ -154,16 +220,19 @@ STAGE = Stage(
     promote,
     deps={
         "metrics_file": paths.METRICS,
+        "predictions_file": paths.PREDICTIONS,
         "model_dir": paths.MODEL_DIR,
         "processed": paths.PROCESSED_DIR,
         "source_file": paths.SOURCE_FILE,
         "validation_report": paths.VALIDATION_REPORT,
     },
-    # blessed_dir is kept when the gate fails: a failing model never replaces the blessed one
+    # blessed_dir is kept when the gate fails: a failing model never replaces the blessed one. The
+    # verdict and the card depend on which model is blessed (this stage's own output, e.g. a rerun after
+    # a promotion compares the model with itself), so none of the three is byte-reproducible.
     outs={
-        "blessed_dir": Output(paths.BLESSED_DIR, persist=True, reproducible=False),  # holds promoted_at
-        "gate_file": Output(paths.GATE, "metrics"),
-        "card_file": paths.MODEL_CARD,
+        "blessed_dir": Output(paths.BLESSED_DIR, persist=True, reproducible=False),
+        "gate_file": Output(paths.GATE, "metrics", reproducible=False),
+        "card_file": Output(paths.MODEL_CARD, reproducible=False),
     },
     params={"params": "promote"},
 )

@@ -13,7 +13,7 @@ from flows import predict
 from tasks import dataset, paths, synthetic
 from tasks.inference import load_model
 from tasks.stages import BY_NAME
-from tests.conftest import digest, dvc, overlap, ran
+from tests.conftest import digest, dvc, overlap, ran, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +144,26 @@ def test_face_crops_find_and_classify_pasted_faces(demo, tmp_path, capsys):
     assert predict.main([str(empty), str(tmp_path / "scene00.jpg"), "--detect-faces", *model]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{empty}\tno face found"
+
+
+def test_a_model_trained_on_another_dataset_is_promoted_when_it_passes_the_floor(demo):
+    """Issue 15's path: the demo model is blessed, then the pipeline runs on another face set.
+
+    The blessed model is re-evaluated on the new Test images and compared image by image, but it was
+    trained on other data, so by default (``promote.baseline: same_data``) only the floor decides.
+    Runs last: it changes the demo repository's data.
+    """
+    repo, _ = demo
+    set_params(repo, {"data": {"synthetic": {"seed": 7, "male_share": 0.3}}})
+    out = dvc(repo, "repro")
+    assert ran(out) == ALL_STAGES and "the comparison is shown, it does not decide" in out
+    gate = json.loads((repo / paths.GATE).read_text())
+    assert gate["passed"] and not gate["baseline"]["gating"]
+    assert gate["baseline"]["reason"].startswith("the blessed model was trained on another dataset")
+    assert {c["name"] for c in gate["checks"] if "difference" in c} == {
+        "accuracy vs blessed",
+        "Female recall vs blessed",
+        "Male recall vs blessed",
+    }
+    metrics = json.loads((repo / paths.METRICS).read_text())
+    assert json.loads((repo / paths.BLESSED_POINTER).read_text())["fingerprint"] == metrics["model"]["fingerprint"]

@@ -15,6 +15,7 @@ from tasks.metrics import (
     failed_checks,
     fit_temperature,
     gate,
+    paired_differences,
     positive_index,
     quantile_slices,
     roc_auc,
@@ -89,40 +90,76 @@ def test_gate_uses_the_absolute_floor(accuracy, passed):
     ]
 
 
-def _metrics(accuracy: float, female: float, male: float) -> dict:
-    return {"accuracy": accuracy, "per_class": {"Female": {"recall": female}, "Male": {"recall": male}}}
+def _answers(n: int, wrong: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` Test images, 42% of class 1, and which of them a model got right (``wrong`` mistakes, spread)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.permutation(n) < round(0.42 * n)).astype(int)
+    correct = np.ones(n, bool)
+    correct[rng.permutation(n)[:wrong]] = False
+    return y, correct
 
 
-BLESSED = _metrics(0.95, 0.96, 0.94)
+def _also_wrong(correct: np.ndarray, extra: int, where: np.ndarray | None = None, seed: int = 1) -> np.ndarray:
+    """``correct`` with ``extra`` more mistakes (among the images in ``where``)."""
+    candidates = np.flatnonzero(correct & (True if where is None else where))
+    worse = correct.copy()
+    worse[np.random.default_rng(seed).choice(candidates, extra, replace=False)] = False
+    return worse
 
 
-@pytest.mark.parametrize(
-    ("candidate", "passed", "failed"),
-    [
-        (_metrics(0.95, 0.96, 0.94), True, []),  # as good as the blessed model
-        (_metrics(0.945, 0.955, 0.935), True, []),  # within max_regression (0.01) everywhere
-        (_metrics(0.97, 0.99, 0.95), True, []),  # better
-        (_metrics(0.93, 0.96, 0.94), False, ["accuracy vs blessed"]),  # accuracy dropped 0.02
-        (_metrics(0.95, 0.99, 0.92), False, ["Male recall vs blessed"]),  # one class got worse
-        (
-            _metrics(0.89, 0.9, 0.88),
-            False,
-            ["accuracy", "accuracy vs blessed", "Female recall vs blessed", "Male recall vs blessed"],
-        ),
-    ],
-)
-def test_gate_against_the_blessed_baseline(candidate, passed, failed):
-    verdict = gate(candidate, PromoteParams(min_accuracy=0.9, max_regression=0.01), baseline=BLESSED)
-    assert verdict["passed"] is passed
-    assert [c["name"] for c in verdict["checks"] if not c["passed"]] == failed
-    by_name = {c["name"]: c for c in verdict["checks"]}
-    assert by_name["accuracy vs blessed"]["threshold"] == pytest.approx(0.94)
-    assert by_name["Male recall vs blessed"]["threshold"] == pytest.approx(0.93)
-    assert len(failed_checks(verdict)) == len(failed)
+def _verdict(y, candidate, baseline, gating=True):
+    differences = paired_differences(y, candidate, baseline, ["Female", "Male"], samples=2000, seed=3)
+    metrics = {"accuracy": float(candidate.mean())}
+    return gate(metrics, PromoteParams(min_accuracy=0.5, max_regression=0.01), differences, gating)
+
+
+@pytest.mark.parametrize("extra", [1, 2])
+def test_one_or_two_more_mistakes_are_noise_and_pass(extra):
+    y, blessed = _answers(1000, 50)
+    verdict = _verdict(y, _also_wrong(blessed, extra), blessed)
+    assert verdict["passed"], failed_checks(verdict)
+    acc = next(c for c in verdict["checks"] if c["name"] == "accuracy vs blessed")
+    assert acc["difference"] == pytest.approx(-extra / 1000)
+    assert acc["interval"][0] < acc["difference"] < acc["interval"][1]
+
+
+def test_a_real_regression_of_five_points_fails():
+    y, blessed = _answers(1000, 50)
+    verdict = _verdict(y, _also_wrong(blessed, 50), blessed)  # accuracy 0.95 -> 0.90
+    assert not verdict["passed"]
+    acc = next(c for c in verdict["checks"] if c["name"] == "accuracy vs blessed")
+    assert acc["difference"] == pytest.approx(-0.05) and acc["interval"][1] < -0.01
+    assert failed_checks(verdict)[0].startswith("accuracy vs blessed -0.0500 (95% upper bound -0.0")
+
+
+def test_a_regression_confined_to_one_class_fails_on_that_class_only():
+    y, blessed = _answers(1000, 30)
+    candidate = _also_wrong(blessed, 40, where=y == 1)  # 40 more Male mistakes of 420 Male images: ~9.5 points
+    failed = {c["name"] for c in _verdict(y, candidate, blessed)["checks"] if not c["passed"]}
+    assert "Male recall vs blessed" in failed and "Female recall vs blessed" not in failed
+
+
+def test_the_interval_narrows_with_more_images_and_is_zero_for_the_same_answers():
+    widths = []
+    for n in (300, 3000):
+        y, blessed = _answers(n, n // 20)
+        d = paired_differences(y, _also_wrong(blessed, n // 100), blessed, ["Female", "Male"], samples=2000, seed=1)
+        widths.append(d["accuracy"]["interval"][1] - d["accuracy"]["interval"][0])
+    assert widths[1] < widths[0] / 2.5  # about 1/sqrt(10)
+    same = paired_differences(y, blessed, blessed, ["Female", "Male"], samples=200, seed=1)
+    assert same["accuracy"] == {"difference": 0.0, "interval": [0.0, 0.0]}
+
+
+def test_a_comparison_that_does_not_gate_is_shown_but_does_not_decide():
+    y, blessed = _answers(1000, 50)
+    verdict = _verdict(y, _also_wrong(blessed, 50), blessed, gating=False)
+    assert verdict["passed"] and not failed_checks(verdict)
+    shown = [c for c in verdict["checks"] if "difference" in c]
+    assert len(shown) == 3 and not all(c["passed"] for c in shown) and not any(c["gating"] for c in shown)
 
 
 def test_gate_without_a_baseline_has_only_the_floor():
-    verdict = gate(_metrics(0.5, 0.5, 0.5), PromoteParams(min_accuracy=0.4, max_regression=0.0))
+    verdict = gate({"accuracy": 0.5}, PromoteParams(min_accuracy=0.4, max_regression=0.0))
     assert verdict["passed"] and [c["name"] for c in verdict["checks"]] == ["accuracy"]
 
 

@@ -146,7 +146,8 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
     before = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
     outcome = _promote(root, min_accuracy=0.0, max_regression=0.01)
     base = _gate(root)["baseline"]
-    assert base["comparable"] and base["fingerprint"] == pointer["fingerprint"]
+    assert base["gating"] and base["reason"] is None and base["fingerprint"] == pointer["fingerprint"]
+    assert base["trained_on"] == pointer["identity"] and pointer["identity"]["config"]["handle"] == "small_cnn"
     assert base["accuracy"] == pytest.approx(first["accuracy"])  # re-evaluated on the same Test images
     assert second["accuracy"] < first["accuracy"] - 0.01, "the weak model should be clearly worse"
     failed = {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
@@ -155,6 +156,33 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
     after = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
     assert after == before, "a failing gate must leave the blessed model untouched"
     assert "**failed**" in (root / paths.MODEL_CARD).read_text()
+
+
+def test_a_blessed_model_from_another_dataset_does_not_gate_unless_the_policy_says_always(
+    trained, worse_model, tmp_path
+):
+    prepared_root, _, result = trained
+    root = _stage_root(tmp_path, prepared_root, result.model_dir)
+    _run(root)
+    assert _promote(root, min_accuracy=0.0).promoted
+    shutil.rmtree(root / paths.MODEL_DIR)
+    shutil.copytree(worse_model, root / paths.MODEL_DIR)
+    source = read_json(root / paths.SOURCE_FILE, "download")
+    write_json(root / paths.SOURCE_FILE, {**source, "sha256": "f" * 64})  # the candidate's data is another dataset
+    _run(root)
+
+    assert not _promote(root, min_accuracy=0.0, baseline="always").promoted  # the comparison decides
+    assert "accuracy vs blessed" in {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
+
+    outcome = _promote(root, min_accuracy=0.0)  # same_data, the default: only the floor decides
+    gate = _gate(root)
+    assert outcome.promoted and gate["passed"] and not gate["baseline"]["gating"]
+    assert gate["baseline"]["reason"].startswith("the blessed model was trained on another dataset")
+    shown = {c["name"]: c for c in gate["checks"] if "difference" in c}
+    assert not shown["accuracy vs blessed"]["passed"] and shown["accuracy vs blessed"]["difference"] < -0.01
+    card = (root / paths.MODEL_CARD).read_text()
+    assert "Only the absolute floor decided: the blessed model was trained on another dataset" in card
+    assert "FAIL (shown only)" in card
 
 
 def test_first_failing_gate_writes_an_empty_pointer(prepared, worse_model, tmp_path):
