@@ -1,0 +1,1 @@
+"""Prefect flows: the pipeline, batch prediction and the scheduled deployments."""

@@ -1,0 +1,1 @@
+"""The pipeline: one module per stage (each ends with its contract, ``STAGE``) and the helpers they share."""

@@ -381,6 +381,10 @@ def _train(
     """:func:`train` without the clean-up of process-wide settings."""
     import tensorflow as tf
 
+    # Resolve (and on first use export) the backbone before seeding: exporting a built-in draws from the
+    # global random state, so seeding first made a run with the cache differ from a run without it.
+    handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
+    log.info("backbone %s (%s)", model.handle, handle)
     setup(params)
     strategy = make_strategy(params.distribution)
     if strategy.num_replicas_in_sync == 1:
@@ -392,8 +396,6 @@ def _train(
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
     ckpt = checkpoints / run_key(model, params, processed)
     ckpt.mkdir(parents=True, exist_ok=True)
-    handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
-    log.info("backbone %s (%s)", model.handle, handle)
     with atomic_outputs(list(outputs.values())) as staging:
         run = Run(
             model,
