@@ -157,7 +157,8 @@ def gate_section(g: dict[str, Any]) -> str:
         blessed = f"the blessed model `{base['fingerprint'][:16]}…` (promoted {base.get('promoted_at')})"
         figure = f", accuracy {base['accuracy']:.4f} on the same Test images" if "accuracy" in base else ""
         if base["gating"]:
-            against = f"Baseline: {blessed}{figure}. {rule}"
+            despite = f" (`promote.baseline: always`, although {base['reason']})" if base.get("reason") else ""
+            against = f"Baseline: {blessed}{figure}{despite}. {rule}"
         else:
             against = f"Only the absolute floor decided: {base['reason']}. Compared for information: {blessed}{figure}."
     verdict = (

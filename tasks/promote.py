@@ -98,7 +98,7 @@ def compare_with_blessed(
 
     Returns None before any model was promoted; otherwise a record of the blessed model with the
     paired ``differences`` (none when its class names differ), whether they decide the gate
-    (``gating``, from ``promote.baseline``) and, when they do not, the ``reason`` in words.
+    (``gating``, from ``promote.baseline``) and the ``reason`` in words why it is not comparable.
     """
     folder = blessed_dir / Path(paths.BLESSED_MODEL).name
     if not (folder / "saved_model.pb").is_file():
@@ -135,7 +135,7 @@ def compare_with_blessed(
         "accuracy": float(blessed_correct.mean()),
         "differences": differences,
         "gating": gating,
-        "reason": None if gating else reason,
+        "reason": reason,  # why it is not comparable (None when it is), also when `always` lets it decide
     }
 
 

@@ -173,6 +173,8 @@ def test_a_blessed_model_from_another_dataset_does_not_gate_unless_the_policy_sa
 
     assert not _promote(root, min_accuracy=0.0, baseline="always").promoted  # the comparison decides
     assert "accuracy vs blessed" in {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
+    base = _gate(root)["baseline"]
+    assert base["gating"] and base["reason"].startswith("the blessed model was trained on another dataset")
 
     outcome = _promote(root, min_accuracy=0.0)  # same_data, the default: only the floor decides
     gate = _gate(root)
