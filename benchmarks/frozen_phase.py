@@ -24,15 +24,14 @@ from benchmarks.common import save
 def prepare(root: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
     """JPEG folders for the original recipe and TFRecord shards of the same images for ours."""
     from tasks.params import DataParams, Params, PreprocessParams, SyntheticParams, ValidateParams
-    from tasks.stages import BY_NAME
+    from tasks.stages import run_through
 
     params = Params(
         data=DataParams(synthetic=SyntheticParams(train=n_train, validation=n_val, test=2)),
         validate=ValidateParams(min_per_class=1, workers=1),
         preprocess=PreprocessParams(shards_per_split=2),
     )
-    for stage in ("download", "validate", "preprocess"):
-        BY_NAME[stage].run(root, params)
+    run_through("preprocess", root, params)
     raw = root / "data" / "raw"
     import zipfile
 

@@ -93,16 +93,18 @@ def compare_with_blessed(
     predictions_file: Path,
     processed: Path,
     params: PromoteParams,
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The blessed model on the candidate's Test images, compared with the candidate image by image.
 
-    Returns None before any model was promoted; otherwise a record of the blessed model with the
-    paired ``differences`` (none when its class names differ), whether they decide the gate
-    (``gating``, from ``promote.baseline``) and the ``reason`` in words why it is not comparable.
+    Returns:
+        ``(record, differences)``: ``(None, None)`` before any model was promoted; otherwise a record
+        of the blessed model saying whether the comparison decides the gate (``gating``, from
+        ``promote.baseline``) and in words why it is not comparable (``reason``), and the paired
+        differences (None when its class names differ).
     """
     folder = blessed_dir / Path(paths.BLESSED_MODEL).name
     if not (folder / "saved_model.pb").is_file():
-        return None
+        return None, None
     pointer_file = blessed_dir / Path(paths.BLESSED_POINTER).name
     pointer = read_json(pointer_file, "promote") if pointer_file.is_file() else {}
     record: dict[str, Any] = {
@@ -119,7 +121,7 @@ def compare_with_blessed(
         blessed = load_model(folder)
         if blessed.class_names != class_names:
             reason = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
-            return {**record, "gating": False, "reason": reason}
+            return {**record, "gating": False, "reason": reason}, None
         pred = predict_split(blessed, dataset.shard_files(processed, "Test"), params.batch_size)
         right = dict(zip(pred.names, pred.probs.argmax(axis=1) == pred.y_true))
         blessed_correct = np.array([right[n] for n in names])
@@ -130,13 +132,8 @@ def compare_with_blessed(
         y, candidate_correct, blessed_correct, class_names, params.bootstrap_samples, params.seed
     )
     gating = params.baseline == "always" or reason is None
-    return {
-        **record,
-        "accuracy": float(blessed_correct.mean()),
-        "differences": differences,
-        "gating": gating,
-        "reason": reason,  # why it is not comparable (None when it is), also when `always` lets it decide
-    }
+    record.update(accuracy=float(blessed_correct.mean()), gating=gating, reason=reason)  # reason kept under always
+    return record, differences
 
 
 def bless(model_dir: Path, metrics_file: Path, blessed_dir: Path, pointer: dict[str, Any]) -> None:
@@ -173,8 +170,7 @@ def promote(
         )
     source = read_json(source_file, "download")
     candidate = identity(metrics, source)
-    record = compare_with_blessed(blessed_dir, metrics, candidate, predictions_file, processed, params)
-    differences = (record or {}).pop("differences", None)
+    record, differences = compare_with_blessed(blessed_dir, metrics, candidate, predictions_file, processed, params)
     verdict = {**qm.gate(metrics, params, differences, gating=bool(record and record["gating"])), "baseline": record}
     card = model_card.render(metrics, verdict, source, read_json(validation_report, "validate"))
     with atomic_outputs([gate_file, card_file]) as tmp:

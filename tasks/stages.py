@@ -15,6 +15,7 @@ import yaml
 
 from tasks import download, evaluate, preprocess, promote, train, validate
 from tasks.contract import REPO, STAGE_PYTHON, Stage, import_closure
+from tasks.params import Params
 
 STAGES: tuple[Stage, ...] = (
     download.STAGE,
@@ -27,6 +28,13 @@ STAGES: tuple[Stage, ...] = (
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 DVC_YAML = "dvc.yaml"
 HEADER = "# Generated from the stage contracts (STAGE in tasks/<stage>.py) by `make dvc-yaml`; do not edit.\n"
+
+
+def run_through(last: str, root: Path, params: Params) -> None:
+    """Run every stage in DAG order up to and including ``last`` on the layout under ``root`` (tests, benchmarks)."""
+    names = list(BY_NAME)
+    for name in names[: names.index(last) + 1]:
+        BY_NAME[name].run(root, params)
 
 
 def dvc_stage(stage: Stage, root: Path = REPO) -> dict:

@@ -9,7 +9,7 @@ import pytest
 
 from tasks import paths
 from tasks.params import Params, parse
-from tasks.stages import BY_NAME
+from tasks.stages import BY_NAME, run_through
 
 # params.yaml content for a pipeline that trains in well under a minute on 2 cores
 TINY_MODEL_PARAMS = {
@@ -35,8 +35,7 @@ def tiny_params(**train_overrides) -> Params:
 
 def prepare(root: Path, params: Params) -> Path:
     """Run download, validate and preprocess under ``root``; return the processed folder."""
-    for stage in ("download", "validate", "preprocess"):
-        BY_NAME[stage].run(root, params)
+    run_through("preprocess", root, params)
     return root / paths.PROCESSED_DIR
 
 
