@@ -34,6 +34,7 @@ from flows.dvc_state import DvcState, git_version
 from tasks import model_card, paths
 from tasks.metrics import failed_checks
 from tasks.params import load
+from tasks.quiet import add_verbose_flag
 from tasks.stages import BY_NAME
 
 STAGES = tuple(BY_NAME)  # DAG order, as in dvc.yaml
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the gender-pipeline flow.")
     parser.add_argument("--root", default=".", help="the repository (default: current folder)")
     parser.add_argument("--force", nargs="*", default=[], choices=STAGES, help="stages to rerun anyway")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     gender_pipeline(root=args.root, force=args.force)
 

@@ -33,6 +33,7 @@ from tasks.files import StageError, setup_logging
 from tasks.inference import LoadedModel, load_model
 from tasks.params import ValidateParams
 from tasks.params import load as load_params
+from tasks.quiet import add_verbose_flag
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 INBOX = "data/inbox"  # where the scheduled batch-prediction deployment looks for images
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         help="find faces in whole photos and predict each, cropped like the training images",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     setup_logging()
     files = expand(args.inputs)

@@ -20,6 +20,7 @@ from prefect import serve
 from flows.pipeline import gender_pipeline
 from flows.predict import INBOX, PREDICTIONS_OUT, batch_predict
 from tasks import paths
+from tasks.quiet import add_verbose_flag
 
 RETRAIN_CRON = "0 3 * * 1"  # weekly, Monday 03:00 UTC
 PREDICT_CRON = "0 6 * * *"  # daily, 06:00 UTC
@@ -78,6 +79,7 @@ def ensure_server(api_url: str, wait_s: float = 60) -> subprocess.Popen | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the scheduled deployments.")
     parser.add_argument("--root", type=Path, default=Path("."), help="the repository (default: current folder)")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     api_url = os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     os.environ["PREFECT_API_URL"] = api_url  # serve() needs a real server to poll

@@ -22,6 +22,7 @@ from tasks import paths
 from tasks.cli import run_cli
 from tasks.files import setup_logging
 from tasks.params import Params, load
+from tasks.quiet import add_verbose_flag
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("tasks", "flows")  # imports of these are code deps; everything else is a library
@@ -102,6 +103,7 @@ class Stage:
         prog = f"python -m {getattr(module.__spec__, 'name', self.module)}"
         parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or self.name).strip().splitlines()[0])
         parser.add_argument("--params", default=paths.PARAMS_FILE, help="params file (default: %(default)s)")
+        add_verbose_flag(parser)
         args = parser.parse_args(argv)
         setup_logging()
         run_cli(lambda: self.run(Path("."), load(args.params)))
