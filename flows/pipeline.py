@@ -191,13 +191,15 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
         raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGES)}")
     load(state.root / paths.PARAMS_FILE)  # bad params stop the run before any stage
     previous_metrics = _read(state.root / paths.METRICS)
-    version, results = git_version(state.root), {}
+    version, results, previous = git_version(state.root), {}, None
     with state.locked():
         for stage in STAGES:
             reasons = [json.dumps(c, default=str) for c in state.changes(stage)]
             reasons += ["forced by the force parameter"] if stage in (force or ()) else []
             run = stage_task(stage, version, state.inputs_hash(stage))
-            results[stage] = run(stage, str(state.root), reasons)
+            # wait_for records the DAG's edge, so the UI's flow-run graph draws the stages as a chain
+            previous = run(stage, str(state.root), reasons, wait_for=[previous] if previous else None, return_state=True)
+            results[stage] = previous.result()
             if reasons:
                 state.record(stage)  # dvc.lock now says what dvc repro would have written
                 print(f"{stage}: recorded in dvc.lock")
