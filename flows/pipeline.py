@@ -8,8 +8,8 @@ Before a stage runs, the flow asks DVC whether it is up to date; if so, its task
 (network errors only), so the tasks themselves do not retry. Task runs carry the git commit as
 their version and the stage's DVC input hash as a tag. A failed quality gate ends the ``promote``
 task in a ``Not promoted`` state with the reasons.
-The run publishes artifacts with stable keys: validation summary, metrics, the quality gate and
-promotion, slices, the comparison with the previous metrics and links to the outputs.
+The run publishes artifacts with stable keys (flows/artifacts.py): validation summary, metrics, the quality gate and
+promotion, slices, the comparison with the previous metrics, the plots embedded as images and where the outputs are.
 
 ``python -m flows.pipeline`` runs it with no server started (Prefect's temporary local server on
 SQLite); set PREFECT_API_URL to record runs in a running server instead (``make ui``).
@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed
 
+from flows.artifacts import publish_artifacts, read_if_present
 from flows.dvc_state import DvcState, git_version
-from tasks import model_card, paths
-from tasks.metrics import failed_checks
+from tasks import paths
 from tasks.params import load
 from tasks.quiet import add_verbose_flag
 from tasks.stages import BY_NAME
@@ -93,90 +92,6 @@ def stage_task(stage: str, version: str, inputs_hash: str) -> Any:
     )
 
 
-def _read(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _gate_markdown(root: Path, metrics: dict[str, Any], gate: dict[str, Any]) -> str:
-    pointer = _read(root / paths.BLESSED_POINTER) or {}
-    if not gate["passed"]:
-        outcome = "not promoted: " + "; ".join(failed_checks(gate))
-    elif pointer.get("fingerprint") == metrics["model"]["fingerprint"]:
-        outcome = "promoted: this model is now the blessed one"
-    else:
-        outcome = "not promoted"
-    return (
-        f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\n{model_card.gate_section(gate)}\n"
-    )
-
-
-def publish_artifacts(root: Path, previous_metrics: dict[str, Any] | None) -> None:
-    """Artifacts with stable keys, so the UI keeps their history across runs."""
-    report = _read(root / paths.VALIDATION_REPORT)
-    if report:
-        rows = "\n".join(f"| {group} | {n} |" for group, n in report["counts"].items())
-        failed = (
-            "\n".join(
-                f"- {f['type']}({f['column']}): {f['unexpected_count']} bad, e.g. {f['offenders'][:3]}"
-                for f in report["failed"]
-            )
-            or "none"
-        )
-        create_markdown_artifact(
-            key="validation-summary",
-            markdown=f"# Validation\n\n{'passed' if report['success'] else 'FAILED'}: {report['kept']} images kept, "
-            f"{len(report['dropped'])} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
-            f"Failed expectations: {failed}\n",
-            description="Counts per split and class, and failed expectations",
-        )
-    metrics, gate = _read(root / paths.METRICS), _read(root / paths.GATE)
-    if not metrics or not gate:
-        return
-    table = [
-        {"metric": "accuracy", "value": round(metrics["accuracy"], 4)},
-        {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in metrics["accuracy_ci95"])},
-        {"metric": "ECE", "value": round(metrics["calibration"]["ece"], 4)},
-        {"metric": "roc_auc", "value": round(metrics["roc_auc"], 4)},
-        {"metric": "log_loss", "value": round(metrics["log_loss"], 4)},
-        {"metric": "gate", "value": "passed" if gate["passed"] else "failed"},
-    ]
-    for name, m in metrics["per_class"].items():
-        table += [{"metric": f"{name} {k}", "value": round(m[k], 4)} for k in ("precision", "recall", "f1")]
-    create_table_artifact(key="metrics", table=table, description="Test-split metrics")
-    create_markdown_artifact(
-        key="quality-gate",
-        markdown=_gate_markdown(root, metrics, gate),
-        description="The gate's checks and whether the model was promoted",
-    )
-    create_table_artifact(
-        key="slices",
-        table=metrics["slices"],
-        description="Test accuracy per class, brightness bin and JPEG-size bin, with counts",
-    )
-    if previous_metrics:
-        lines = [
-            f"| {k} | {previous_metrics[k]:.4f} | {metrics[k]:.4f} | {metrics[k] - previous_metrics[k]:+.4f} |"
-            for k in ("accuracy", "roc_auc", "log_loss")
-        ]
-        comparison = "| metric | previous | this run | change |\n|---|---|---|---|\n" + "\n".join(lines)
-    else:
-        comparison = "No previous metrics: this is the first evaluation."
-    create_markdown_artifact(key="metrics-comparison", markdown=f"# Compared with the previous run\n\n{comparison}\n")
-    links = [
-        ("Data Docs", f"{paths.DATA_DOCS}/index.html"),
-        ("Exported model", paths.MODEL_DIR),
-        ("Blessed model", paths.BLESSED_DIR),
-        ("Model card", paths.MODEL_CARD),
-        ("Training curves", paths.CURVES),
-        *((f"Plot: {p.stem}", str(p.relative_to(root))) for p in sorted((root / paths.FIGURES_DIR).glob("*.png"))),
-    ]
-    create_markdown_artifact(
-        key="pipeline-outputs",
-        markdown="# Outputs\n\n" + "\n".join(f"- [{name}]({(root / rel).as_uri()}) `{rel}`" for name, rel in links),
-        description="Where the plots, Data Docs and model are",
-    )
-
-
 @flow(name="gender-pipeline", log_prints=True)
 def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str, Any]:
     """Run the stages in order, skipping those DVC reports up to date.
@@ -190,7 +105,7 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
     if unknown:
         raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGES)}")
     load(state.root / paths.PARAMS_FILE)  # bad params stop the run before any stage
-    previous_metrics = _read(state.root / paths.METRICS)
+    previous_metrics = read_if_present(state.root / paths.EVALUATION)
     version, results, previous = git_version(state.root), {}, None
     with state.locked():
         for stage in STAGES:
@@ -198,14 +113,16 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
             reasons += ["forced by the force parameter"] if stage in (force or ()) else []
             run = stage_task(stage, version, state.inputs_hash(stage))
             # wait_for records the DAG's edge, so the UI's flow-run graph draws the stages as a chain
-            previous = run(stage, str(state.root), reasons, wait_for=[previous] if previous else None, return_state=True)
+            previous = run(
+                stage, str(state.root), reasons, wait_for=[previous] if previous else None, return_state=True
+            )
             results[stage] = previous.result()
             if reasons:
                 state.record(stage)  # dvc.lock now says what dvc repro would have written
                 print(f"{stage}: recorded in dvc.lock")
     publish_artifacts(state.root, previous_metrics)
     print(
-        f"Results: {state.root / paths.METRICS}, {state.root / paths.FIGURES_DIR}, model {state.root / paths.MODEL_DIR}"
+        f"Results: {paths.METRICS}, {paths.EVALUATION}, {paths.FIGURES_DIR}, model {paths.MODEL_DIR} (in {state.root})"
     )
     return results
 

@@ -1,6 +1,6 @@
 """Stage ``evaluate``: the exported model on the Test split -> metrics and plots.
 
-``reports/metrics.json`` holds ``accuracy`` at the top level, per-class precision/recall/F1 with
+``reports/evaluation.json`` holds ``accuracy`` at the top level, per-class precision/recall/F1 with
 bootstrap 95% intervals, ROC AUC, log loss, the confusion matrix, calibration (ECE, reliability
 table, temperature scaling fitted on Validation), slices (class, brightness, JPEG size) and
 behaviour checks (flip, brightness, blank images). The model is loaded from its export (the same
@@ -32,7 +32,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 @dataclass(frozen=True)
 class EvaluateResult:
-    """The metrics written to reports/metrics.json."""
+    """The evaluation written to reports/evaluation.json."""
 
     metrics: dict[str, Any]
 
@@ -231,7 +231,7 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
 def evaluate(
     processed: Path,
     model_dir: Path,
-    metrics_file: Path,
+    evaluation_file: Path,
     roc_file: Path,
     predictions_file: Path,
     figures: Path,
@@ -253,8 +253,8 @@ def evaluate(
     fpr, tpr = qm.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
 
-    with atomic_outputs([metrics_file, roc_file, predictions_file, figures]) as tmp:
-        write_json(tmp / metrics_file.name, metrics)
+    with atomic_outputs([evaluation_file, roc_file, predictions_file, figures]) as tmp:
+        write_json(tmp / evaluation_file.name, metrics)
         write_json(tmp / roc_file.name, [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep])
         with (tmp / predictions_file.name).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, lineterminator="\n")
@@ -275,7 +275,7 @@ STAGE = Stage(
     evaluate,
     deps={"processed": paths.PROCESSED_DIR, "model_dir": paths.MODEL_DIR},
     outs={
-        "metrics_file": Output(paths.METRICS, "metrics"),
+        "evaluation_file": Output(paths.EVALUATION),
         "roc_file": Output(paths.ROC, "plots", plot={"x": "fpr", "y": "tpr"}),
         "predictions_file": Output(
             paths.PREDICTIONS, "plots", plot={"template": "confusion", "x": "true_label", "y": "predicted_label"}

@@ -15,6 +15,7 @@ from tasks.params import PromoteParams
 
 CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
 REGRESSION_CONFIDENCE = 0.95  # a regression fails the gate only when it is this certain (one-sided)
+HEADLINE_DECIMALS = 4  # of the numbers in the DVC metrics file (full precision in reports/evaluation.json)
 _BOOTSTRAP_CHUNK = 100  # resamples drawn at once (bounds memory: chunk x images indices)
 
 
@@ -297,3 +298,26 @@ def describe_check(check: dict[str, Any]) -> str:
 def failed_checks(verdict: dict[str, Any]) -> list[str]:
     """One line per failed check that decides the verdict."""
     return [describe_check(c) for c in verdict["checks"] if not c["passed"] and c.get("gating", True)]
+
+
+def headline(evaluation: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    """The DVC metrics file: the few numbers ``dvc exp show`` puts side by side, one column each.
+
+    Short names (DVC sorts the columns by name) and 4 decimals, so that the experiment's name and all
+    of these fit in the first 120 columns of the table: ``acc`` Test accuracy with ``acc_lo``-``acc_hi``
+    its 95% interval, ``auc`` ROC AUC, ``ece`` calibration error, ``gate`` whether the quality gate
+    passed, ``logloss``, and ``recall.<class>``. The full evaluation (``reports/evaluation.json``) and
+    the gate's checks (``reports/gate.json``) stay beside it.
+    """
+    low, high = evaluation["accuracy_ci95"]
+    numbers = {
+        "acc": evaluation["accuracy"],
+        "acc_lo": low,
+        "acc_hi": high,
+        "auc": evaluation["roc_auc"],
+        "ece": evaluation["calibration"]["ece"],
+        "gate": verdict["passed"],
+        "logloss": evaluation["log_loss"],
+        "recall": {name: round(m["recall"], HEADLINE_DECIMALS) for name, m in evaluation["per_class"].items()},
+    }
+    return {k: round(v, HEADLINE_DECIMALS) if isinstance(v, float) else v for k, v in numbers.items()}

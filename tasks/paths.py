@@ -41,17 +41,20 @@ CHECKPOINTS_DIR = "data/checkpoints"  # not a DVC out: it must survive DVC clear
 BACKBONES_DIR = "data/backbones"  # built-in backbones exported as SavedModels (a cache)
 
 # evaluate
-METRICS = "reports/metrics.json"  # a function of DVC-tracked inputs only
+EVALUATION = "reports/evaluation.json"  # the full evaluation; a function of DVC-tracked inputs only
 PREDICTIONS = "reports/predictions.csv"  # one row per Test image (also the confusion-matrix plot)
 ROC = "reports/roc.json"
 FIGURES_DIR = "reports/figures"  # confusion, ROC, reliability and sample-prediction PNGs
 
 # promote: the quality gate against the blessed model, the model card, the blessed model itself
 SOURCE_FILE = f"{RAW_DIR}/{SOURCE_NAME}"  # read by promote for the model card
-GATE = "reports/gate.json"  # the gate's verdict and checks (a DVC metrics file)
+GATE = "reports/gate.json"  # the gate's verdict, checks and baseline
+# the DVC metrics file (`dvc metrics show`, `dvc exp show`): only the headline numbers and the verdict
+METRICS = "reports/metrics.json"
 MODEL_CARD = "reports/model_card.md"
 # the blessed model, the baseline of the next gate (DVC-tracked, kept between runs)
 BLESSED_DIR = "models/blessed"
 BLESSED_MODEL = f"{BLESSED_DIR}/model"  # a copy of the promoted models/model
-BLESSED_METRICS = f"{BLESSED_DIR}/metrics.json"  # its reports/metrics.json at promotion
+BLESSED_EVALUATION = f"{BLESSED_DIR}/evaluation.json"  # its reports/evaluation.json at promotion
+BLESSED_VALIDATION = f"{BLESSED_DIR}/validation.json"  # the validation report of the data it was trained on
 BLESSED_POINTER = f"{BLESSED_DIR}/blessed.json"  # which model (fingerprint), when, with what verdict

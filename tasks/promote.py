@@ -1,11 +1,13 @@
 """Stage ``promote``: the quality gate against the blessed model, the model card, and the promotion.
 
 The gate compares the evaluated candidate with the blessed model, re-evaluated on the same Test
-images, and writes its verdict to ``reports/gate.json``; the model card (``reports/model_card.md``)
+images, and writes its verdict to ``reports/gate.json`` and the headline numbers with the verdict to
+``reports/metrics.json`` (the DVC metrics file that ``dvc exp show`` reads); the model card (``reports/model_card.md``)
 is rendered with it. Only a passing candidate becomes the blessed model.
 
 ``models/blessed/`` (this stage's DVC output, kept between runs) holds the blessed model: ``model/``
-(a copy of ``models/model``), ``metrics.json`` (its evaluation) and ``blessed.json`` (the pointer:
+(a copy of ``models/model``), ``evaluation.json`` (its evaluation), ``validation.json`` (the validation
+report of the data it was trained on, the reference of validate's drift check) and ``blessed.json`` (the pointer:
 the model's fingerprint, when it was promoted and the gate's checks). A failing gate leaves the
 folder exactly as it was and says why; before the first pass the folder holds only a
 ``blessed.json`` that says no model is blessed yet.
@@ -136,16 +138,22 @@ def compare_with_blessed(
     return record, differences
 
 
-def bless(model_dir: Path, metrics_file: Path, blessed_dir: Path, pointer: dict[str, Any]) -> None:
-    """Replace ``blessed_dir`` with a copy of the model, its metrics and the pointer."""
+def bless(
+    model_dir: Path, evaluation_file: Path, validation_report: Path, blessed_dir: Path, pointer: dict[str, Any]
+) -> None:
+    """Replace ``blessed_dir`` with a copy of the model, its evaluation, its data's validation report and the pointer.
+
+    The validation report is the reference that the next datasets are compared with (validate's drift check).
+    """
     with atomic_dir(blessed_dir) as tmp:
         shutil.copytree(model_dir, tmp / Path(paths.BLESSED_MODEL).name)
-        shutil.copy2(metrics_file, tmp / Path(paths.BLESSED_METRICS).name)
+        shutil.copy2(evaluation_file, tmp / Path(paths.BLESSED_EVALUATION).name)
+        shutil.copy2(validation_report, tmp / Path(paths.BLESSED_VALIDATION).name)
         write_json(tmp / Path(paths.BLESSED_POINTER).name, pointer)
 
 
 def promote(
-    metrics_file: Path,
+    evaluation_file: Path,
     predictions_file: Path,
     model_dir: Path,
     processed: Path,
@@ -153,6 +161,7 @@ def promote(
     validation_report: Path,
     blessed_dir: Path,
     gate_file: Path,
+    metrics_file: Path,
     card_file: Path,
     params: PromoteParams,
 ) -> PromoteResult:
@@ -161,11 +170,11 @@ def promote(
     Raises:
         StageError: when the metrics were computed for another model than the one in ``model_dir``.
     """
-    metrics = read_json(metrics_file, "evaluate")
+    metrics = read_json(evaluation_file, "evaluate")
     fingerprint = tree_hash(model_dir)
     if metrics.get("model", {}).get("fingerprint") != fingerprint:
         raise StageError(
-            f"{metrics_file}: evaluated another model than {model_dir}; "
+            f"{evaluation_file}: evaluated another model than {model_dir}; "
             "run the evaluate stage first (dvc repro evaluate)"
         )
     source = read_json(source_file, "download")
@@ -173,8 +182,9 @@ def promote(
     record, differences = compare_with_blessed(blessed_dir, metrics, candidate, predictions_file, processed, params)
     verdict = {**qm.gate(metrics, params, differences, gating=bool(record and record["gating"])), "baseline": record}
     card = model_card.render(metrics, verdict, source, read_json(validation_report, "validate"))
-    with atomic_outputs([gate_file, card_file]) as tmp:
+    with atomic_outputs([gate_file, metrics_file, card_file]) as tmp:
         write_json(tmp / gate_file.name, verdict)
+        write_json(tmp / metrics_file.name, qm.headline(metrics, verdict))
         (tmp / card_file.name).write_text(card, encoding="utf-8")
     if record is None:
         scope = "absolute floor only: no blessed model yet"
@@ -195,7 +205,8 @@ def promote(
         return PromoteResult(False, reasons, fingerprint)
     bless(
         model_dir,
-        metrics_file,
+        evaluation_file,
+        validation_report,
         blessed_dir,
         {
             "blessed": True,
@@ -215,7 +226,7 @@ STAGE = Stage(
     "promote",
     promote,
     deps={
-        "metrics_file": paths.METRICS,
+        "evaluation_file": paths.EVALUATION,
         "predictions_file": paths.PREDICTIONS,
         "model_dir": paths.MODEL_DIR,
         "processed": paths.PROCESSED_DIR,
@@ -224,10 +235,11 @@ STAGE = Stage(
     },
     # blessed_dir is kept when the gate fails: a failing model never replaces the blessed one. The
     # verdict and the card depend on which model is blessed (this stage's own output, e.g. a rerun after
-    # a promotion compares the model with itself), so none of the three is byte-reproducible.
+    # a promotion compares the model with itself), so none of these is byte-reproducible.
     outs={
         "blessed_dir": Output(paths.BLESSED_DIR, persist=True, reproducible=False),
-        "gate_file": Output(paths.GATE, "metrics", reproducible=False),
+        "gate_file": Output(paths.GATE, reproducible=False),
+        "metrics_file": Output(paths.METRICS, "metrics", reproducible=False),
         "card_file": Output(paths.MODEL_CARD, reproducible=False),
     },
     params={"params": "promote"},

@@ -33,7 +33,7 @@ def test_demo_passes_the_gate_and_blesses_its_model(demo):
     repo, out = demo
     assert ran(out) == ALL_STAGES
     assert "quality gate passed (absolute floor only: no blessed model yet)" in out and "promoted:" in out
-    metrics = json.loads((repo / paths.METRICS).read_text())
+    metrics = json.loads((repo / paths.EVALUATION).read_text())
     assert metrics["accuracy"] >= 0.9 and json.loads((repo / paths.GATE).read_text())["passed"]
     pointer = json.loads((repo / paths.BLESSED_POINTER).read_text())
     assert pointer["blessed"] and pointer["fingerprint"] == metrics["model"]["fingerprint"]
@@ -100,7 +100,7 @@ def test_flip_and_small_brightness_changes_rarely_change_the_prediction(demo):
     brightness_rate = ((brighter != label) | (darker != label)).mean()
     # measured on the demo model: 1.75% and 0.75% of 400 Test images
     assert flip_rate <= 0.05 and brightness_rate <= 0.03, (flip_rate, brightness_rate)
-    behaviour = json.loads((repo / paths.METRICS).read_text())["behaviour"]  # evaluate reports the same
+    behaviour = json.loads((repo / paths.EVALUATION).read_text())["behaviour"]  # evaluate reports the same
     assert behaviour["flip_changed"] == pytest.approx(flip_rate)
     assert behaviour["brightness_changed"] == pytest.approx(brightness_rate)
 
@@ -165,5 +165,5 @@ def test_a_model_trained_on_another_dataset_is_promoted_when_it_passes_the_floor
         "Female recall vs blessed",
         "Male recall vs blessed",
     }
-    metrics = json.loads((repo / paths.METRICS).read_text())
+    metrics = json.loads((repo / paths.EVALUATION).read_text())
     assert json.loads((repo / paths.BLESSED_POINTER).read_text())["fingerprint"] == metrics["model"]["fingerprint"]

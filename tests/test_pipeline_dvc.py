@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from tasks import paths
 from tests.conftest import TINY_PARAMS, dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(r
     assert "Test accuracy:" in out
     assert "up to date" in dvc(repo_copy, "status")
     assert ran(dvc(repo_copy, "repro")) == []  # a second repro is a no-op
-    metrics = json.loads((repo_copy / "reports" / "metrics.json").read_text())
+    metrics = json.loads((repo_copy / paths.EVALUATION).read_text())
     rows = [line.split(",") for line in (repo_copy / "reports" / "predictions.csv").read_text().splitlines()[1:]]
     assert metrics["images"] == len(rows) == 40
     assert metrics["accuracy"] == sum(r[1] == r[2] for r in rows) / 40  # the headline agrees with each answer
@@ -66,8 +67,42 @@ def test_push_to_the_default_local_remote_and_pull_into_a_fresh_clone(repo_copy,
     dvc(clone, "remote", "modify", "--local", "local", "url", str(storage))
     dvc(clone, "pull")
     assert (clone / "models" / "model" / "saved_model.pb").is_file()
-    assert json.loads((clone / "reports" / "metrics.json").read_text()) == json.loads(
-        (repo_copy / "reports" / "metrics.json").read_text()
-    )
+    for rel in (paths.EVALUATION, paths.METRICS):
+        assert json.loads((clone / rel).read_text()) == json.loads((repo_copy / rel).read_text())
     assert "up to date" in dvc(clone, "status")
     assert ran(dvc(clone, "repro")) == []
+
+
+# the headline columns that fit beside the experiment's name in 120 columns; per-class recall follows to the right
+FIRST_SCREEN = ("acc", "acc_lo", "acc_hi", "auc", "ece", "gate", "logloss")
+
+
+def test_an_experiment_shows_its_headline_metrics_in_120_columns(repo_copy):
+    set_params(repo_copy, TINY_PARAMS)
+    dvc(repo_copy, "repro")
+    subprocess.run(["git", "add", "-A"], cwd=repo_copy, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "baseline"], cwd=repo_copy, check=True, capture_output=True)
+    # a stricter gate: only promote reruns, and the experiment's verdict differs from the baseline's
+    out = dvc(repo_copy, "exp", "run", "-n", "strict-gate", "-S", "promote.min_accuracy=1.0")
+    assert ran(out) == ["promote"]
+
+    shown = json.loads(dvc(repo_copy, "exp", "show", "--json"))
+    baseline = next(row for row in shown if row["rev"] != "workspace")
+    experiment = baseline["experiments"][0]["revs"][0]
+    assert experiment["name"] == "strict-gate"
+    metrics = {
+        row["name"]: row["data"]["metrics"][paths.METRICS]["data"] for row in (baseline, experiment) if row["data"]
+    }
+    assert metrics["strict-gate"]["gate"] is False and metrics[baseline["name"]]["gate"] is True
+    assert metrics["strict-gate"]["acc"] == metrics[baseline["name"]]["acc"]  # the same model
+    assert set(metrics["strict-gate"]) == {"acc", "acc_lo", "acc_hi", "auc", "ece", "gate", "logloss", "recall"}
+
+    # Without flags DVC pages the full-width table with `less -S`, so a 120-column terminal shows the
+    # first 120 characters of each line: the experiment names and the headline metrics, none cut short.
+    table = dvc(repo_copy, "exp", "show")
+    screen = [line[:120] for line in table.splitlines()]
+    header = next(line for line in screen if "Experiment" in line)
+    assert all(f" {name} " in header for name in FIRST_SCREEN), "\n".join(screen)
+    assert "recall.Female" in table and "recall.Male" in table and "train.epochs" in table  # further right
+    row = next(line for line in screen if "strict-gate" in line)
+    assert "…" not in header + row and str(metrics["strict-gate"]["acc"]) in row, "\n".join(screen)

@@ -107,7 +107,7 @@ def test_a_failing_gate_leaves_the_blessed_model_and_the_run_says_not_promoted(f
     flow(flow_repo, prefect_server)
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
-    metrics = json.loads((flow_repo / paths.METRICS).read_text())
+    metrics = json.loads((flow_repo / paths.EVALUATION).read_text())
     assert metrics["accuracy"] < 1.0 and not json.loads((flow_repo / paths.GATE).read_text())["passed"]
     runs = {t["name"]: t["state"] for t in prefect_server.task_runs(latest["id"])}
     # only the gate's params changed: evaluate is up to date, promote reruns and refuses

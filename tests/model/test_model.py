@@ -24,7 +24,7 @@ def test_the_model_learns_the_synthetic_signal(trained):
     majority = max(c["support"] for c in metrics["per_class"].values()) / metrics["images"]  # one answer for all
     assert metrics["accuracy"] >= max(0.8, majority + 0.2)
     assert metrics["roc_auc"] >= 0.9
-    assert json.loads((root / paths.METRICS).read_text())["accuracy"] == metrics["accuracy"]
+    assert json.loads((root / paths.EVALUATION).read_text())["accuracy"] == metrics["accuracy"]
     rows = (root / paths.PREDICTIONS).read_text().splitlines()
     assert rows[0] == "path,true_label,predicted_label,probability" and len(rows) == 101
     for name in ("confusion_matrix.png", "roc.png", "sample_predictions.png"):

@@ -137,7 +137,22 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
     blessed = root / paths.BLESSED_MODEL
     pointer = read_json(root / paths.BLESSED_POINTER, "promote")
     assert pointer["fingerprint"] == tree_hash(blessed) == first["model"]["fingerprint"]
-    assert read_json(root / paths.BLESSED_METRICS, "promote") == first
+    assert read_json(root / paths.BLESSED_EVALUATION, "promote") == first
+    # the blessed model keeps its data's validation report: the reference of the next drift check
+    assert read_json(root / paths.BLESSED_VALIDATION, "promote") == read_json(root / paths.VALIDATION_REPORT, "x")
+    # the DVC metrics file holds the headline numbers and the verdict only (one dvc exp show column each)
+    slim = read_json(root / paths.METRICS, "promote")
+    low, high = first["accuracy_ci95"]
+    assert slim == {
+        "acc": round(first["accuracy"], 4),
+        "acc_lo": round(low, 4),
+        "acc_hi": round(high, 4),
+        "auc": round(first["roc_auc"], 4),
+        "ece": round(first["calibration"]["ece"], 4),
+        "gate": True,
+        "logloss": round(first["log_loss"], 4),
+        "recall": {name: round(m["recall"], 4) for name, m in first["per_class"].items()},
+    }
 
     # The worse candidate passes the floor (0) but falls more than max_regression below the blessed model.
     shutil.rmtree(root / paths.MODEL_DIR)
@@ -201,9 +216,9 @@ def test_promote_refuses_metrics_of_another_model(trained, tmp_path):
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
     _run(root)
-    metrics = read_json(root / paths.METRICS, "evaluate")
+    metrics = read_json(root / paths.EVALUATION, "evaluate")
     metrics["model"]["fingerprint"] = "0" * 64
-    write_json(root / paths.METRICS, metrics)
+    write_json(root / paths.EVALUATION, metrics)
     with pytest.raises(StageError, match="evaluated another model.*dvc repro evaluate"):
         _promote(root)
     assert not (root / paths.BLESSED_DIR).exists()

@@ -1,0 +1,163 @@
+"""The flow run's Prefect artifacts, with stable keys so the UI keeps their history across runs.
+
+``validation-summary``, ``metrics``, ``quality-gate``, ``slices`` and ``metrics-comparison`` come
+from the stages' reports. ``plots`` embeds the pictures themselves as ``data:image/png;base64``
+URIs, which the Prefect UI renders (it will not open ``file://`` links): the training curves, the
+confusion matrix, the ROC curve, the reliability diagram and the sample predictions, each
+downscaled to at most ``MAX_IMAGE_BYTES``. ``pipeline-outputs`` lists where everything is, as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks import model_card, paths
+from tasks.metrics import failed_checks
+
+MAX_IMAGE_BYTES = 200_000  # each embedded PNG, before base64
+MAX_IMAGE_SIDE = 900  # pixels; larger figures (the sample grid) are downscaled first
+PLOTS = (  # (title, path) in the order the artifact shows them
+    ("Training curves", paths.CURVES),
+    ("Confusion matrix", f"{paths.FIGURES_DIR}/confusion_matrix.png"),
+    ("ROC curve", f"{paths.FIGURES_DIR}/roc.png"),
+    ("Reliability diagram", f"{paths.FIGURES_DIR}/reliability.png"),
+    ("Sample predictions", f"{paths.FIGURES_DIR}/sample_predictions.png"),
+)
+
+
+def read_if_present(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def png_data_uri(path: Path, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE) -> str:
+    """``path`` as a ``data:image/png;base64`` URI, downscaled until the PNG is at most ``max_bytes``."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    scale = min(1.0, max_side / max(image.size))
+    while True:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        buffer = io.BytesIO()
+        image.resize(size, Image.LANCZOS).save(buffer, format="PNG", optimize=True)
+        if buffer.tell() <= max_bytes:
+            return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        scale *= 0.8
+
+
+def plots_markdown(root: Path) -> str:
+    """The plots that exist, embedded; a line for each one that does not (yet)."""
+    parts = ["# Plots"]
+    for title, rel in PLOTS:
+        path = root / rel
+        body = f"![{title}]({png_data_uri(path)})" if path.is_file() else "_not written yet_"
+        parts.append(f"## {title}\n\n{body}\n\n`{rel}`")
+    return "\n\n".join(parts) + "\n"
+
+
+def _gate_markdown(root: Path, evaluation: dict[str, Any], gate: dict[str, Any]) -> str:
+    pointer = read_if_present(root / paths.BLESSED_POINTER) or {}
+    if not gate["passed"]:
+        outcome = "not promoted: " + "; ".join(failed_checks(gate))
+    elif pointer.get("fingerprint") == evaluation["model"]["fingerprint"]:
+        outcome = "promoted: this model is now the blessed one"
+    else:
+        outcome = "not promoted"
+    return (
+        f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\n{model_card.gate_section(gate)}\n"
+    )
+
+
+def _validation_markdown(report: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {group} | {n} |" for group, n in report["counts"].items())
+    failed = (
+        "\n".join(
+            f"- {f['type']}({f['column']}): {f['unexpected_count']} bad, e.g. {f['offenders'][:3]}"
+            for f in report["failed"]
+        )
+        or "none"
+    )
+    return (
+        f"# Validation\n\n{'passed' if report['success'] else 'FAILED'}: {report['kept']} images kept, "
+        f"{len(report['dropped'])} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
+        f"Failed expectations: {failed}\n"
+    )
+
+
+def _comparison_markdown(previous: dict[str, Any] | None, evaluation: dict[str, Any]) -> str:
+    if not previous:
+        return "# Compared with the previous run\n\nNo previous metrics: this is the first evaluation.\n"
+    lines = [
+        f"| {k} | {previous[k]:.4f} | {evaluation[k]:.4f} | {evaluation[k] - previous[k]:+.4f} |"
+        for k in ("accuracy", "roc_auc", "log_loss")
+    ]
+    return (
+        "# Compared with the previous run\n\n| metric | previous | this run | change |\n|---|---|---|---|\n"
+        + "\n".join(lines)
+    )
+
+
+def _metrics_table(evaluation: dict[str, Any], gate: dict[str, Any]) -> list[dict[str, Any]]:
+    table = [
+        {"metric": "accuracy", "value": round(evaluation["accuracy"], 4)},
+        {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in evaluation["accuracy_ci95"])},
+        {"metric": "ECE", "value": round(evaluation["calibration"]["ece"], 4)},
+        {"metric": "roc_auc", "value": round(evaluation["roc_auc"], 4)},
+        {"metric": "log_loss", "value": round(evaluation["log_loss"], 4)},
+        {"metric": "gate", "value": "passed" if gate["passed"] else "failed"},
+    ]
+    for name, m in evaluation["per_class"].items():
+        table += [{"metric": f"{name} {k}", "value": round(m[k], 4)} for k in ("precision", "recall", "f1")]
+    return table
+
+
+def publish_artifacts(root: Path, previous_evaluation: dict[str, Any] | None) -> None:
+    """Publish every artifact whose inputs exist."""
+    report = read_if_present(root / paths.VALIDATION_REPORT)
+    if report:
+        create_markdown_artifact(
+            key="validation-summary",
+            markdown=_validation_markdown(report),
+            description="Counts per split and class, and failed expectations",
+        )
+    create_markdown_artifact(
+        key="plots", markdown=plots_markdown(root), description="Training curves and the evaluation's plots"
+    )
+    outputs = [
+        ("Metrics (DVC)", paths.METRICS),
+        ("Full evaluation", paths.EVALUATION),
+        ("Quality gate", paths.GATE),
+        ("Model card", paths.MODEL_CARD),
+        ("Data Docs", f"{paths.DATA_DOCS}/index.html"),
+        ("Exported model", paths.MODEL_DIR),
+        ("Blessed model", paths.BLESSED_DIR),
+        *((title, rel) for title, rel in PLOTS),
+    ]
+    create_markdown_artifact(
+        key="pipeline-outputs",
+        markdown=f"# Outputs\n\nUnder `{root}`:\n\n| output | path |\n|---|---|\n"
+        + "\n".join(f"| {name} | `{rel}` |" for name, rel in outputs)
+        + "\n",
+        description="Where the reports, plots, Data Docs and models are (paths relative to the repository)",
+    )
+    evaluation, gate = read_if_present(root / paths.EVALUATION), read_if_present(root / paths.GATE)
+    if not evaluation or not gate:
+        return
+    create_table_artifact(key="metrics", table=_metrics_table(evaluation, gate), description="Test-split metrics")
+    create_markdown_artifact(
+        key="quality-gate",
+        markdown=_gate_markdown(root, evaluation, gate),
+        description="The gate's checks and whether the model was promoted",
+    )
+    create_table_artifact(
+        key="slices",
+        table=evaluation["slices"],
+        description="Test accuracy per class, brightness bin and JPEG-size bin, with counts",
+    )
+    create_markdown_artifact(key="metrics-comparison", markdown=_comparison_markdown(previous_evaluation, evaluation))
