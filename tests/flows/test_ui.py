@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.artifacts import PLOTS
 from flows.pipeline import STAGES
 from tests.flows.conftest import run
 
@@ -16,7 +17,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("UI_SCREENSHOT_DIR", "test-screenshots"))
 
 
-def test_the_ui_shows_the_flow_and_its_six_stage_task_runs(flow_repo, prefect_server):
+def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, prefect_server):
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make browser` (apt-get install chromium)"
@@ -48,5 +49,17 @@ def test_the_ui_shows_the_flow_and_its_six_stage_task_runs(flow_repo, prefect_se
             shot = SCREENSHOTS / "prefect-task-runs.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
+
+            # the plots artifact: every picture is embedded (data: URI) and has loaded in the page
+            artifact = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["plots"]}}})[0]
+            page.goto(f"{prefect_server.url}/artifacts/artifact/{artifact['id']}", wait_until="networkidle")
+            images = page.locator("img[src^='data:image/png;base64,']")
+            images.nth(len(PLOTS) - 1).wait_for(timeout=60_000)
+            widths = images.evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : 0)")
+            assert len(widths) == len(PLOTS) and all(w > 0 for w in widths), widths
+            assert [t for t, _ in PLOTS] == page.locator("img[src^='data:']").evaluate_all(
+                "els => els.map(e => e.alt)"
+            )
+            page.screenshot(path=str(SCREENSHOTS / "prefect-plots-artifact.png"), full_page=True)
         finally:
             browser.close()

@@ -1,0 +1,38 @@
+"""The plots artifact embeds small PNGs as data: URIs and shows paths as text, never file:// links."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+from flows.artifacts import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, PLOTS, plots_markdown, png_data_uri
+
+
+def _decode(uri: str) -> bytes:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return base64.b64decode(uri[len(prefix) :])
+
+
+def test_a_large_noisy_figure_is_downscaled_below_the_size_limit(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (1500, 2400, 3), dtype=np.uint8)  # incompressible
+    Image.fromarray(noise).save(tmp_path / "big.png")
+    assert (tmp_path / "big.png").stat().st_size > 5 * MAX_IMAGE_BYTES
+    png = _decode(png_data_uri(tmp_path / "big.png"))
+    assert len(png) <= MAX_IMAGE_BYTES
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and max(image.size) <= MAX_IMAGE_SIDE
+        assert abs(image.size[0] / image.size[1] - 2400 / 1500) < 0.01  # the aspect ratio is kept
+
+
+def test_plots_markdown_embeds_what_exists_and_says_what_does_not(tmp_path):
+    title, rel = PLOTS[1]
+    (tmp_path / rel).parent.mkdir(parents=True)
+    Image.new("RGB", (400, 400), "white").save(tmp_path / rel)
+    markdown = plots_markdown(tmp_path)
+    assert markdown.count("](data:image/png;base64,") == 1 and f"![{title}](data:" in markdown
+    assert markdown.count("_not written yet_") == len(PLOTS) - 1
+    assert "file://" not in markdown and all(f"`{r}`" in markdown for _, r in PLOTS)
