@@ -1,8 +1,12 @@
 """Stage ``download``: fetch the dataset into ``data/raw/`` as one zip plus SOURCE.json.
 
 Sources (``data.source``):
-  * ``kaggle``: the real Kaggle client downloads ``data.kaggle_dataset``; network errors are retried
-    with backoff, and the dataset's version and last-updated stamp are recorded.
+  * ``kaggle``: the real Kaggle client downloads ``data.kaggle_dataset`` into ``data/downloads/``
+    (not a DVC output, so a partial file survives a failed or killed run and the next run resumes
+    it with an HTTP Range request); network errors and HTTP 429/5xx are retried with backoff,
+    401/403 and 404 stop with what to fix, and the dataset's version and last-updated stamp are
+    recorded. The finished file is linked into the output and removed from ``data/downloads/``
+    only once the output, with its sha256 in SOURCE.json, is in place.
   * ``local``: ``data.path`` is a zip or a folder in the Kaggle layout.
   * ``synthetic``: the offline synthetic face set (not real faces), deterministic by seed.
 """
@@ -93,8 +97,20 @@ def _network_errors() -> tuple[type[BaseException], ...]:
         requests.exceptions.ConnectionError,
         requests.exceptions.Timeout,
         requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.HTTPError,  # only the retryable statuses (see _retryable)
         urllib3.exceptions.HTTPError,
     )
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Network errors, and HTTP errors that may pass: 408, 429 (rate limit) and 5xx."""
+    status = _status(exc)
+    return status is None or status in (408, 429) or status >= 500
 
 
 def with_retries(
@@ -109,6 +125,8 @@ def with_retries(
         try:
             return call()
         except errors as exc:
+            if not _retryable(exc):
+                raise
             if delay is None:
                 raise NetworkError(
                     f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
@@ -119,26 +137,63 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
-def fetch_kaggle(slug: str, dest: Path, api_factory: Callable[[], Any] = make_kaggle_api) -> dict[str, Any]:
-    """Download the dataset zip for ``slug`` into ``dest/Dataset.zip``; return its provenance."""
-    log.info("Kaggle credentials from %s", check_credentials())
+def _kaggle_call(call: Callable[[], T], what: str, slug: str, credentials: str) -> T:
+    """``call`` with retries; a refusal by Kaggle becomes one line that says what to fix."""
+    import requests
+
+    try:
+        return with_retries(call, what)
+    except requests.exceptions.HTTPError as exc:
+        status = _status(exc)
+        if status in (401, 403):
+            raise StageError(
+                f"Kaggle refused the credentials from {credentials} (HTTP {status}) for {slug}: check the username "
+                "and key (create a new token under Kaggle > Settings > API) and accept the dataset's rules on its page"
+            ) from None
+        if status == 404:
+            raise StageError(
+                f"{slug}: no such dataset on Kaggle (HTTP 404); check data.kaggle_dataset, 'owner/name' as in the "
+                "dataset's URL"
+            ) from None
+        raise StageError(f"{what}: Kaggle answered HTTP {status}; rerun later") from None
+
+
+def fetch_kaggle(
+    slug: str, dest: Path, downloads: Path, api_factory: Callable[[], Any] = make_kaggle_api
+) -> tuple[dict[str, Any], Path]:
+    """Download the dataset zip for ``slug`` and link it as ``dest/Dataset.zip``.
+
+    The client downloads into ``downloads/<owner>/<name>/`` without ``force``, so it resumes a
+    partial file left there by an earlier run (its ``.kaggle-partial`` marker proves it is the same
+    remote file) and skips a finished one. Returns the provenance and that folder, which the caller
+    removes once the output is in place.
+    """
+    credentials = check_credentials()
+    log.info("Kaggle credentials from %s", credentials)
     api = api_factory()
     owner, name = slug.split("/")
-    with_retries(
-        lambda: api.dataset_download_files(slug, path=str(dest), force=True, quiet=False, unzip=False),
+    partial = downloads / owner / name
+    partial.mkdir(parents=True, exist_ok=True)
+    _kaggle_call(
+        lambda: api.dataset_download_files(slug, path=str(partial), force=False, quiet=False, unzip=False),
         f"downloading {slug}",
+        slug,
+        credentials,
     )
-    downloaded = dest / f"{name}.zip"
+    downloaded = partial / f"{name}.zip"
     if not downloaded.is_file():
         raise StageError(f"{slug}: the Kaggle client wrote no {downloaded.name}; check the slug in data.kaggle_dataset")
-    os.replace(downloaded, dest / paths.RAW_ARCHIVE_NAME)
-    listed = with_retries(lambda: api.dataset_list(search=name, user=owner) or [], f"looking up {slug}")
+    os.link(downloaded, dest / paths.RAW_ARCHIVE_NAME)  # the download stays until the output is complete
+    listed = _kaggle_call(
+        lambda: api.dataset_list(search=name, user=owner) or [], f"looking up {slug}", slug, credentials
+    )
     meta = next((d for d in listed if d is not None and getattr(d, "ref", None) == slug), None)
-    return {
+    origin = {
         "slug": slug,
         "version": getattr(meta, "current_version_number", None),
         "last_updated": str(getattr(meta, "last_updated", None) or "") or None,
     }
+    return origin, partial
 
 
 def copy_local(path: Path, dest: Path) -> dict[str, Any]:
@@ -166,20 +221,29 @@ def make_synthetic(params: DataParams, dest: Path) -> dict[str, Any]:
     return {"seed": syn.seed, "note": "synthetic faces drawn by tasks/synthetic.py, not real people"}
 
 
-def download(raw_dir: Path, params: DataParams, api_factory: Callable[[], Any] = make_kaggle_api) -> DownloadResult:
+def download(
+    raw_dir: Path,
+    params: DataParams,
+    api_factory: Callable[[], Any] = make_kaggle_api,
+    downloads: Path | None = None,
+) -> DownloadResult:
     """Fetch the dataset into ``raw_dir`` atomically and record where it came from.
 
     Args:
         raw_dir: the stage output folder (``data/raw``).
         params: the ``data`` section.
         api_factory: builds the Kaggle client; tests pass a fake.
+        downloads: where a Kaggle download is kept until it is complete (default: ``downloads``
+            beside ``raw_dir``, i.e. ``data/downloads``).
 
     Returns:
         The archive path and the SOURCE.json content.
     """
+    partial = None
     with atomic_dir(raw_dir) as tmp:
         if params.source == "kaggle":
-            origin = fetch_kaggle(params.kaggle_dataset, tmp, api_factory)
+            downloads = downloads or raw_dir.parent / "downloads"
+            origin, partial = fetch_kaggle(params.kaggle_dataset, tmp, downloads, api_factory)
         elif params.source == "local":
             origin = copy_local(Path(params.path), tmp)
         else:
@@ -198,11 +262,19 @@ def download(raw_dir: Path, params: DataParams, api_factory: Callable[[], Any] =
             "counts": archive.counts(entries),
         }
         write_json(tmp / paths.SOURCE_NAME, source)
+    if partial is not None:  # the output, with the download's sha256, is in place: the copy is not needed
+        shutil.rmtree(partial)
     log.info("wrote %s: %d images, sha256 %s", raw_dir / paths.RAW_ARCHIVE_NAME, len(entries), source["sha256"][:12])
     return DownloadResult(raw_dir / paths.RAW_ARCHIVE_NAME, source)
 
 
-STAGE = Stage("download", download, outs={"raw_dir": paths.RAW_DIR}, params={"params": "data"})
+STAGE = Stage(
+    "download",
+    download,
+    outs={"raw_dir": paths.RAW_DIR},
+    params={"params": "data"},
+    work={"downloads": paths.DOWNLOADS_DIR},
+)
 
 if __name__ == "__main__":
     STAGE.main()

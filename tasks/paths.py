@@ -15,6 +15,7 @@ RAW_ARCHIVE_NAME = "Dataset.zip"  # the dataset, kept as one archive (DVC hashes
 SOURCE_NAME = "SOURCE.json"  # where the data came from: source, slug, version, sha256, counts
 DATASET_TOP = "Dataset"  # the archive's top folder in the Kaggle layout
 SPLITS = ("Train", "Validation", "Test")
+DOWNLOADS_DIR = "data/downloads"  # a Kaggle download in progress (not a DVC output: it survives a failed run)
 
 # validate: the report and manifest are byte-reproducible (later stages read them); the GX context
 # and Data Docs carry run times, so they are separate outputs that no stage reads

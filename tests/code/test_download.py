@@ -54,8 +54,10 @@ def test_kaggle_source_calls_the_client_and_records_provenance(dataset_folder, t
     result = dl.download(tmp_path / "raw", DataParams(source="kaggle"), api_factory=lambda: api)
     name, slug, kwargs = api.calls[0]
     assert (name, slug) == ("dataset_download_files", SLUG)
-    assert kwargs == dict(path=kwargs["path"], force=True, quiet=False, unzip=False)  # progress shown, zip kept
-    assert Path(kwargs["path"]).parent == tmp_path  # downloaded into the temporary output, then moved
+    # progress shown, zip kept, and no force: the client resumes a partial file from an earlier run
+    assert kwargs == dict(path=kwargs["path"], force=False, quiet=False, unzip=False)
+    assert Path(kwargs["path"]) == tmp_path / "downloads" / SLUG  # beside the output, not inside it
+    assert not Path(kwargs["path"]).exists()  # removed once the output is in place
     assert api.calls[1] == ("dataset_list", "gender-recognition-200k-images-celeba", "ashishjangra27")
     source = json.loads((tmp_path / "raw" / paths.SOURCE_NAME).read_text())
     assert source["slug"] == SLUG and source["version"] == 1 and source["last_updated"].startswith("2021-06-01")
@@ -80,7 +82,7 @@ def test_kaggle_gives_up_with_a_clear_error_and_no_output(dataset_folder, tmp_pa
     api = FakeKaggleApi(dataset_folder, failures=10)
     with pytest.raises(StageError, match="network error after 4 attempts"):
         dl.download(tmp_path / "raw", DataParams(source="kaggle"), api_factory=lambda: api)
-    assert list(tmp_path.iterdir()) == [tmp_path / "src"]  # no raw/, no temp folder
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "downloads", tmp_path / "src"]  # no raw/, no temp folder
 
 
 def test_the_stage_retries_are_the_only_retry_layer():

@@ -1,0 +1,158 @@
+"""A loopback fake of the Kaggle API, for the real ``kaggle`` client (tests only).
+
+The client in use (kaggle 2.x) talks to ``http://localhost`` when ``KAGGLE_API_ENVIRONMENT=LOCALHOST``;
+the fake listens on a free loopback port and is reached as that host's HTTP proxy (``http_proxy``),
+so nothing in the client is patched. It serves only the calls the download stage makes:
+
+* ``POST /api/v1/datasets.DatasetApiService/DownloadDataset``: checks the HTTP Basic credentials and
+  the slug, then redirects (302) to the file, as Kaggle redirects to its storage;
+* ``GET /files/<name>.zip``: the zip, with Content-Length, ETag, Last-Modified and byte ranges (206);
+* ``POST /api/v1/datasets.DatasetApiService/ListDatasets``: the dataset's version and last update.
+
+Faults are set per test: ``statuses`` (answers to the next DownloadDataset calls, e.g. 503 then the
+file), ``drop_after`` (close the connection once after that many bytes of the file) and
+``chunk_delay`` (seconds between 16 KiB chunks, to interrupt a download from outside).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+SERVICE = "/api/v1/datasets.DatasetApiService"
+LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
+CHUNK = 16 * 1024
+
+
+class FakeKaggle:
+    def __init__(self, slug: str, archive: Path, username: str, key: str) -> None:
+        self.slug, self.body = slug, archive.read_bytes()
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+        self.auth = "Basic " + base64.b64encode(f"{username}:{key}".encode()).decode()
+        self.statuses: list[int] = []
+        self.drop_after: int | None = None
+        self.chunk_delay = 0.0
+        self.requests: list[dict] = []  # method, path, range, bytes sent
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.proxy = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def file_requests(self) -> list[dict]:
+        return [r for r in self.requests if r["path"].startswith("/files/")]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _json(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                path = urlsplit(self.path).path
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                fake.requests.append({"method": "POST", "path": path})
+                if self.headers.get("Authorization") != fake.auth:
+                    return self._json(401, {"code": 401, "message": "Unauthenticated"})
+                if path == f"{SERVICE}/ListDatasets":
+                    owner = fake.slug.split("/")[0]
+                    hits = [{"ref": fake.slug, "currentVersionNumber": 2, "lastUpdated": "2024-01-01T00:00:00Z"}]
+                    return self._json(200, {"datasets": hits if request.get("user") == owner else []})
+                if path != f"{SERVICE}/DownloadDataset":
+                    return self._json(404, {"code": 404, "message": f"no route {path}"})
+                if f"{request.get('ownerSlug')}/{request.get('datasetSlug')}" != fake.slug:
+                    return self._json(404, {"code": 404, "message": "Not found"})
+                if fake.statuses:
+                    status = fake.statuses.pop(0)
+                    return self._json(status, {"code": status, "message": "try later"})
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost/files/{fake.slug.split('/')[1]}.zip")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                path, size = urlsplit(self.path).path, len(fake.body)
+                asked = self.headers.get("Range")
+                start = int(asked.removeprefix("bytes=").split("-")[0]) if asked else 0
+                if self.headers.get("If-Range") not in (None, fake.etag):
+                    start = 0
+                record = {"method": "GET", "path": path, "range": asked, "sent": 0}
+                fake.requests.append(record)
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(size - start))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", fake.etag)
+                self.send_header("Last-Modified", LAST_MODIFIED)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+                self.end_headers()
+                position = start
+                while position < size:
+                    end = min(size, position + CHUNK)
+                    if fake.drop_after is not None and end > fake.drop_after:
+                        self.wfile.write(fake.body[position : fake.drop_after])
+                        record["sent"] += fake.drop_after - position
+                        fake.drop_after = None  # once
+                        self.close_connection = True
+                        return
+                    self.wfile.write(fake.body[position:end])
+                    self.wfile.flush()
+                    record["sent"] += end - position
+                    position = end
+                    time.sleep(fake.chunk_delay)
+
+        return Handler
+
+
+@contextlib.contextmanager
+def serve(slug: str, archive: Path, username: str, key: str) -> Iterator[FakeKaggle]:
+    fake = FakeKaggle(slug, archive, username, key)
+    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+
+
+def client_env(fake: FakeKaggle, username: str, key: str) -> dict[str, str]:
+    """The environment that points the real client at the fake (and only at it)."""
+    return {
+        "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
+        "http_proxy": fake.proxy,
+        "HTTP_PROXY": fake.proxy,
+        "no_proxy": "",
+        "NO_PROXY": "",
+        "KAGGLE_USERNAME": username,
+        "KAGGLE_KEY": key,
+    }
+
+
+@pytest.fixture
+def kaggle_env(monkeypatch, tmp_path):
+    """Clean Kaggle settings: no kaggle.json, no token; the test sets the rest with client_env."""
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("KAGGLE_API_TOKEN", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
