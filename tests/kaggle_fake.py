@@ -27,8 +27,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
 SERVICE = "/api/v1/datasets.DatasetApiService"
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
 CHUNK = 16 * 1024
@@ -147,12 +145,3 @@ def client_env(fake: FakeKaggle, username: str, key: str) -> dict[str, str]:
         "KAGGLE_USERNAME": username,
         "KAGGLE_KEY": key,
     }
-
-
-@pytest.fixture
-def kaggle_env(monkeypatch, tmp_path):
-    """Clean Kaggle settings: no kaggle.json, no token; the test sets the rest with client_env."""
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in ("KAGGLE_API_TOKEN", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)

@@ -21,7 +21,7 @@ from tasks import download as dl
 from tasks import paths
 from tasks.files import sha256_file
 from tests.conftest import REPO, tiny_synthetic
-from tests.kaggle_fake import client_env, kaggle_env, serve  # noqa: F401 (kaggle_env is a fixture)
+from tests.kaggle_fake import client_env, serve
 
 OWNER, NAME = "someone", "faces"
 SLUG = f"{OWNER}/{NAME}"
@@ -36,7 +36,12 @@ def archive(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path, kaggle_env) -> Path:
+def project(tmp_path, monkeypatch) -> Path:
+    """A project folder with params for the fake's dataset; no kaggle.json, token or other proxy settings."""
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("KAGGLE_API_TOKEN", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
     root = tmp_path / "project"
     root.mkdir()
     params = yaml.safe_load((REPO / paths.PARAMS_FILE).read_text())
