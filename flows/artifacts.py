@@ -74,7 +74,21 @@ def _gate_markdown(root: Path, evaluation: dict[str, Any], gate: dict[str, Any])
     )
 
 
-def _validation_markdown(report: dict[str, Any]) -> str:
+def _drift_markdown(record: dict[str, Any] | None) -> str:
+    if not record:
+        return ""
+    lines = [f"\n## Drift {record['scope']}\n"]
+    if record["rows"]:
+        lines.append(f"Population stability index per feature (fails above {record['max_psi']}):\n")
+        lines.append("| feature | PSI | |\n|---|---|---|")
+        lines += [
+            f"| {r['feature']} | {r['psi']:.3f} | {'ok' if r['psi'] <= record['max_psi'] else 'SHIFTED'} |"
+            for r in record["rows"]
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _validation_markdown(report: dict[str, Any], drift_record: dict[str, Any] | None) -> str:
     rows = "\n".join(f"| {group} | {n} |" for group, n in report["counts"].items())
     failed = (
         "\n".join(
@@ -86,7 +100,7 @@ def _validation_markdown(report: dict[str, Any]) -> str:
     return (
         f"# Validation\n\n{'passed' if report['success'] else 'FAILED'}: {report['kept']} images kept, "
         f"{len(report['dropped'])} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
-        f"Failed expectations: {failed}\n"
+        f"Failed expectations: {failed}\n" + _drift_markdown(drift_record)
     )
 
 
@@ -123,8 +137,8 @@ def publish_artifacts(root: Path, previous_evaluation: dict[str, Any] | None) ->
     if report:
         create_markdown_artifact(
             key="validation-summary",
-            markdown=_validation_markdown(report),
-            description="Counts per split and class, and failed expectations",
+            markdown=_validation_markdown(report, read_if_present(root / paths.DRIFT)),
+            description="Counts per split and class, failed expectations, drift against the blessed model's data",
         )
     create_markdown_artifact(
         key="plots", markdown=plots_markdown(root), description="Training curves and the evaluation's plots"

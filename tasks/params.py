@@ -101,6 +101,7 @@ class ValidateParams:
     min_class_share: float = _num(0.2, lo=0.0, hi=0.5)  # each class's share of each split
     max_dropped: int = _num(0, lo=0)  # undecodable files dropped and reported, not fatal, up to this
     workers: int = _num(0, lo=0)  # 0: one per core
+    max_drift_psi: float = _num(0.25, lo=0.0)  # per feature, against the blessed model's training data
 
     def check(self, where: str) -> None:
         if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:

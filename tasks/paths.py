@@ -24,6 +24,7 @@ VALIDATION_REPORT = f"{VALIDATION_DIR}/report.json"
 MANIFEST = f"{VALIDATION_DIR}/manifest.csv"
 GX_DIR = f"{VALIDATION_DIR}/gx"  # the Great Expectations File Data Context
 DATA_DOCS = f"{VALIDATION_DIR}/data_docs"  # its Data Docs site (index.html)
+DRIFT = f"{VALIDATION_DIR}/drift.json"  # the comparison with the blessed model's data (PSI per feature)
 
 # preprocess
 PROCESSED_DIR = "data/processed"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import archive, paths
+from tasks import archive, drift, paths
 from tasks.contract import Output, Stage
 from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
 from tasks.params import ValidateParams
@@ -33,6 +33,7 @@ MANIFEST_COLUMNS = [
     "width",
     "height",
     "mode",
+    "brightness",
     "bytes",
     "sha256",
     "decodes",
@@ -56,9 +57,17 @@ def _init_worker(archive_path: str, max_pixels: int) -> None:
 
 def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
     """Describe one image file; decode it fully unless its header declares too many pixels."""
-    from PIL import Image
+    from PIL import Image, ImageStat
 
-    row: dict[str, Any] = {"format": None, "width": None, "height": None, "mode": None, "decodes": False, "error": ""}
+    row: dict[str, Any] = {
+        "format": None,
+        "width": None,
+        "height": None,
+        "mode": None,
+        "brightness": None,
+        "decodes": False,
+        "error": "",
+    }
     try:
         with Image.open(io.BytesIO(data)) as img:
             row.update(format=img.format, width=img.width, height=img.height, mode=img.mode)
@@ -67,6 +76,7 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
                 return row
             img.load()
             row["decodes"] = True
+            row["brightness"] = round(float(ImageStat.Stat(img.convert("L")).mean[0]), 2)  # for the drift check
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
@@ -176,7 +186,15 @@ def _expectations(p: ValidateParams) -> dict[str, list[Any]]:
             column="share", min_value=p.min_class_share, max_value=1.0, meta=meta("class balance per split")
         ),
     ]
-    return {"files": files, "groups": groups}
+    drift = [
+        gxe.ExpectColumnValuesToBeBetween(
+            column="psi",
+            min_value=0.0,
+            max_value=p.max_drift_psi,
+            meta=meta("drift: population stability index against the blessed model's training data"),
+        )
+    ]
+    return {"files": files, "groups": groups, "drift": drift}
 
 
 def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[dict[str, Any]]:
@@ -206,6 +224,8 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
     source = context.data_sources.add_pandas("manifest")
     definitions = []
     for table, expectations in _expectations(params).items():
+        if table not in frames:
+            continue
         batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
         suite = context.suites.add(gx.ExpectationSuite(name=f"dataset_{table}"))
         for expectation in expectations:
@@ -214,7 +234,7 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
             context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite))
         )
     results = []
-    index_column = {"files": "path", "groups": "group"}
+    index_column = {"files": "path", "groups": "group", "drift": "feature"}
     for definition in definitions:
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(
@@ -265,16 +285,45 @@ def _failure_message(report: dict[str, Any], report_file: Path, data_docs: Path)
     return "\n".join(lines)
 
 
+def reference_profile(reference: Path) -> tuple[dict[str, Any] | None, str]:
+    """The blessed model's data profile, or None and why there is none."""
+    if not reference.is_file():
+        return None, f"no reference: no model is blessed yet ({reference} is absent), so drift is not checked"
+    profile = read_json(reference, "promote").get("profile")
+    if not profile:
+        return None, f"no reference: {reference} holds no data profile (blessed before the drift check existed)"
+    return profile, f"against the data of the blessed model ({reference}, {profile['images']} images)"
+
+
+def _drift_message(drift_record: dict[str, Any]) -> str:
+    shifted = [f"{r['feature']} PSI {r['psi']:.3f}" for r in drift_record["rows"] if r["psi"] > drift_record["max_psi"]]
+    return (
+        f"data drift {drift_record['scope']}: {', '.join(shifted)} above validate.max_drift_psi="
+        f"{drift_record['max_psi']}. If the new data is meant to differ, raise validate.max_drift_psi and rerun."
+    )
+
+
 def validate(
-    raw_dir: Path, report_file: Path, manifest_file: Path, gx_dir: Path, data_docs: Path, params: ValidateParams
+    raw_dir: Path,
+    report_file: Path,
+    manifest_file: Path,
+    gx_dir: Path,
+    data_docs: Path,
+    drift_file: Path,
+    reference: Path,
+    params: ValidateParams,
 ) -> ValidationResult:
     """Validate the raw archive; write the manifest, the JSON report, the GX context and its Data Docs.
 
     The report and the manifest are byte-identical for the same archive and params (later stages
-    read them); the GX context and the Data Docs hold run times and are read by people only.
+    read them); the report carries the data's profile, the reference of later drift checks. The
+    drift check against ``reference`` (the blessed model's validation report, which DVC does not
+    track: it is promote's output) goes to ``drift_file`` and the Data Docs; those and the GX
+    context hold run times or depend on what is blessed, and are read by people only.
 
     Raises:
-        StageError: when the suite fails (after writing the report), naming the offending files.
+        StageError: when the suite or the drift check fails (after writing the report), naming the
+            offending files or the shifted features with their PSI.
     """
     read_json(raw_dir / paths.SOURCE_NAME, "download")  # the raw stage finished
     manifest, junk = build_manifest(raw_dir / paths.RAW_ARCHIVE_NAME, params.max_pixels, params.workers)
@@ -283,12 +332,23 @@ def validate(
     manifest["dropped"] = manifest.index.isin(dropped.index)
     kept = manifest[~manifest["dropped"]].copy()
     kept["splits_with_same_content"] = kept.groupby("sha256")["split"].transform("nunique")
-    groups = group_table(kept, params.class_names)
+    import pandas as pd
 
-    with atomic_outputs([report_file, manifest_file, gx_dir, data_docs]) as tmp:
+    groups = group_table(kept, params.class_names)
+    decoded = kept[kept["decodes"].astype(bool)]
+    ref, scope = reference_profile(reference)
+    log.info("drift: %s", scope)
+    rows = drift.compare(decoded, params.class_names, ref) if ref else []
+    frames = {"files": kept, "groups": groups} | ({"drift": pd.DataFrame(rows)} if rows else {})
+
+    with atomic_outputs([report_file, manifest_file, gx_dir, data_docs, drift_file]) as tmp:
         manifest.to_csv(tmp / manifest_file.name, index=False, lineterminator="\n")
-        results = run_suite(tmp / gx_dir.name, tmp / data_docs.name, {"files": kept, "groups": groups}, params)
+        results = run_suite(tmp / gx_dir.name, tmp / data_docs.name, frames, params)
+        drifted = [r for r in results if r["table"] == "drift" and not r["success"]]
+        results = [r for r in results if r["table"] != "drift"]
         failed = [r for r in results if not r["success"]]
+        drift_record = {"scope": scope, "max_psi": params.max_drift_psi, "passed": not drifted, "rows": rows}
+        write_json(tmp / drift_file.name, drift_record)
         report = {
             "success": not failed,
             "class_names": params.class_names,  # preprocess takes the label map from here
@@ -300,20 +360,25 @@ def validate(
             "expectations": results,
             "failed": failed,
             "data_docs": f"{paths.DATA_DOCS}/index.html",
+            "profile": drift.profile(decoded, params.class_names),
         }
         write_json(tmp / report_file.name, report)
-    _print_summary(report, groups)
+    _print_summary(report, groups, drift_record)
     if failed:
         raise StageError(_failure_message(report, report_file, data_docs))
+    if drifted:
+        raise StageError(f"{_drift_message(drift_record)} ({drift_file}; Data Docs: {data_docs}/index.html)")
     return ValidationResult(True, report)
 
 
-def _print_summary(report: dict[str, Any], groups) -> None:
+def _print_summary(report: dict[str, Any], groups, drift_record: dict[str, Any]) -> None:
     print(f"{'split/class':<22}{'images':>8}{'share':>8}")
     for g in groups.itertuples():
         print(f"{g.group:<22}{g.count:>8}{g.share:>8.2f}")
     passed = sum(r["success"] for r in report["expectations"])
     print(f"expectations passed: {passed}/{len(report['expectations'])}; dropped files: {len(report['dropped'])}")
+    psi = ", ".join(f"{r['feature']} {r['psi']:.3f}" for r in drift_record["rows"])
+    print(f"drift {drift_record['scope']}" + (f": PSI {psi} (max {drift_record['max_psi']})" if psi else ""))
 
 
 STAGE = Stage(
@@ -325,8 +390,10 @@ STAGE = Stage(
         "manifest_file": paths.MANIFEST,
         "gx_dir": Output(paths.GX_DIR, reproducible=False),  # run times inside
         "data_docs": Output(paths.DATA_DOCS, reproducible=False),
+        "drift_file": Output(paths.DRIFT, reproducible=False),  # depends on which model is blessed
     },
     params={"params": "validate"},
+    work={"reference": paths.BLESSED_VALIDATION},  # not a dep: promote writes it (a cycle for DVC)
 )
 
 if __name__ == "__main__":

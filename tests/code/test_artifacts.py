@@ -36,3 +36,18 @@ def test_plots_markdown_embeds_what_exists_and_says_what_does_not(tmp_path):
     assert markdown.count("](data:image/png;base64,") == 1 and f"![{title}](data:" in markdown
     assert markdown.count("_not written yet_") == len(PLOTS) - 1
     assert "file://" not in markdown and all(f"`{r}`" in markdown for _, r in PLOTS)
+
+
+def test_the_validation_summary_shows_the_drift_table():
+    from flows.artifacts import _validation_markdown
+
+    report = {"success": True, "kept": 10, "dropped": [], "counts": {"Train/Male": 5}, "failed": []}
+    record = {
+        "scope": "against the data of the blessed model (models/blessed/validation.json, 10 images)",
+        "max_psi": 0.25,
+        "rows": [{"feature": "class shares", "psi": 0.01}, {"feature": "brightness", "psi": 0.4}],
+    }
+    markdown = _validation_markdown(report, record)
+    assert "## Drift against the data of the blessed model" in markdown
+    assert "| class shares | 0.010 | ok |" in markdown and "| brightness | 0.400 | SHIFTED |" in markdown
+    assert "## Drift" not in _validation_markdown(report, None)
