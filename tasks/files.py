@@ -25,7 +25,6 @@ def logger(name: str) -> logging.Logger:
 
 def setup_logging() -> None:
     """Log to stderr for the command-line entry points (``python -m tasks.<stage>``)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pipeline").setLevel(logging.INFO)
 

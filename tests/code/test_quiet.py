@@ -11,14 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TF_NOISE = ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cuInit")
 # a command line that parses its flags first and imports TensorFlow later, like every stage and flow
 SCRIPT = """
-import argparse, sys, logging
-import tasks
+import argparse, sys
+from tasks.files import logger, setup_logging
 from tasks.quiet import add_verbose_flag
 parser = argparse.ArgumentParser()
 add_verbose_flag(parser)
 parser.parse_args(sys.argv[1:])
-logging.basicConfig(level=logging.INFO)
-logging.getLogger("pipeline.train").info("the project's own line")
+setup_logging()  # as every stage's command line does
+logger("train").info("the project's own line")
 import tensorflow as tf
 print(int(tf.constant(1) + 1))
 """
