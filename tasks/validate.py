@@ -4,7 +4,8 @@ The manifest (one row per file: split, label, path, format, size, mode, bytes, c
 whether it decodes) is built on all cores straight from the raw zip. A real GX File Data Context
 under ``data/validation/gx`` runs the suite and builds the Data Docs in ``data/validation/data_docs``.
 A failing suite writes its report, then exits non-zero naming the failed expectations and the
-first offending files, so no later stage runs.
+first offending files, so no later stage runs. The data's profile (``tasks/drift.py``) goes into the
+report, and is compared with the blessed model's data: a shift above ``validate.max_drift_psi`` fails too.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def _expectations(p: ValidateParams) -> dict[str, list[Any]]:
             column="share", min_value=p.min_class_share, max_value=1.0, meta=meta("class balance per split")
         ),
     ]
-    drift = [
+    shift = [
         gxe.ExpectColumnValuesToBeBetween(
             column="psi",
             min_value=0.0,
@@ -194,7 +195,7 @@ def _expectations(p: ValidateParams) -> dict[str, list[Any]]:
             meta=meta("drift: population stability index against the blessed model's training data"),
         )
     ]
-    return {"files": files, "groups": groups, "drift": drift}
+    return {"files": files, "groups": groups, "drift": shift}
 
 
 def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[dict[str, Any]]:
@@ -325,6 +326,8 @@ def validate(
         StageError: when the suite or the drift check fails (after writing the report), naming the
             offending files or the shifted features with their PSI.
     """
+    import pandas as pd
+
     read_json(raw_dir / paths.SOURCE_NAME, "download")  # the raw stage finished
     manifest, junk = build_manifest(raw_dir / paths.RAW_ARCHIVE_NAME, params.max_pixels, params.workers)
     bad = ~manifest["decodes"]
@@ -332,8 +335,6 @@ def validate(
     manifest["dropped"] = manifest.index.isin(dropped.index)
     kept = manifest[~manifest["dropped"]].copy()
     kept["splits_with_same_content"] = kept.groupby("sha256")["split"].transform("nunique")
-    import pandas as pd
-
     groups = group_table(kept, params.class_names)
     decoded = kept[kept["decodes"].astype(bool)]
     ref, scope = reference_profile(reference)
