@@ -89,6 +89,11 @@ class Server:
             "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
         )
 
+    def graph_edges(self, flow_run_id: str) -> set[tuple[str, str]]:
+        """The edges of the flow-run graph the UI draws (Prefect's graph-v2 API), by task-run name."""
+        nodes = dict(self.get(f"/flow_runs/{flow_run_id}/graph-v2")["nodes"])
+        return {(nodes[p["id"]]["label"], node["label"]) for node in nodes.values() for p in node["parents"]}
+
     def logs(self, flow_run_id: str) -> str:
         rows = self.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"})
         return "\n".join(r["message"] for r in rows)

@@ -27,6 +27,8 @@ def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, 
         runs = prefect_server.flow_runs()
     flow_run = runs[0]
     assert flow_run["state"]["type"] == "COMPLETED"
+    # the run graph on the page below is drawn from these edges: the stages as a chain
+    assert prefect_server.graph_edges(flow_run["id"]) == set(zip(STAGES, STAGES[1:]))
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
