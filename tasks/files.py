@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -12,6 +13,8 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
 
 
 class StageError(RuntimeError):
@@ -29,17 +32,69 @@ def setup_logging() -> None:
     logging.getLogger("pipeline").setLevel(logging.INFO)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False  # this file system cannot: the caller falls back to two renames
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _aside(final: Path) -> Path:
+    return final.parent / f".{final.name}.old-{os.getpid()}"
+
+
+def replace_path(new: Path, final: Path) -> None:
+    """Put ``new`` at ``final``, replacing what is there, such that ``final`` is whole at every instant.
+
+    A file is replaced by one rename. A folder is swapped with the old one in one atomic step where
+    the system allows (Linux), then the old one is deleted; elsewhere the old folder is first
+    renamed aside, and :func:`recover` (run by the next :func:`atomic_dir` on ``final``) puts it
+    back if the process is killed between the two renames.
+    """
+    new, final = Path(new), Path(final)
+    if not new.is_dir() or not final.is_dir() or final.is_symlink():
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)  # a folder replaced by a file (or the reverse)
+        os.replace(new, final)
+    elif _exchange(new, final):
+        shutil.rmtree(new)  # now the old folder
+    else:
+        aside = _aside(final)
+        os.rename(final, aside)
+        os.rename(new, final)
+        shutil.rmtree(aside)
+
+
+def recover(final: Path) -> None:
+    """Undo a :func:`replace_path` killed between its two renames; delete what earlier runs left."""
+    final = Path(final)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # unfinished outputs; never accepted
+        shutil.rmtree(stale, ignore_errors=True)
+    asides = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if asides and not final.exists():
+        os.rename(asides.pop(), final)  # the complete old output, back in place
+    for stale in asides:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder next to ``final``; on success it replaces ``final``.
 
-    A failure or an interruption (Ctrl-C, kill) leaves ``final`` absent or as it was before,
-    never half written, so neither the next stage nor ``dvc commit`` can accept a partial output.
+    A failure or an interruption (Ctrl-C, kill) leaves ``final`` as it was before (or absent if
+    it was), never half written, so neither the next stage nor ``dvc commit`` can accept a partial
+    output; and ``final`` is never missing while it is replaced (see :func:`replace_path`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed run; never accepted
-        shutil.rmtree(stale, ignore_errors=True)
+    recover(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     tmp.mkdir()
     try:
@@ -52,9 +107,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    replace_path(tmp, final)
 
 
 @contextlib.contextmanager
@@ -63,8 +116,8 @@ def atomic_outputs(targets: Sequence[Path]) -> Iterator[Path]:
 
     Yield a staging folder, in which the stage writes each target under its own name; once it is
     complete, each target is replaced by its staged namesake, and nothing else in the folder is
-    touched. A run killed during those final renames leaves complete entries (old or new); dvc.lock,
-    not yet updated, then says the stage must rerun.
+    touched. A run killed during those final replacements leaves complete entries (old or new);
+    dvc.lock, not yet updated, then says the stage must rerun.
 
     Raises:
         ValueError: when the targets are not all in one folder.
@@ -83,11 +136,8 @@ def atomic_outputs(targets: Sequence[Path]) -> Iterator[Path]:
             folder.rmdir()  # leave no empty folder behind a failed first run
         raise
     for target in map(Path, targets):
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-        os.replace(staging / target.name, target)
+        recover(target)
+        replace_path(staging / target.name, target)
     shutil.rmtree(staging)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,42 @@ def read_answers(predictions_file: Path, class_names: list[str]) -> tuple[list[s
     return [r["path"] for r in rows], y, np.array([r["true_label"] == r["predicted_label"] for r in rows])
 
 
+RESTORE_HELP = (
+    "restore it with `dvc checkout models/blessed` (the blessed model dvc.lock names), or start over without "
+    "a baseline: rm -r models/blessed"
+)
+
+
+def read_blessed(blessed_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The blessed model's pointer and folder; None when no model is blessed yet.
+
+    Raises:
+        StageError: when the pointer names a blessed model whose files are missing or not the ones
+            it names (never a silent fall-back to the floor), or the pointer itself is unreadable.
+    """
+    folder = blessed_dir / Path(paths.BLESSED_MODEL).name
+    pointer_file = blessed_dir / Path(paths.BLESSED_POINTER).name
+    if not pointer_file.is_file():
+        if folder.exists():
+            raise StageError(f"{folder}: a blessed model without {pointer_file.name}; {RESTORE_HELP}")
+        return None
+    try:
+        pointer = json.loads(pointer_file.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise StageError(f"{pointer_file}: unreadable ({exc}); {RESTORE_HELP}") from None
+    if not isinstance(pointer, dict) or not pointer.get("blessed"):
+        return None  # written by a failing first gate: nothing blessed yet
+    expected = str(pointer.get("fingerprint"))
+    if not (folder / "saved_model.pb").is_file():
+        raise StageError(f"{pointer_file} names blessed model {expected[:12]}… but {folder} is missing; {RESTORE_HELP}")
+    if tree_hash(folder) != expected:
+        raise StageError(
+            f"{folder}: its files are not those of blessed model {expected[:12]}… named in {pointer_file} (changed "
+            f"or corrupt); {RESTORE_HELP}"
+        )
+    return pointer, folder
+
+
 def compare_with_blessed(
     blessed_dir: Path,
     metrics: dict[str, Any],
@@ -104,14 +141,13 @@ def compare_with_blessed(
         ``promote.baseline``) and in words why it is not comparable (``reason``), and the paired
         differences (None when its class names differ).
     """
-    folder = blessed_dir / Path(paths.BLESSED_MODEL).name
-    if not (folder / "saved_model.pb").is_file():
+    found = read_blessed(blessed_dir)
+    if found is None:
         return None, None
-    pointer_file = blessed_dir / Path(paths.BLESSED_POINTER).name
-    pointer = read_json(pointer_file, "promote") if pointer_file.is_file() else {}
+    pointer, folder = found
     record: dict[str, Any] = {
         "model": paths.BLESSED_MODEL,
-        "fingerprint": tree_hash(folder),
+        "fingerprint": pointer["fingerprint"],
         "promoted_at": pointer.get("promoted_at"),
         "trained_on": pointer.get("identity"),
     }

@@ -1,0 +1,152 @@
+"""The blessed model survives any interruption of its replacement (issue: reliability round 2).
+
+A child process blesses a model over another one and is killed: right after each filesystem step,
+and at 100+ random moments. At every instant ``models/blessed/model`` must be a complete model, and
+its pointer must name it; after the recovery that the next run performs, no leftovers remain.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks import files, paths
+from tasks.files import tree_hash, write_json
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD = r"""
+import os, shutil, sys
+from pathlib import Path
+from tasks import files
+from tasks.promote import bless
+mode, work = sys.argv[1], Path(sys.argv[2])
+blessed = work / "models" / "blessed"
+
+def bless_one(name):
+    model = work / "candidates" / name
+    pointer = {"blessed": True, "fingerprint": (model.parent / f"{name}.fingerprint").read_text()}
+    bless(model, work / "evaluation.json", work / "validation.json", blessed, pointer)
+
+if mode == "loop":  # bless A and B in turn until killed
+    print("ready", flush=True)
+    while True:
+        bless_one("A"); bless_one("B")
+count, stop = [0], int(sys.argv[3])
+def after(fn):
+    def step(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        count[0] += 1
+        if count[0] == stop:
+            os._exit(9)  # as abrupt as SIGKILL: no cleanup runs
+        return out
+    return step
+for module, name in ((os, "rename"), (os, "replace"), (os, "mkdir"), (os, "unlink"), (os, "rmdir"),
+                     (shutil, "copyfile"), (shutil, "copystat"), (files, "write_json"), (files, "_exchange")):
+    setattr(module, name, after(getattr(module, name)))
+if mode == "steps-without-exchange":
+    files._exchange = lambda a, b: False  # the two-rename fallback of other systems
+bless_one("B")
+print(f"done after {count[0]} steps")
+"""
+
+
+def _model(folder: Path, seed: int) -> str:
+    rng = random.Random(seed)
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(rng.randbytes(50_000))
+    (folder / "variables" / "variables.data-00000-of-00001").write_bytes(rng.randbytes(2_000_000))
+    (folder / "variables" / "variables.index").write_bytes(rng.randbytes(1_000))
+    (folder / "class_names.json").write_text('["Female", "Male"]')
+    fingerprint = tree_hash(folder)
+    (folder.parent / f"{folder.name}.fingerprint").write_text(fingerprint)
+    return fingerprint
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """Two candidate models, their reports, and A already blessed."""
+    work = tmp_path_factory.mktemp("bless")
+    hashes = {name: _model(work / "candidates" / name, seed) for seed, name in enumerate("AB")}
+    write_json(work / "evaluation.json", {"accuracy": 0.9})
+    write_json(work / "validation.json", {"success": True})
+    from tasks.promote import bless
+
+    bless(
+        work / "candidates" / "A",
+        work / "evaluation.json",
+        work / "validation.json",
+        work / paths.BLESSED_DIR,
+        {"blessed": True, "fingerprint": hashes["A"]},
+    )
+    return work, hashes
+
+
+def _copy(template, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    work, hashes = template
+    shutil.copytree(work, tmp_path / "work")
+    return tmp_path / "work", hashes
+
+
+def _whole(work: Path, hashes: dict[str, str]) -> str:
+    """Which model is blessed; fails unless the folder holds a complete model that its pointer names."""
+    blessed = work / paths.BLESSED_DIR
+    model = tree_hash(blessed / "model")
+    pointer = files.read_json(blessed / "blessed.json", "promote")
+    assert model in hashes.values() and pointer["fingerprint"] == model, (model, pointer)
+    assert (blessed / "evaluation.json").is_file() and (blessed / "validation.json").is_file()
+    return next(name for name, h in hashes.items() if h == model)
+
+
+def _child(mode: str, work: Path, *args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode, str(work), *args], cwd=ROOT, text=True, stdout=subprocess.PIPE, **popen
+    )
+
+
+def _no_leftovers(work: Path) -> None:
+    assert sorted(p.name for p in (work / "models").iterdir()) == ["blessed"]
+
+
+@pytest.mark.parametrize("mode", ["steps", "steps-without-exchange"])
+def test_a_kill_right_after_each_filesystem_step_leaves_a_whole_blessed_model(mode, template, tmp_path):
+    seen, step = set(), 0
+    while True:
+        step += 1
+        work, hashes = _copy(template, tmp_path / str(step))
+        child = _child(mode, work, str(step))
+        out, _ = child.communicate(timeout=120)
+        if mode == "steps":  # one atomic swap: whole at every instant, before any recovery
+            seen.add(_whole(work, hashes))
+        files.recover(work / paths.BLESSED_DIR)  # what the next run does first
+        seen.add(_whole(work, hashes))
+        _no_leftovers(work)
+        if child.returncode == 0:
+            assert out.startswith("done after") and step > 10, out
+            break
+        assert child.returncode == 9
+        shutil.rmtree(work)
+    assert seen == {"A", "B"}  # killed both before and after the swap
+
+
+def test_a_hundred_kills_at_random_moments_never_break_the_blessed_model(template, tmp_path):
+    work, hashes = _copy(template, tmp_path)
+    rng, seen = random.Random(12), []
+    for _ in range(110):
+        child = _child("loop", work)
+        assert child.stdout.readline() == "ready\n"
+        with pytest.raises(subprocess.TimeoutExpired):  # blessing in a loop, A then B then A ...
+            child.wait(timeout=rng.uniform(0.0, 0.25))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+        assert child.returncode == -signal.SIGKILL
+        seen.append(_whole(work, hashes))  # whole at the moment of the kill, before any recovery
+        files.recover(work / paths.BLESSED_DIR)
+        _no_leftovers(work)
+    assert set(seen) == {"A", "B"}
