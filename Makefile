@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint dvc-yaml repro clean-outputs use-kaggle use-demo
+.PHONY: setup demo test test-fast lint dvc-yaml repro doctor clean-outputs use-kaggle use-demo
 
 setup: $(STAMP)
 
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup  ## run the whole pipeline on the offline synthetic default
+	$(BIN)/python -m tasks.doctor --check
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
+
+repro: setup  ## dvc repro, after checking DVC's own state files (see `make doctor`)
+	$(BIN)/python -m tasks.doctor --check
+	$(BIN)/dvc repro
+
+doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
+	$(BIN)/python -m tasks.doctor
 
 test: setup browser lint  ## lint, then every test, slow ones included (the UI test needs Debian's chromium)
 	$(BIN)/python -m pytest

@@ -32,6 +32,9 @@ from prefect.states import Completed
 from flows.artifacts import publish_artifacts, read_if_present
 from flows.dvc_state import DvcState, git_version
 from tasks import paths
+from tasks.doctor import HELP as DOCTOR_HELP
+from tasks.doctor import keep_last_good, problems
+from tasks.files import StageError
 from tasks.params import load
 from tasks.quiet import add_verbose_flag
 from tasks.stages import BY_NAME
@@ -100,6 +103,9 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
         root: the repository (holding dvc.yaml and params.yaml).
         force: stages to rerun even when up to date (e.g. ``["download"]`` for a new Kaggle version).
     """
+    broken = problems(Path(root))
+    if broken:
+        raise StageError(f"{Path(root).resolve()}: {'; '.join(broken)}; {DOCTOR_HELP}")
     state = DvcState(Path(root))
     unknown = sorted(set(force or ()) - set(STAGES))
     if unknown:
@@ -119,6 +125,7 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
             results[stage] = previous.result()
             if reasons:
                 state.record(stage)  # dvc.lock now says what dvc repro would have written
+                keep_last_good(state.root)  # for `make doctor`
                 print(f"{stage}: recorded in dvc.lock")
     publish_artifacts(state.root, previous_metrics)
     print(

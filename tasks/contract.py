@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from tasks import paths
 from tasks.cli import run_cli
+from tasks.doctor import keep_last_good
 from tasks.files import setup_logging
 from tasks.params import Params, load
 from tasks.quiet import add_verbose_flag
@@ -106,6 +107,7 @@ class Stage:
         add_verbose_flag(parser)
         args = parser.parse_args(argv)
         setup_logging()
+        keep_last_good(Path("."))  # dvc.lock as the previous stages left it, for `make doctor`
         run_cli(lambda: self.run(Path("."), load(args.params)))
 
 
