@@ -102,6 +102,8 @@ class ValidateParams:
     max_dropped: int = _num(0, lo=0)  # undecodable files dropped and reported, not fatal, up to this
     workers: int = _num(0, lo=0)  # 0: one per core
     max_drift_psi: float = _num(0.25, lo=0.0)  # per feature, against the blessed model's training data
+    max_duplicates: int = _num(0, lo=0)  # files with an identical copy in the same split
+    max_near_duplicates: int = _num(0, lo=0)  # files with a near-duplicate in another split
 
     def check(self, where: str) -> None:
         if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import archive, drift, paths
+from tasks import archive, drift, near_duplicates, paths
 from tasks.contract import Output, Stage
 from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
 from tasks.params import ValidateParams
@@ -37,10 +37,12 @@ MANIFEST_COLUMNS = [
     "brightness",
     "bytes",
     "sha256",
+    "phash",
     "decodes",
     "error",
 ]
 FIRST_OFFENDERS = 10  # offending files named per failed expectation
+NEAR_DUPLICATES_LISTED = 100  # near-duplicate pairs listed in the report (all are counted)
 _CHUNK = 256
 
 _worker_zip: zipfile.ZipFile | None = None
@@ -66,6 +68,7 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
         "height": None,
         "mode": None,
         "brightness": None,
+        "phash": None,
         "decodes": False,
         "error": "",
     }
@@ -78,6 +81,7 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
             img.load()
             row["decodes"] = True
             row["brightness"] = round(float(ImageStat.Stat(img.convert("L")).mean[0]), 2)  # for the drift check
+            row["phash"] = near_duplicates.phash(img)  # for near-duplicates across splits
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
@@ -148,11 +152,15 @@ def group_table(manifest, class_names: list[str]):
     return table
 
 
-def _expectations(p: ValidateParams) -> dict[str, list[Any]]:
+def _expectations(p: ValidateParams, files_count: int) -> dict[str, list[Any]]:
     import great_expectations.expectations as gxe
 
     def meta(intent: str) -> dict[str, str]:
         return {"intent": intent}
+
+    def allowing(files: int) -> float:
+        """GX's ``mostly``: the share of rows that must pass when up to ``files`` rows may fail."""
+        return max(0.0, 1.0 - (files + 0.5) / max(1, files_count))
 
     files = [
         gxe.ExpectColumnValuesToBeInSet(
@@ -177,6 +185,26 @@ def _expectations(p: ValidateParams) -> dict[str, list[Any]]:
         gxe.ExpectColumnValuesToBeUnique(column="path", meta=meta("no duplicate paths")),
         gxe.ExpectColumnValuesToBeInSet(
             column="splits_with_same_content", value_set=[1], meta=meta("data leak: the same image in two splits")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="labels_with_same_content",
+            value_set=[1],
+            meta=meta("label conflict: the same image under two classes"),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="copies_in_split",
+            value_set=[1],
+            mostly=allowing(p.max_duplicates),
+            meta=meta(f"exact duplicates within a split (at most validate.max_duplicates={p.max_duplicates} files)"),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="near_duplicates_in_other_splits",
+            value_set=[0],
+            mostly=allowing(p.max_near_duplicates),
+            meta=meta(
+                "data leak: a near-duplicate (re-encoded or resized copy) in another split "
+                f"(at most validate.max_near_duplicates={p.max_near_duplicates} files)"
+            ),
         ),
     ]
     groups = [
@@ -224,7 +252,7 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
     context.add_data_docs_site("local_site", site)
     source = context.data_sources.add_pandas("manifest")
     definitions = []
-    for table, expectations in _expectations(params).items():
+    for table, expectations in _expectations(params, len(frames["files"])).items():
         if table not in frames:
             continue
         batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
@@ -335,8 +363,13 @@ def validate(
     manifest["dropped"] = manifest.index.isin(dropped.index)
     kept = manifest[~manifest["dropped"]].copy()
     kept["splits_with_same_content"] = kept.groupby("sha256")["split"].transform("nunique")
+    kept["labels_with_same_content"] = kept.groupby("sha256")["label"].transform("nunique")
+    kept["copies_in_split"] = kept.groupby(["split", "sha256"])["sha256"].transform("size")
     groups = group_table(kept, params.class_names)
     decoded = kept[kept["decodes"].astype(bool)]
+    near = near_duplicates.find(decoded, raw_dir / paths.RAW_ARCHIVE_NAME)
+    involved = pd.Series([p[k] for p in near for k in ("a", "b")], dtype=object).value_counts()
+    kept["near_duplicates_in_other_splits"] = kept["path"].map(involved).fillna(0).astype(int)
     ref, scope = reference_profile(reference)
     log.info("drift: %s", scope)
     rows = drift.compare(decoded, params.class_names, ref) if ref else []
@@ -362,6 +395,7 @@ def validate(
             "failed": failed,
             "data_docs": f"{paths.DATA_DOCS}/index.html",
             "profile": drift.profile(decoded, params.class_names),
+            "near_duplicates": {"pairs": len(near), "first": near[:NEAR_DUPLICATES_LISTED]},
         }
         write_json(tmp / report_file.name, report)
     _print_summary(report, groups, drift_record)

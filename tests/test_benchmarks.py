@@ -50,6 +50,18 @@ def _predict(r: dict) -> None:
     assert faces["detection_cost_ratio"] == approx(ratio, rel=0.02)
 
 
+def _near_duplicates(r: dict) -> None:
+    splits, cores = r["params"]["splits"], r["params"]["cores"]
+    assert r["hashing_seconds_on_all_cores"] == approx(
+        r["hash_ms_per_image"] / 1000 * sum(splits.values()) / cores, abs=0.1
+    )
+    assert (
+        r["pair_comparisons"]
+        == splits["Train"] * (splits["Validation"] + splits["Test"]) + splits["Validation"] * splits["Test"]
+    )
+    assert r["total_seconds"] == approx(r["hashing_seconds_on_all_cores"] + r["search_seconds"], abs=0.11)
+
+
 def _gpu_checks(r: dict) -> None:
     rates = r["resnet50v2_train_images_per_second"]
     assert r["mixed_over_fp32"] == approx(rates["mixed_float16"] / rates["float32"], rel=0.01)
@@ -64,6 +76,7 @@ def _gpu_checks(r: dict) -> None:
         ("benchmarks.input_pipeline", _input_pipeline),
         ("benchmarks.scale", _scale),
         ("benchmarks.predict", _predict),
+        ("benchmarks.near_duplicates", _near_duplicates),
         ("benchmarks.gpu_checks", _gpu_checks),
     ],
 )

@@ -9,6 +9,10 @@ Behaviour, case by case (validate stage unless said otherwise):
     converted to RGB JPEG by preprocess;
   * Thumbs.db, .DS_Store, __MACOSX/: skipped and counted (``skipped_junk_files``);
   * the same image in two splits: refused ("data leak");
+  * the same image under two classes: refused, naming both files ("label conflict");
+  * an exact copy within a split: refused above ``validate.max_duplicates``, listed either way;
+  * a re-encoded or resized copy in another split (a perceptual-hash near-duplicate): refused above
+    ``validate.max_near_duplicates``, listed either way;
   * an image whose header declares more than ``validate.max_pixels``: refused without decoding;
   * a missing split or class folder, or an empty split: refused ("count"); an extra class folder:
     refused ("label").
@@ -93,6 +97,23 @@ def leak(folder):  # the same image in Train and Test
     return "Test/Male/leaked.jpg", "splits_with_same_content"
 
 
+def label_conflict(folder):  # the same bytes as Male and as Female
+    shutil.copy(_first_image(folder), folder / "Dataset" / "Train" / "Female" / "conflict.jpg")
+    return "Train/Female/conflict.jpg", "labels_with_same_content"
+
+
+def duplicate_in_split(folder):
+    shutil.copy(_first_image(folder), folder / "Dataset" / "Train" / "Male" / "copy.jpg")
+    return "Train/Male/copy.jpg", "copies_in_split"
+
+
+def near_duplicate(folder):  # Train's first image, resized to 3/4 and saved again at JPEG quality 60, in Test
+    with Image.open(_first_image(folder)) as img:
+        smaller = img.resize((img.width * 3 // 4, img.height * 3 // 4))
+    smaller.save(folder / "Dataset" / "Test" / "Male" / "near.jpg", quality=60)
+    return "Test/Male/near.jpg", "near_duplicates_in_other_splits"
+
+
 def extra_class(folder):
     target = folder / "Dataset" / "Train" / "Unknown"
     target.mkdir()
@@ -127,6 +148,9 @@ FAULTS = [
     too_small,
     bomb,
     leak,
+    label_conflict,
+    duplicate_in_split,
+    near_duplicate,
     extra_class,
     missing_split,
     missing_class,
@@ -219,3 +243,36 @@ def test_undecodable_files_within_the_limit_are_dropped_and_reported(
     make_raw(dataset_folder)
     with pytest.raises(StageError, match="decodes"):
         run_stage("validate", tmp_path, validate=replace(tiny_validate_params, max_dropped=1))
+
+
+def test_a_label_conflict_names_both_files(dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    label_conflict(dataset_folder)
+    make_raw(dataset_folder)
+    with pytest.raises(StageError) as err:
+        run_stage("validate", tmp_path, validate=tiny_validate_params)
+    line = next(x for x in str(err.value).splitlines() if "(labels_with_same_content)" in x)
+    assert "label conflict" in line and FIRST in line and "Train/Female/conflict.jpg" in line
+
+
+def test_duplicates_within_the_limits_pass_and_are_listed(dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    duplicate_in_split(dataset_folder)
+    near_duplicate(dataset_folder)
+    make_raw(dataset_folder)
+    # Train has 000001.jpg and its exact copy; Test has a resized copy of both (two near-duplicate pairs)
+    params = replace(tiny_validate_params, max_duplicates=2, max_near_duplicates=3)
+    report = run_stage("validate", tmp_path, validate=params).report
+    checks = {e["column"]: e for e in report["expectations"]}
+    assert checks["copies_in_split"]["success"] and checks["copies_in_split"]["unexpected_count"] == 2
+    assert set(checks["copies_in_split"]["offenders"]) == {FIRST, "Train/Male/copy.jpg"}
+    near = checks["near_duplicates_in_other_splits"]
+    assert near["success"] and set(near["offenders"]) == {FIRST, "Train/Male/copy.jpg", "Test/Male/near.jpg"}
+    pairs = report["near_duplicates"]["first"]
+    assert report["near_duplicates"]["pairs"] == 2
+    assert {(p["a"], p["b"]) for p in pairs} == {
+        (FIRST, "Test/Male/near.jpg"),
+        ("Train/Male/copy.jpg", "Test/Male/near.jpg"),
+    }
+    assert all(p["distance"] <= 24 and p["correlation"] >= 0.99 for p in pairs)
+    # one more than allowed fails
+    with pytest.raises(StageError, match="near_duplicates_in_other_splits"):
+        run_stage("validate", tmp_path, validate=replace(params, max_near_duplicates=2))
