@@ -103,6 +103,7 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
         root: the repository (holding dvc.yaml and params.yaml).
         force: stages to rerun even when up to date (e.g. ``["download"]`` for a new Kaggle version).
     """
+    load(Path(root) / paths.PARAMS_FILE)  # bad params stop the run before any stage
     broken = problems(Path(root))
     if broken:
         raise StageError(f"{Path(root).resolve()}: {'; '.join(broken)}; {DOCTOR_HELP}")
@@ -110,7 +111,6 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
     unknown = sorted(set(force or ()) - set(STAGES))
     if unknown:
         raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGES)}")
-    load(state.root / paths.PARAMS_FILE)  # bad params stop the run before any stage
     previous_metrics = read_if_present(state.root / paths.EVALUATION)
     version, results, previous = git_version(state.root), {}, None
     with state.locked():

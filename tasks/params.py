@@ -8,6 +8,8 @@ Nothing else in the project opens params.yaml.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ class ParamsError(ValueError):
 
 
 BUILTIN_BACKBONES = ("small_cnn", "resnet50v2")
+_INT_LIKE = re.compile(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+")  # 1e12: YAML reads it as a string
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit unsigned
+MAX_SYNTHETIC_IMAGES = 1_000_000  # per split: about an hour of generation on 2 cores and 10 GB of zip
 URL_PREFIXES = ("https://", "http://")
 
 
@@ -55,11 +60,11 @@ def _num(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
 class SyntheticParams:
     """Size and shape of the offline synthetic face set."""
 
-    train: int = _num(2400, lo=2)
-    validation: int = _num(400, lo=2)
-    test: int = _num(400, lo=2)
+    train: int = _num(2400, lo=2, hi=MAX_SYNTHETIC_IMAGES)
+    validation: int = _num(400, lo=2, hi=MAX_SYNTHETIC_IMAGES)
+    test: int = _num(400, lo=2, hi=MAX_SYNTHETIC_IMAGES)
     male_share: float = _num(0.42, lo=0.05, hi=0.95)
-    seed: int = 42
+    seed: int = _num(42, lo=0, hi=MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,11 @@ class DataParams:
         if self.source == "local" and not Path(self.path).exists():
             raise ParamsError(
                 f"{where}.path: {self.path!r} does not exist; point it at a zip or a folder in the Kaggle layout"
+            )
+        if self.source == "local" and not (Path(self.path).is_file() or Path(self.path).is_dir()):
+            raise ParamsError(
+                f"{where}.path: {self.path!r} is not a regular file or a folder (a FIFO, device or socket); "
+                "point it at a zip or a folder in the Kaggle layout"
             )
         if self.kaggle_dataset.count("/") != 1:
             raise ParamsError(f"{where}.kaggle_dataset: {self.kaggle_dataset!r} is not an 'owner/dataset' slug")
@@ -151,7 +161,7 @@ class TrainParams:
     augment_brightness: float = _num(0.1, lo=0.0, hi=1.0)
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on the CPU
     distribution: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # batch_size is per replica
-    seed: int = 42
+    seed: int = _num(42, lo=0, hi=MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -166,7 +176,7 @@ class EvaluateParams:
     temperature_scaling: bool = True  # fit a temperature on Validation and report its effect on Test
     slice_bins: int = _num(4, lo=1, hi=20)  # quantile bins for the brightness and JPEG-size slices
     brightness_delta: float = _num(0.05, lo=0.0, hi=0.5)  # behaviour check: +/- this share of 255
-    seed: int = 42  # bootstrap resampling
+    seed: int = _num(42, lo=0, hi=MAX_SEED)  # bootstrap resampling
 
 
 @dataclass(frozen=True)
@@ -181,7 +191,7 @@ class PromoteParams:
     # backbone, image size and classes), always, or never; it is computed and shown in every case
     baseline: Literal["same_data", "always", "never"] = "same_data"
     bootstrap_samples: int = _num(1000, lo=100, hi=100000)  # paired resamples of the Test images
-    seed: int = 42
+    seed: int = _num(42, lo=0, hi=MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -231,8 +241,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is int and isinstance(value, str) and _INT_LIKE.fullmatch(value.strip()):
+        raise ParamsError(f"{key}: {value!r} is written as a float; write the whole number, e.g. 1000000")
     if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
         raise ParamsError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is float and not math.isfinite(value):  # NaN would pass every range check (comparisons are False)
+        raise ParamsError(f"{key}: {value!r} is not a finite number; give a number")
     return value
 
 
@@ -281,4 +295,9 @@ def load(path: Path | str = paths.PARAMS_FILE) -> Params:
         raise ParamsError(f"{path}: not found; run from the repository root or pass --params") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:  # an empty file would silently mean "all defaults"
+        raise ParamsError(
+            f"{path}: empty; it must hold the pipeline's sections (restore it: git checkout {path}, "
+            "or cp configs/kaggle.yaml for the real configuration)"
+        )
     return parse(raw, str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,24 @@ def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
             "model.handle: '.' is not a TF Hub/Kaggle Models URL, a SavedModel folder",
         ),
         ("tasks.validate", {"validate": {"min_per_class": -1}}, "validate.min_per_class: -1 is out of range"),
+        (
+            "tasks.download",
+            {"data": {"synthetic": {"seed": -1}}},
+            "data.synthetic.seed: -1 is out of range; it must be between 0 and 4294967295",
+        ),
+        (
+            "tasks.download",
+            {"data": {"synthetic": {"male_share": float("nan")}}},
+            "data.synthetic.male_share: nan is not a finite number",
+        ),
+        ("tasks.download", {"data": {"synthetic": {"train": "1e12"}}}, "data.synthetic.train: '1e12' is written as a"),
+        (
+            "tasks.download",
+            {"data": {"synthetic": {"train": 10**12}}},
+            "data.synthetic.train: 1000000000000 is out of range; it must be between 2 and 1000000",
+        ),
+        ("tasks.train", {"train": {"learning_rate": float("nan")}}, "train.learning_rate: nan is not a finite number"),
+        ("tasks.train", {"train": {"learning_rate": float("inf")}}, "train.learning_rate: inf is not a finite number"),
     ],
 )
 def test_bad_params_stop_the_stage_with_one_line_naming_the_key(module, params, message, tmp_path):
@@ -58,6 +77,30 @@ def test_bad_params_stop_the_stage_with_one_line_naming_the_key(module, params, 
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_an_empty_params_file_is_refused_by_the_stages_and_the_flow(tmp_path):
+    (tmp_path / "bad.yaml").write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "tasks.download", "--params", "bad.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "bad.yaml: empty; it must hold the pipeline's sections (restore it: git checkout bad.yaml" in done.stderr
+    assert not (tmp_path / "data").exists()  # not the built-in defaults
+
+    from flows.pipeline import gender_pipeline
+    from tasks.params import ParamsError
+
+    (tmp_path / paths.PARAMS_FILE).write_text("\n")
+    with pytest.raises(ParamsError, match="params.yaml: empty"):
+        gender_pipeline.fn(root=str(tmp_path))
+
+
+def test_a_fifo_as_data_path_is_refused_without_reading_it(tmp_path):
+    os.mkfifo(tmp_path / "data.zip")  # reading it would block for ever
+    done = _cli("tasks.download", {"data": {"source": "local", "path": str(tmp_path / "data.zip")}}, tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "data.path: " in done.stderr and "is not a regular file or a folder (a FIFO" in done.stderr
 
 
 def test_a_missing_stage_input_says_which_stage_to_run(tmp_path):
