@@ -20,6 +20,9 @@ from tasks.files import StageError
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 JUNK_DIRS = {"__MACOSX"}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip timestamps fixed so the same images give the same sha256
+_ENCRYPTED = 0x1  # general-purpose flag bit 0
+_READABLE = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_METHOD_NAMES = {9: "Deflate64 (method 9, as Windows' 'compressed folder' writes large files)", 99: "AES (method 99)"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Entry:
     @property
     def relpath(self) -> str:
         """The path below ``Dataset/``, as the manifest and reports show it."""
-        return self.name.split("/", 1)[1]
+        return _normal(self.name).split("/", 1)[1]
 
 
 def is_junk(name: str) -> bool:
@@ -44,14 +47,32 @@ def is_junk(name: str) -> bool:
     )
 
 
+def _normal(name: str) -> str:
+    """A zip entry name with Windows separators made '/' (some Windows tools write backslashes)."""
+    return name.replace("\\", "/")
+
+
 def _check_member(info: zipfile.ZipInfo, archive: Path) -> None:
-    name = info.filename
-    if name.startswith("/") or "\\" in name or ".." in PurePosixPath(name).parts or ":" in name.split("/")[0]:
+    name = _normal(info.filename)
+    if name.startswith("/") or ".." in PurePosixPath(name).parts or ":" in name.split("/")[0]:
         raise StageError(
-            f"{archive}: entry {name!r} points outside the archive folder (zip-slip); refusing this archive"
+            f"{archive}: entry {info.filename!r} points outside the archive folder (zip-slip); refusing this archive"
         )
     if stat.S_ISLNK(info.external_attr >> 16):
         raise StageError(f"{archive}: entry {name!r} is a symbolic link; refusing this archive (links are not images)")
+    if info.is_dir():
+        return
+    if info.flag_bits & _ENCRYPTED:
+        raise StageError(
+            f"{archive}: entry {name!r} is encrypted (password-protected); unzip it with its password and point "
+            "data.path at the folder"
+        )
+    if info.compress_type not in _READABLE:
+        method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        raise StageError(
+            f"{archive}: entry {name!r} is compressed with {method}, which Python's zipfile cannot read; re-zip it "
+            "with standard Deflate (e.g. `zip -r Dataset.zip Dataset`) or point data.path at the unzipped folder"
+        )
 
 
 def list_entries(zf: zipfile.ZipFile, archive: Path) -> tuple[list[Entry], int]:
@@ -65,13 +86,13 @@ def list_entries(zf: zipfile.ZipFile, archive: Path) -> tuple[list[Entry], int]:
         _check_member(info, archive)
         if info.is_dir():
             continue
-        if is_junk(info.filename):
+        if is_junk(_normal(info.filename)):
             junk += 1
             continue
-        parts = PurePosixPath(info.filename).parts
+        parts = PurePosixPath(_normal(info.filename)).parts
         if parts[0] != paths.DATASET_TOP or len(parts) != 4:
             raise StageError(
-                f"{archive}: entry {info.filename!r} is not in the Kaggle layout "
+                f"{archive}: entry {_normal(info.filename)!r} is not in the Kaggle layout "
                 f"{paths.DATASET_TOP}/<Split>/<Class>/<image>; repack the dataset with a top folder named "
                 f"{paths.DATASET_TOP}/"
             )
@@ -130,6 +151,14 @@ class ArchiveWriter:
         self.close()
 
 
+def repack(source: Path, out: Path) -> None:
+    """Copy the images of a dataset zip into a new one with standard names ('/' separators)."""
+    entries, _ = read_entries(source)
+    with open_archive(source) as zf, ArchiveWriter(out) as writer:
+        for entry in entries:
+            writer.add(entry.split, entry.label, zf.read(entry.name), name=PurePosixPath(entry.relpath).name)
+
+
 def pack_folder(folder: Path, out: Path) -> None:
     """Pack a folder in the Kaggle layout into a dataset zip (files sorted, junk skipped).
 
@@ -143,6 +172,8 @@ def pack_folder(folder: Path, out: Path) -> None:
                 raise StageError(f"{path}: is a symbolic link; copy the real file into the dataset folder instead")
             if path.is_dir() or is_junk(rel.as_posix()):
                 continue
+            if not path.is_file():
+                raise StageError(f"{path}: not a regular file (a FIFO, device or socket); remove it from the dataset")
             if len(rel.parts) != 3:
                 raise StageError(
                     f"{path}: not in the Kaggle layout <Split>/<Class>/<image> under {root}; move or remove it"

@@ -196,12 +196,29 @@ def fetch_kaggle(
     return origin, partial
 
 
-def copy_local(path: Path, dest: Path) -> dict[str, Any]:
-    """Copy a local zip, or pack a local folder, into ``dest/Dataset.zip``."""
+def copy_local(path: Path, dest: Path, max_archive_mb: int) -> dict[str, Any]:
+    """Copy a local zip, or pack a local folder, into ``dest/Dataset.zip``.
+
+    A zip is checked where the user put it (so messages name that file), must be a regular file
+    within ``data.max_archive_mb``, and is repacked when its entry names use Windows separators.
+    """
     target = dest / paths.RAW_ARCHIVE_NAME
     if path.is_dir():
         log.info("packing folder %s", path)
         archive.pack_folder(path, target)
+        return {"path": str(path)}
+    if not path.is_file():
+        raise StageError(f"{path}: not a regular file or a folder (a FIFO, device or socket); point data.path at a zip")
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > max_archive_mb:
+        raise StageError(
+            f"{path}: {size_mb:,.0f} MB is more than data.max_archive_mb={max_archive_mb}; raise it if this is "
+            "really the dataset"
+        )
+    entries, _ = archive.read_entries(path)
+    if any("\\" in e.name for e in entries):
+        log.info("repacking zip %s (Windows separators in its entry names)", path)
+        archive.repack(path, target)
     else:
         log.info("copying zip %s", path)
         shutil.copyfile(path, target)
@@ -245,7 +262,7 @@ def download(
             downloads = downloads or raw_dir.parent / "downloads"
             origin, partial = fetch_kaggle(params.kaggle_dataset, tmp, downloads, api_factory)
         elif params.source == "local":
-            origin = copy_local(Path(params.path), tmp)
+            origin = copy_local(Path(params.path), tmp, params.max_archive_mb)
         else:
             origin = make_synthetic(params, tmp)
         entries, junk = archive.read_entries(tmp / paths.RAW_ARCHIVE_NAME)

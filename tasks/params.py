@@ -74,6 +74,7 @@ class DataParams:
     source: Literal["synthetic", "local", "kaggle"] = "synthetic"
     kaggle_dataset: str = "ashishjangra27/gender-recognition-200k-images-celeba"
     path: str | None = None
+    max_archive_mb: int = _num(20_000, lo=1)  # a local zip larger than this is refused (the Kaggle one: 1,260)
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
 
     def check(self, where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.archive import pack_folder
-from tasks.download import download
+from tasks.download import copy_local, download
 from tasks.files import StageError
 from tasks.params import DataParams
 from tests.conftest import run_stage
@@ -65,7 +66,57 @@ def test_a_zip_without_the_dataset_top_folder_is_refused(dataset_folder, tmp_pat
     with zipfile.ZipFile(zipped, "w") as zf:
         for f in sorted((dataset_folder / "Dataset").rglob("*.jpg")):
             zf.write(f, "images/" + f.relative_to(dataset_folder / "Dataset").as_posix())
-    _refused(tmp_path, zipped, "top folder named Dataset/")
+    _refused(tmp_path, zipped, f"^{zipped}: entry 'images/.*top folder named Dataset/")  # the user's file
+
+
+def _patched(zipped: Path, flag_bits: int = 0, method: int | None = None) -> Path:
+    """Rewrite every header of a stored zip: add general-purpose flags, or declare another compression method."""
+    data = bytearray(zipped.read_bytes())
+    for signature, flags_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = data.find(signature)
+        while at != -1:
+            data[at + flags_at] |= flag_bits
+            if method is not None:
+                data[at + method_at : at + method_at + 2] = method.to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    zipped.write_bytes(bytes(data))
+    return zipped
+
+
+def test_an_encrypted_zip_is_refused_with_what_to_do(dataset_folder, tmp_path):
+    zipped = tmp_path / "in.zip"
+    pack_folder(dataset_folder, zipped)
+    expected = "is encrypted \\(password-protected\\); unzip it with its password"
+    _refused(tmp_path, _patched(zipped, flag_bits=0x1), expected)
+
+
+def test_a_deflate64_zip_is_refused_naming_the_method(dataset_folder, tmp_path):
+    zipped = tmp_path / "in.zip"
+    pack_folder(dataset_folder, zipped)
+    _refused(tmp_path, _patched(zipped, method=9), "compressed with Deflate64 .* re-zip it with standard Deflate")
+
+
+def test_a_zip_made_with_windows_separators_is_read(dataset_folder, tmp_path):
+    zipped = tmp_path / "in.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for f in sorted((dataset_folder / "Dataset").rglob("*.jpg")):
+            zf.write(f, "Dataset\\" + "\\".join(f.relative_to(dataset_folder / "Dataset").parts))
+    result = download(tmp_path / "data" / "raw", DataParams(source="local", path=str(zipped)))
+    names = zipfile.ZipFile(result.archive).namelist()
+    assert len(names) == result.source["images"] == 24 and all("\\" not in n for n in names)  # repacked
+    assert result.source["counts"]["Train"] == {"Female": 7, "Male": 5}
+
+
+def test_a_fifo_inside_a_dataset_folder_is_refused_not_read(dataset_folder, tmp_path):
+    os.mkfifo(dataset_folder / "Dataset" / "Train" / "Male" / "pipe.jpg")
+    _refused(tmp_path, dataset_folder, "pipe.jpg: not a regular file \\(a FIFO")
+
+
+def test_a_local_zip_over_the_size_limit_is_refused(dataset_folder, tmp_path):
+    zipped = tmp_path / "in.zip"
+    pack_folder(dataset_folder, zipped)
+    with pytest.raises(StageError, match="MB is more than data.max_archive_mb=0"):
+        copy_local(zipped, tmp_path, max_archive_mb=0)
 
 
 def test_a_symlink_in_a_local_folder_is_refused(dataset_folder, tmp_path):
