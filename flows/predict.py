@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from tasks import dataset, faces, paths
+from tasks import dataset, faces, images, paths
 from tasks.faces import Face
 from tasks.files import StageError, setup_logging
 from tasks.inference import LoadedModel, load_model
@@ -42,12 +43,12 @@ BLANK_STD = 2.0  # an image whose pixels vary less than this (0-255 scale) is bl
 BATCH = 64
 
 
-def project_max_pixels(params_file: Path = Path(paths.PARAMS_FILE)) -> int:
-    """``validate.max_pixels`` (the decompression-bomb bound of validation) from the project's params.
+def project_limits(params_file: Path = Path(paths.PARAMS_FILE)) -> ValidateParams:
+    """The ``validate`` section (its ``max_pixels`` and ``max_file_mb`` bound what predict reads).
 
-    In the repository (where ``params.yaml`` is) the project's value applies; elsewhere the default.
+    In the repository (where ``params.yaml`` is) the project's values apply; elsewhere the defaults.
     """
-    return load_params(params_file).validate.max_pixels if params_file.is_file() else ValidateParams().max_pixels
+    return load_params(params_file).validate if params_file.is_file() else ValidateParams()
 
 
 def expand(inputs: Iterable[Path]) -> list[Path]:
@@ -61,26 +62,47 @@ def expand(inputs: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _read_image(path: Path, max_pixels: int) -> Any:
-    """The whole image as RGB uint8; an image whose header declares too many pixels is refused undecoded."""
+def _read_image(path: Path, limits: ValidateParams) -> Any:
+    """The whole image as 8-bit RGB, decoded as training decodes it, turned upright as EXIF says.
+
+    Only regular files are read (a FIFO would block, ``/dev/zero`` never ends), at most
+    ``validate.max_file_mb`` of them; an image whose header declares more than ``validate.max_pixels``
+    pixels is refused before it is decoded.
+    """
     import io
 
     import tensorflow as tf
     from PIL import Image, UnidentifiedImageError
 
-    data = path.read_bytes()
+    max_bytes = limits.max_file_mb * 2**20
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise OSError(0, "not a regular file (a FIFO, device or socket); not read")
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)  # bounded even if the file grows meanwhile
+    if len(data) > max_bytes:
+        raise OSError(0, f"larger than validate.max_file_mb={limits.max_file_mb}; not read")
+    turn = 1
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > max_pixels:
-                raise OSError(0, f"{img.width}x{img.height} exceeds {max_pixels} pixels; not decoded")
+            if img.width * img.height > limits.max_pixels:
+                raise OSError(0, f"{img.width}x{img.height} exceeds {limits.max_pixels} pixels; not decoded")
+            turn = images.orientation(img)
     except Image.DecompressionBombError as exc:
         raise OSError(0, f"refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         pass  # not an image Pillow knows: TensorFlow's decoder gives the error
-    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    # TensorFlow's decoder, as in training (16-bit images are scaled to 8 bits, not clipped)
+    return images.upright(tf.io.decode_image(data, channels=3, expand_animations=False).numpy(), turn)
 
 
-def model_inputs(path: Path, image_size: int, max_pixels: int, detect_faces: bool) -> list[tuple[Face | None, Any]]:
+def is_blank(image: Any) -> bool:
+    """A single colour (any colour, not only grey): every channel varies less than ``BLANK_STD``."""
+    return bool(image.reshape(-1, image.shape[-1]).std(axis=0).max() < BLANK_STD)
+
+
+def model_inputs(
+    path: Path, image_size: int, limits: ValidateParams, detect_faces: bool
+) -> list[tuple[Face | None, Any]]:
     """What the model sees for one file: the whole image, or each detected face cut like the training crops.
 
     Raises:
@@ -88,10 +110,10 @@ def model_inputs(path: Path, image_size: int, max_pixels: int, detect_faces: boo
     """
     import tensorflow as tf
 
-    image = _read_image(path, max_pixels)
+    image = _read_image(path, limits)
     if detect_faces:
         crops = [(face, faces.cut(image, face.crop)) for face in faces.detect(image)]
-    elif image.std() < BLANK_STD:
+    elif is_blank(image):
         raise OSError(0, "blank image (a single colour): nothing to classify")
     else:
         crops = [(None, image)]
@@ -99,18 +121,19 @@ def model_inputs(path: Path, image_size: int, max_pixels: int, detect_faces: boo
 
 
 def predict_files(
-    files: list[Path], model: LoadedModel, max_pixels: int | None = None, detect_faces: bool = False
+    files: list[Path], model: LoadedModel, limits: ValidateParams | None = None, detect_faces: bool = False
 ) -> list[dict[str, Any]]:
     """One result per file: ``{path, label, probability, probabilities}`` or ``{path, error}``.
 
     With ``detect_faces`` the result holds ``faces``: one ``{box, crop, label, probability,
     probabilities}`` per face found (boxes are x, y, width, height in the photo's pixels).
-    ``max_pixels`` defaults to the project's ``validate.max_pixels`` (:func:`project_max_pixels`).
+    ``limits`` default to the project's ``validate`` section (:func:`project_limits`). A file that
+    cannot be read gets an error and never stops the others.
     """
     import numpy as np
     import tensorflow as tf
 
-    max_pixels = project_max_pixels() if max_pixels is None else max_pixels
+    limits = project_limits() if limits is None else limits
 
     results: list[dict[str, Any]] = [{"path": str(f)} for f in files]
     pending: list[tuple[int, Face | None, Any]] = []
@@ -134,7 +157,7 @@ def predict_files(
 
     for i, path in enumerate(files):
         try:
-            inputs = model_inputs(path, model.image_size, max_pixels, detect_faces)
+            inputs = model_inputs(path, model.image_size, limits, detect_faces)
         except (OSError, tf.errors.OpError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message)
             results[i]["error"] = f"cannot read this image ({reason})"

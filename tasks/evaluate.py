@@ -26,7 +26,15 @@ from tasks.params import EvaluateParams
 
 log = logger("evaluate")
 ROC_POINTS = 200  # the ROC curve is thinned to at most this many points for the DVC plot
-BLANK_GREYS = (0, 128, 255)  # uniform images for the blank-image behaviour check
+# uniform images for the blank-image behaviour check: greys and colours (flows.predict refuses them all)
+BLANK_COLOURS = {
+    "black": (0, 0, 0),
+    "grey": (128, 128, 128),
+    "white": (255, 255, 255),
+    "red": (255, 0, 0),
+    "skin tone": (224, 172, 105),
+    "blue": (40, 80, 200),
+}
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -89,7 +97,7 @@ def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[
     label = pred.probs.argmax(axis=1)
     up, down = pred.shifted
     blanks = model.predict(
-        np.stack([np.full((model.image_size, model.image_size, 3), g, np.uint8) for g in BLANK_GREYS])
+        np.stack([np.full((model.image_size, model.image_size, 3), rgb, np.uint8) for rgb in BLANK_COLOURS.values()])
     )
     return {
         "images": int(len(label)),
@@ -97,8 +105,13 @@ def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[
         "brightness_delta": delta,
         "brightness_changed": float(((up.argmax(axis=1) != label) | (down.argmax(axis=1) != label)).mean()),
         "blank": [
-            {"grey": g, "label": model.class_names[int(p.argmax())], "probability": float(p.max())}
-            for g, p in zip(BLANK_GREYS, blanks)
+            {
+                "colour": name,
+                "rgb": list(rgb),
+                "label": model.class_names[int(p.argmax())],
+                "probability": float(p.max()),
+            }
+            for (name, rgb), p in zip(BLANK_COLOURS.items(), blanks)
         ],
     }
 

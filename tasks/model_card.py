@@ -120,7 +120,7 @@ def _metrics(m: dict[str, Any]) -> str:
 
 
 def _behaviour(b: dict[str, Any]) -> str:
-    blanks = ", ".join(f"grey {x['grey']} → {x['label']} {x['probability']:.2f}" for x in b["blank"])
+    blanks = ", ".join(f"{x['colour']} → {x['label']} {x['probability']:.2f}" for x in b["blank"])
     return _table(
         ["check", "result"],
         [

@@ -106,6 +106,7 @@ class ValidateParams:
     min_height: int = _num(32, lo=1)
     max_height: int = _num(4096, lo=1)
     max_pixels: int = _num(50_000_000, lo=1)  # larger images are refused before decoding
+    max_file_mb: int = _num(50, lo=1)  # a larger image file is not read (flows.predict)
     allowed_modes: list[str] = field(default_factory=lambda: ["RGB"])
     allowed_formats: list[str] = field(default_factory=lambda: ["JPEG"])
     min_per_class: int = _num(10, lo=0)  # per split and class

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import archive, dataset, paths
+from tasks import archive, dataset, images, paths
 from tasks.contract import Stage
 from tasks.files import StageError, atomic_dir, logger, read_json, write_json
 from tasks.params import PreprocessParams
@@ -36,12 +36,8 @@ def to_rgb_jpeg(data: bytes) -> bytes:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
-        if img.mode in ("RGBA", "LA", "P"):  # flatten transparency onto white, as a viewer shows it
-            rgba = img.convert("RGBA")
-            img = Image.new("RGB", rgba.size, (255, 255, 255))
-            img.paste(rgba, mask=rgba.getchannel("A"))
         out = io.BytesIO()
-        img.convert("RGB").save(out, "JPEG", quality=95)
+        images.as_rgb(img).save(out, "JPEG", quality=95)
         return out.getvalue()
 
 

@@ -42,18 +42,21 @@ MANIFEST_COLUMNS = [
     "error",
 ]
 FIRST_OFFENDERS = 10  # offending files named per failed expectation
+FIRST_FOUND = 5  # distinct offending values named per failed expectation (formats, modes, ...)
 NEAR_DUPLICATES_LISTED = 100  # near-duplicate pairs listed in the report (all are counted)
 _CHUNK = 256
 
 _worker_zip: zipfile.ZipFile | None = None
 _worker_max_pixels = 0
+_worker_max_bytes = 0
 
 
-def _init_worker(archive_path: str, max_pixels: int) -> None:
-    global _worker_zip, _worker_max_pixels
+def _init_worker(archive_path: str, max_pixels: int, max_file_mb: int) -> None:
+    global _worker_zip, _worker_max_pixels, _worker_max_bytes
     from PIL import Image
 
     _worker_zip = zipfile.ZipFile(archive_path)
+    _worker_max_bytes = max_file_mb * 2**20
     _worker_max_pixels = max_pixels
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb guard, from params
 
@@ -90,12 +93,14 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
 def _inspect_chunk(chunk: list[archive.Entry]) -> list[dict[str, Any]]:
     rows = []
     for entry in chunk:
+        size = _worker_zip.getinfo(entry.name).file_size
         try:
-            data = _worker_zip.read(entry.name)
+            if size > _worker_max_bytes:  # never read into memory
+                data, bad = b"", f"{size:,} bytes is more than validate.max_file_mb={_worker_max_bytes >> 20}; not read"
+            else:
+                data, bad = _worker_zip.read(entry.name), ""
         except (zipfile.BadZipFile, OSError) as exc:  # a CRC error is a corrupt file, not a crash
             data, bad = b"", f"unreadable in the zip: {exc}"
-        else:
-            bad = ""
         row = {
             "split": entry.split,
             "label": entry.label,
@@ -110,7 +115,7 @@ def _inspect_chunk(chunk: list[archive.Entry]) -> list[dict[str, Any]]:
     return rows
 
 
-def build_manifest(archive_path: Path, max_pixels: int, workers: int = 0):
+def build_manifest(archive_path: Path, max_pixels: int, max_file_mb: int, workers: int = 0):
     """The manifest DataFrame of every image in the archive, built on ``workers`` processes.
 
     Returns:
@@ -124,12 +129,12 @@ def build_manifest(archive_path: Path, max_pixels: int, workers: int = 0):
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         if workers == 1:
-            _init_worker(str(archive_path), max_pixels)
+            _init_worker(str(archive_path), max_pixels, max_file_mb)
             results = map(_inspect_chunk, chunks)
         else:
             ctx = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
             pool = stack.enter_context(
-                ctx.Pool(workers, initializer=_init_worker, initargs=(str(archive_path), max_pixels))
+                ctx.Pool(workers, initializer=_init_worker, initargs=(str(archive_path), max_pixels, max_file_mb))
             )
             results = pool.imap(_inspect_chunk, chunks)
         for chunk_rows in results:
@@ -289,6 +294,7 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
                         "intent": (cfg.meta or {}).get("intent", ""),
                         "success": bool(r.success),
                         "unexpected_count": int(r.result.get("unexpected_count") or 0),
+                        "found": sorted({str(v) for v in r.result.get("partial_unexpected_list") or []})[:FIRST_FOUND],
                         "offenders": sorted(dict.fromkeys(offenders))[:FIRST_OFFENDERS],
                     }
                 )
@@ -306,8 +312,9 @@ class ValidationResult:
 def _failure_message(report: dict[str, Any], report_file: Path, data_docs: Path) -> str:
     lines = [f"data validation failed ({report_file}; Data Docs: {data_docs}/index.html):"]
     for f in report["failed"]:
+        found = f" (found: {', '.join(f['found'])})" if f.get("found") else ""
         lines.append(
-            f"  - {f['type']}({f['column']}) [{f['intent']}]: {f['unexpected_count']} bad; "
+            f"  - {f['type']}({f['column']}) [{f['intent']}]: {f['unexpected_count']} bad{found}; "
             f"first: {', '.join(map(str, f['offenders'])) or '-'}"
         )
     lines.append("Fix or remove these files (or relax the bounds in params.yaml 'validate') and rerun.")
@@ -357,7 +364,9 @@ def validate(
     import pandas as pd
 
     read_json(raw_dir / paths.SOURCE_NAME, "download")  # the raw stage finished
-    manifest, junk = build_manifest(raw_dir / paths.RAW_ARCHIVE_NAME, params.max_pixels, params.workers)
+    manifest, junk = build_manifest(
+        raw_dir / paths.RAW_ARCHIVE_NAME, params.max_pixels, params.max_file_mb, params.workers
+    )
     bad = ~manifest["decodes"]
     dropped = manifest[bad] if bad.sum() <= params.max_dropped else manifest.iloc[0:0]
     manifest["dropped"] = manifest.index.isin(dropped.index)

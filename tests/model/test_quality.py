@@ -95,7 +95,7 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
         rows = [r for r in m["slices"] if r["slice"] == kind]
         assert sum(r["images"] for r in rows) == n, kind
         assert sum(r["images"] * r["accuracy"] for r in rows) == pytest.approx(m["accuracy"] * n), kind
-    assert [b["grey"] for b in m["behaviour"]["blank"]] == [0, 128, 255]
+    assert [b["colour"] for b in m["behaviour"]["blank"]] == ["black", "grey", "white", "red", "skin tone", "blue"]
     assert m["model"]["fingerprint"] == tree_hash(root / paths.MODEL_DIR) and m["model"]["handle"] == "small_cnn"
     gate = _gate(root)
     assert gate["baseline"] is None and [c["name"] for c in gate["checks"]] == ["accuracy"]

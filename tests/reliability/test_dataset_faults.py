@@ -26,6 +26,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -72,6 +73,19 @@ def _mode(mode):
 
     fault.__name__ = f"mode_{mode}"
     return fault
+
+
+def sixteen_bit_png(folder):  # a 16-bit grey PNG (Pillow opens it as mode I;16)
+    path = _first_image(folder)
+    grey = np.asarray(Image.open(path).convert("L"), dtype=np.uint16) * 257
+    path.write_bytes(jpeg(Image.fromarray(grey), "PNG"))
+    return FIRST, "mode"
+
+
+def webp_named_jpg(folder):
+    path = _first_image(folder)
+    path.write_bytes(jpeg(Image.open(path), "WEBP"))
+    return FIRST, "format"
 
 
 def too_small(folder):
@@ -145,6 +159,8 @@ FAULTS = [
     _mode("L"),
     _mode("RGBA"),
     _mode("CMYK"),
+    sixteen_bit_png,
+    webp_named_jpg,
     too_small,
     bomb,
     leak,
@@ -276,3 +292,34 @@ def test_duplicates_within_the_limits_pass_and_are_listed(dataset_folder, make_r
     # one more than allowed fails
     with pytest.raises(StageError, match="near_duplicates_in_other_splits"):
         run_stage("validate", tmp_path, validate=replace(params, max_near_duplicates=2))
+
+
+@pytest.mark.parametrize(
+    ("fault", "found"), [(sixteen_bit_png, "I;16"), (webp_named_jpg, "WEBP"), (png_named_jpg, "PNG")]
+)
+def test_a_refused_format_or_mode_is_named(fault, found, dataset_folder, make_raw, tiny_validate_params, tmp_path):
+    fault(dataset_folder)
+    make_raw(dataset_folder)
+    with pytest.raises(StageError, match=f"1 bad \\(found: {found}\\); first: {FIRST}"):
+        run_stage("validate", tmp_path, validate=tiny_validate_params)
+
+
+def test_an_allowed_16_bit_png_is_converted_to_the_same_greys_not_white(
+    dataset_folder, make_raw, tiny_validate_params, tmp_path
+):
+    import tensorflow as tf
+
+    from tasks.params import PreprocessParams
+
+    original = np.asarray(Image.open(_first_image(dataset_folder)).convert("L"), dtype=float)
+    sixteen_bit_png(dataset_folder)
+    make_raw(dataset_folder)
+    params = replace(tiny_validate_params, allowed_modes=["RGB", "I;16", "I"], allowed_formats=["JPEG", "PNG"])
+    run_stage("validate", tmp_path, validate=params)
+    run_stage("preprocess", tmp_path, preprocess=PreprocessParams())
+    for shard in (tmp_path / "data" / "processed").glob("Train-*.tfrecord"):
+        for record in tf.data.TFRecordDataset(str(shard)):
+            ex = tf.train.Example.FromString(record.numpy())
+            if ex.features.feature["path"].bytes_list.value[0] == FIRST.encode():
+                converted = tf.io.decode_jpeg(ex.features.feature["image"].bytes_list.value[0]).numpy().mean(-1)
+    assert abs(converted.mean() - original.mean()) < 2, (converted.mean(), original.mean())  # was ~255: white
