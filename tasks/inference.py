@@ -53,11 +53,23 @@ def load_model(model_dir: Path) -> LoadedModel:
             "(dvc repro train) or pass --model with an exported model folder"
         )
     class_names = read_json(model_dir / paths.CLASS_NAMES_NAME, "train")
-    loaded = tf.saved_model.load(str(model_dir))
-    if "serving_default" not in loaded.signatures:
+    try:
+        loaded = tf.saved_model.load(str(model_dir))
+    except Exception as exc:  # protobuf, OpError, OSError...: whatever a damaged SavedModel raises
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise StageError(
-            f"{model_dir}: the SavedModel has no serving_default signature; re-export it with the train stage"
+            f"{model_dir}: cannot load this SavedModel, its files are truncated or corrupt ({type(exc).__name__}: "
+            f"{first}); export it again (dvc repro train) or restore it (dvc checkout {model_dir})"
+        ) from None
+    signature = loaded.signatures.get("serving_default")
+    inputs = set(signature.structured_input_signature[1]) if signature is not None else set()
+    outputs = set(signature.structured_outputs) if signature is not None else set()
+    if inputs != {"images"} or "probabilities" not in outputs or not hasattr(loaded, "image_size"):
+        raise StageError(
+            f"{model_dir}: not a model exported by this pipeline: its serving signature takes {sorted(inputs)} and "
+            f"returns {sorted(outputs)}, where ours takes ['images'] (uint8) and returns ['probabilities']; pass "
+            "--model with an export of the train stage (models/model or models/blessed/model)"
         )
-    model = LoadedModel(loaded.signatures["serving_default"], class_names, int(loaded.image_size.numpy()))
+    model = LoadedModel(signature, class_names, int(loaded.image_size.numpy()))
     model._loaded = loaded  # type: ignore[attr-defined]  # the signature needs its object alive
     return model
