@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,3 +59,16 @@ def train_at(out_root: Path, processed: Path, params: Params):
     """The train stage with its outputs (and checkpoints) under ``out_root``, reading ``processed``."""
     stage = BY_NAME["train"]
     return stage.fn(**{**stage.arguments(out_root, params), "processed": processed})
+
+
+@pytest.fixture
+def images(trained, tmp_path):
+    """Five Test images of each class from the trained fixture's data, as files under ``tmp_path/in``."""
+    root, _, _ = trained
+    with zipfile.ZipFile(root / paths.RAW_DIR / paths.RAW_ARCHIVE_NAME) as zf:
+        for label in ("Male", "Female"):
+            names = sorted(n for n in zf.namelist() if f"/Test/{label}/" in n)[:5]
+            for i, name in enumerate(names):
+                (tmp_path / "in" / label).mkdir(parents=True, exist_ok=True)
+                (tmp_path / "in" / label / f"{i}.jpg").write_bytes(zf.read(name))
+    return tmp_path / "in"
