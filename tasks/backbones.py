@@ -14,6 +14,7 @@ Backbones take float images in [0, 1] (the TF Hub image convention) and return a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,16 @@ def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Pa
 
 
 def resolve(handle: str, image_size: int, seed: int, cache_dir: Path) -> str:
-    """The handle to give ``hub.KerasLayer``: URLs and folders as they are, built-ins exported."""
-    if handle_kind(handle) == "builtin":
+    """The handle to give ``hub.KerasLayer``: URLs and folders as they are, built-ins exported.
+
+    A URL's download is cached in ``cache_dir/tfhub`` (``data/backbones``, not TF Hub's default
+    ``/tmp/tfhub_modules``) unless the user set ``TFHUB_CACHE_DIR``.
+    """
+    kind = handle_kind(handle)
+    if kind == "builtin":
         return str(export_builtin(handle, image_size, seed, cache_dir))
+    if kind == "url":
+        os.environ.setdefault("TFHUB_CACHE_DIR", str(Path(cache_dir).resolve() / "tfhub"))
     return handle
 
 

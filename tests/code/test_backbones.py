@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -48,9 +50,10 @@ def test_fine_tuning_unfreezes_only_the_top_layers(local_savedmodel):
     assert len(names) == 4 and all("conv2d_3" in n or "conv2d_2" in n for n in names), names
 
 
-def test_url_handle_is_passed_to_the_hub_loader_unchanged(local_savedmodel, monkeypatch):
+def test_url_handle_is_passed_to_the_hub_loader_unchanged(local_savedmodel, monkeypatch, tmp_path):
     import tensorflow_hub.keras_layer as keras_layer
 
+    monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
     seen = []
     real = keras_layer.load_module
 
@@ -59,7 +62,8 @@ def test_url_handle_is_passed_to_the_hub_loader_unchanged(local_savedmodel, monk
         return real(str(local_savedmodel), tags, load_options)
 
     monkeypatch.setattr(keras_layer, "load_module", fake_load_module)
-    resolved = backbones.resolve(URL, 224, 0, "unused")
+    resolved = backbones.resolve(URL, 224, 0, tmp_path / "backbones")
     layer = backbones.load_backbone(resolved)
     assert resolved == URL and seen == [URL]
+    assert os.environ["TFHUB_CACHE_DIR"] == str(tmp_path / "backbones" / "tfhub")  # not /tmp/tfhub_modules
     assert layer(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 128)
