@@ -324,7 +324,10 @@ def _failure_message(report: dict[str, Any], report_file: Path, data_docs: Path)
 def reference_profile(reference: Path) -> tuple[dict[str, Any] | None, str]:
     """The blessed model's data profile, or None and why there is none."""
     if not reference.is_file():
-        return None, f"no reference: no model is blessed yet ({reference} is absent), so drift is not checked"
+        return None, (
+            f"no reference: {reference} is absent (no model is blessed yet, or it was blessed before the drift "
+            "check existed), so drift is not checked"
+        )
     profile = read_json(reference, "promote").get("profile")
     if not profile:
         return None, f"no reference: {reference} holds no data profile (blessed before the drift check existed)"

@@ -50,7 +50,7 @@ def test_first_run_runs_every_stage_in_order_and_records_dvc_lock(flow_repo, pre
     gate = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}}})[0]["data"]
     assert "promoted: this model is now the blessed one" in gate
     summary = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["validation-summary"]}}})
-    assert "## Drift no reference: no model is blessed yet" in summary[0]["data"]
+    assert "## Drift no reference: " in summary[0]["data"] and "no model is blessed yet" in summary[0]["data"]
     # the invariant: after a flow run, DVC has nothing to do
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
