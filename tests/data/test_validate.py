@@ -30,7 +30,7 @@ def test_clean_data_passes_and_writes_report_manifest_and_data_docs(
     assert len(report["expectations"]) >= 11 and not report["failed"]
     assert report["counts"]["Train/Male"] == 5
     manifest = (out / "manifest.csv").read_text().splitlines()
-    assert manifest[0].startswith("split,label,path,format,width,height,mode,brightness,bytes,sha256,decodes")
+    assert manifest[0].startswith("split,label,path,format,width,height,mode,brightness,bytes,sha256,phash,decodes")
     assert len(manifest) == 25
     html = (out / "data_docs" / "index.html").read_text()
     assert "dataset_files" in html  # the suite's validation result is in the Data Docs
