@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -161,7 +162,8 @@ def test_class_names_that_do_not_match_the_model_are_refused_by_predict(tmp_path
 
     model_dir = export_untrained("small_cnn", 32, tmp_path / "model")
     write_json(model_dir / paths.CLASS_NAMES_NAME, ["Female", "Male", "Other"])
-    (tmp_path / "face.jpg").write_bytes(jpeg(Image.new("RGB", (178, 218), (90, 60, 40))))
+    pixels = np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8)  # not one colour
+    (tmp_path / "face.jpg").write_bytes(jpeg(Image.fromarray(pixels)))
     with pytest.raises(SystemExit) as exit_:
         run_cli(lambda: predict.main([str(tmp_path / "face.jpg"), "--model", str(model_dir)]))
     assert exit_.value.code == 2

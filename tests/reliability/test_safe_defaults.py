@@ -44,7 +44,7 @@ def test_pillow_bomb_limit_comes_from_params(tmp_path):
         pass
     before = Image.MAX_IMAGE_PIXELS
     try:
-        _init_worker(str(tmp_path / "a.zip"), 1234)
+        _init_worker(str(tmp_path / "a.zip"), 1234, max_file_mb=50)
         assert Image.MAX_IMAGE_PIXELS == 1234
     finally:
         Image.MAX_IMAGE_PIXELS = before
