@@ -77,3 +77,4 @@ bench: setup  ## every CPU benchmark at its documented size (~15 min on 2 cores)
 	$(BIN)/python -m benchmarks.scale
 	$(BIN)/python -m benchmarks.predict
 	$(BIN)/python -m benchmarks.near_duplicates
+	$(BIN)/python -m benchmarks.precision

@@ -28,7 +28,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from tasks import dataset, faces, images, paths
+from tasks import dataset, faces, images, paths, precision
 from tasks.faces import Face
 from tasks.files import StageError, setup_logging
 from tasks.inference import LoadedModel, load_model
@@ -259,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         help="find faces in whole photos and predict each, cropped like the training images",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="run the model in reduced precision (float16 on a GPU, bfloat16 on a CPU that has it)",
+    )
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     setup_logging()
@@ -266,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no images found in " + ", ".join(map(str, args.inputs)), file=sys.stderr)
         return 1
-    results = predict_files(files, load(args.model), detect_faces=args.detect_faces)
+    chosen, why = precision.choose(args.mixed_precision)
+    if args.mixed_precision:
+        print(f"precision: {chosen} ({why})", file=sys.stderr)
+    with precision.rewrite(chosen):
+        results = predict_files(files, load(args.model), detect_faces=args.detect_faces)
     if args.json:
         print(json.dumps(results, indent=2))
     for r in results:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks import dataset, paths
+from tasks import dataset, paths, precision
 from tasks import metrics as qm
 from tasks.contract import Output, Stage
 from tasks.files import atomic_outputs, logger, read_json, tree_hash, write_json
@@ -256,12 +256,18 @@ def evaluate(
     """
     model = load_model(model_dir)
     test_files = dataset.shard_files(processed, "Test")
-    pred = predict_split(model, test_files, params.batch_size, params.brightness_delta, params.sample_images)
+    chosen, why = precision.choose(params.mixed_precision)
+    log.info("precision: %s (%s)", chosen, why)
     positive = qm.positive_index(model.class_names, params.positive_class)  # by name, never by position
-    metrics = quality(pred, model.class_names, positive, params)
-    if params.temperature_scaling:
-        metrics["calibration"]["temperature_scaling"] = temperature_scaling(model, processed, pred, positive, params)
-    metrics["behaviour"] = behaviour(model, pred, params.brightness_delta)
+    with precision.rewrite(chosen):
+        pred = predict_split(model, test_files, params.batch_size, params.brightness_delta, params.sample_images)
+        metrics = quality(pred, model.class_names, positive, params)
+        if params.temperature_scaling:
+            metrics["calibration"]["temperature_scaling"] = temperature_scaling(
+                model, processed, pred, positive, params
+            )
+        metrics["behaviour"] = behaviour(model, pred, params.brightness_delta)
+    metrics["precision"] = chosen
     metrics["model"] = {"fingerprint": tree_hash(model_dir), **read_json(model_dir / paths.TRAINING_INFO_NAME, "train")}
     fpr, tpr = qm.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))

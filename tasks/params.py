@@ -161,7 +161,8 @@ class TrainParams:
     fine_tune_learning_rate: float = _num(1e-3, lo=1e-8, hi=1.0)
     augment_flip: bool = True  # phase 2 only
     augment_brightness: float = _num(0.1, lo=0.0, hi=1.0)
-    mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on the CPU
+    # graph rewrite that reaches the backbone: float16 on a GPU, bfloat16 on a CPU that has it, else float32
+    mixed_precision: bool = False
     distribution: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # batch_size is per replica
     seed: int = _num(42, lo=0, hi=MAX_SEED)
 
@@ -178,6 +179,7 @@ class EvaluateParams:
     temperature_scaling: bool = True  # fit a temperature on Validation and report its effect on Test
     slice_bins: int = _num(4, lo=1, hi=20)  # quantile bins for the brightness and JPEG-size slices
     brightness_delta: float = _num(0.05, lo=0.0, hi=0.5)  # behaviour check: +/- this share of 255
+    mixed_precision: bool = False  # run the model as train.mixed_precision does (tasks/precision.py)
     seed: int = _num(42, lo=0, hi=MAX_SEED)  # bootstrap resampling
 
 

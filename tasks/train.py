@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks import backbones, dataset, paths
+from tasks import backbones, dataset, paths, precision
 from tasks.contract import Output, Stage
 from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
 from tasks.params import ModelParams, TrainParams
@@ -41,21 +41,17 @@ class TrainResult:
     model: Any = field(default=None, repr=False)  # the trained tf_keras model, in memory (not shown in the flow)
 
 
-def setup(params: TrainParams) -> None:
-    """Seeds and precision from params; reports the devices used."""
+def setup(params: TrainParams) -> str:
+    """Seeds from params; reports the devices used; returns the precision to train in (``tasks.precision``)."""
     import tensorflow as tf
     import tf_keras
 
     tf_keras.utils.set_random_seed(params.seed)
     gpus = tf.config.list_physical_devices("GPU")
     log.info("devices: %s", ", ".join(d.name for d in gpus) or "CPU only")
-    policy = "float32"
-    if params.mixed_precision:
-        if gpus:
-            policy = "mixed_float16"
-        else:
-            log.warning("train.mixed_precision is on but there is no GPU; training in float32")
-    tf_keras.mixed_precision.set_global_policy(policy)
+    chosen, why = precision.choose(params.mixed_precision, gpus=len(gpus))
+    log.info("precision: %s (%s); the exported model stays float32", chosen, why)
+    return chosen
 
 
 def build_extractor(backbone: Any, image_size: int) -> Any:
@@ -94,11 +90,13 @@ def extract_features(extractor: Any, ds: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(feats), np.concatenate(labels)
 
 
-def _compile(model: Any, learning_rate: float) -> None:
+def _compile(model: Any, learning_rate: float, loss_scaling: bool = False) -> None:
     import tf_keras
 
+    optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate)
     model.compile(
-        optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
+        # float16 gradients underflow without it; the rewrite does not add it (bfloat16 needs none)
+        optimizer=tf_keras.mixed_precision.LossScaleOptimizer(optimizer) if loss_scaling else optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -240,6 +238,7 @@ class Run:
     train_files: list[str]
     val_files: list[str]
     class_names: list[str]
+    compute: str = precision.FLOAT32  # the precision both phases compute in (tasks.precision)
 
 
 def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
@@ -253,7 +252,13 @@ def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
     (x_tr, y_tr, x_val, y_val), seen = cached_features(
         run.checkpoints, build_extractor(frozen, size), run.train_files, run.val_files, size, run.batch
     )
-    log.info("phase 1: %d train / %d validation feature vectors of size %d", len(x_tr), len(x_val), x_tr.shape[1])
+    log.info(
+        "phase 1 (%s): %d train / %d validation feature vectors of size %d",
+        run.compute,
+        len(x_tr),
+        len(x_val),
+        x_tr.shape[1],
+    )
     with run.strategy.scope():
         head = build_head(x_tr.shape[1], len(run.class_names), run.model.dropout)
     head_done = run.checkpoints / "head.weights.h5"
@@ -282,8 +287,9 @@ def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
     with run.strategy.scope():
         tunable = backbones.load_backbone(handle, trainable_top=tp.fine_tune_layers)
         model = build_classifier(tunable, head, size)
-        _compile(model, tp.fine_tune_learning_rate)  # recompile after changing what is trainable
-    log.info("phase 2: %d trainable backbone weights", len(tunable.trainable_weights))
+        # recompile after changing what is trainable
+        _compile(model, tp.fine_tune_learning_rate, loss_scaling=run.compute == precision.FLOAT16)
+    log.info("phase 2 (%s): %d trainable backbone weights", run.compute, len(tunable.trainable_weights))
     augmentation = {"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": tp.seed}
     # Restored Hub functions fail on a ragged last batch split over replicas, so several
     # replicas see whole batches only: the validation metric then skips validation_images % batch images.
@@ -355,19 +361,14 @@ def train(
         model: the ``model`` section (backbone handle, image size, head).
         params: the ``train`` section.
     """
-    import tf_keras
-
-    try:
-        return _train(
-            processed,
-            {"model_dir": model_dir, "tensorboard": tensorboard, "history": history, "curves": curves},
-            checkpoints,
-            backbone_cache,
-            model,
-            params,
-        )
-    finally:
-        tf_keras.mixed_precision.set_global_policy("float32")  # the policy is global to the process
+    return _train(
+        processed,
+        {"model_dir": model_dir, "tensorboard": tensorboard, "history": history, "curves": curves},
+        checkpoints,
+        backbone_cache,
+        model,
+        params,
+    )
 
 
 def _train(
@@ -378,14 +379,14 @@ def _train(
     model: ModelParams,
     params: TrainParams,
 ) -> TrainResult:
-    """:func:`train` without the clean-up of process-wide settings."""
+    """:func:`train` with the outputs as one mapping."""
     import tensorflow as tf
 
     # Resolve (and on first use export) the backbone before seeding: exporting a built-in draws from the
     # global random state, so seeding first made a run with the cache differ from a run without it.
     handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
     log.info("backbone %s (%s)", model.handle, handle)
-    setup(params)
+    chosen = setup(params)
     strategy = make_strategy(params.distribution)
     if strategy.num_replicas_in_sync == 1:
         # Same params, same machine, same numbers. Not under MirroredStrategy: its replicas' random
@@ -407,12 +408,14 @@ def _train(
             dataset.shard_files(processed, "Train"),
             dataset.shard_files(processed, "Validation"),
             class_names,
+            chosen,
         )
-        frozen, head, seen, sizes = phase1(run, handle)
-        if params.fine_tune_epochs:
-            classifier = phase2(run, handle, head, sizes[1])
-        else:
-            classifier = build_classifier(frozen, head, model.image_size)
+        with precision.rewrite(chosen):
+            frozen, head, seen, sizes = phase1(run, handle)
+            if params.fine_tune_epochs:
+                classifier = phase2(run, handle, head, sizes[1])
+            else:
+                classifier = build_classifier(frozen, head, model.image_size)
         history = write_outputs(run, classifier, sizes, staging, outputs)
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
     last = history[-1]

@@ -62,6 +62,13 @@ def _near_duplicates(r: dict) -> None:
     assert r["total_seconds"] == approx(r["hashing_seconds_on_all_cores"] + r["search_seconds"], abs=0.11)
 
 
+def _precision(r: dict) -> None:
+    rates, reduced = r["images_per_second_median"], r["reduced_precision"]
+    assert set(rates) == {"float32", reduced}
+    for k, ratio in r["speedup"].items():
+        assert ratio == approx(rates[reduced][k] / rates["float32"][k], rel=0.01), k
+
+
 def _gpu_checks(r: dict) -> None:
     rates = r["resnet50v2_train_images_per_second"]
     assert r["mixed_over_fp32"] == approx(rates["mixed_float16"] / rates["float32"], rel=0.01)
@@ -77,6 +84,7 @@ def _gpu_checks(r: dict) -> None:
         ("benchmarks.scale", _scale),
         ("benchmarks.predict", _predict),
         ("benchmarks.near_duplicates", _near_duplicates),
+        ("benchmarks.precision", _precision),
         ("benchmarks.gpu_checks", _gpu_checks),
     ],
 )

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from flows import predict
-from tasks import dataset, paths, synthetic
-from tasks.evaluate import BLANK_COLOURS
+from tasks import dataset, paths, precision, synthetic
+from tasks.evaluate import BLANK_COLOURS, predict_split
 from tasks.inference import load_model
 from tasks.stages import BY_NAME
 from tests.conftest import digest, dvc, overlap, ran, set_params
@@ -104,6 +104,18 @@ def test_flip_and_small_brightness_changes_rarely_change_the_prediction(demo):
     behaviour = json.loads((repo / paths.EVALUATION).read_text())["behaviour"]  # evaluate reports the same
     assert behaviour["flip_changed"] == pytest.approx(flip_rate)
     assert behaviour["brightness_changed"] == pytest.approx(brightness_rate)
+
+
+@pytest.mark.skipif(not precision.cpu_has_bfloat16(), reason="this CPU has no bfloat16 instructions")
+def test_the_demo_model_in_bfloat16_gives_the_same_answers(demo):
+    repo, _ = demo
+    model, files = load_model(repo / paths.MODEL_DIR), dataset.shard_files(repo / paths.PROCESSED_DIR, "Test")
+    full = predict_split(model, files, 64)
+    with precision.rewrite("bfloat16"):
+        reduced = predict_split(load_model(repo / paths.MODEL_DIR), files, 64)
+    a, b = full.probs.argmax(axis=1), reduced.probs.argmax(axis=1)
+    # 400 Test images: at most 2 answers differ, accuracy within half a point
+    assert (a == b).mean() >= 0.995 and abs((a == full.y_true).mean() - (b == full.y_true).mean()) <= 0.005
 
 
 def test_a_blank_image_is_refused_by_the_blessed_model_cli(demo, tmp_path, monkeypatch, capsys):
