@@ -191,14 +191,14 @@ def make_strategy(kind: str) -> Any:
 
     import tensorflow as tf
 
-    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
-    if kind == "multi_worker":
+    if kind == "multi_worker":  # before anything starts TensorFlow's context (listing devices does)
         if not os.environ.get("TF_CONFIG"):
             raise StageError(
                 "train.distribution is multi_worker but TF_CONFIG is not set; set TF_CONFIG on every "
                 "worker (cluster and task index) or use auto"
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy(gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
     if kind == "auto" and len(gpus) > 1:
@@ -283,6 +283,8 @@ def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
 
 def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
     """Fine-tune the top of a trainable copy of the backbone, with the phase-1 head, at a low learning rate."""
+    import tensorflow as tf
+
     tp, size = run.params, run.model.image_size
     with run.strategy.scope():
         tunable = backbones.load_backbone(handle, trainable_top=tp.fine_tune_layers)
@@ -305,6 +307,12 @@ def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
         run.train_files, size, run.batch, shuffle_seed=tp.seed, augmentation=augmentation, drop_remainder=whole
     )
     val_ds = dataset.make_dataset(run.val_files, size, run.batch, drop_remainder=whole)
+    if isinstance(run.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Sharding by file gives each worker whatever its files hold: unequal step counts, and no whole
+        # validation batch on small sets. Every worker reads everything; each replica takes its slice.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -384,10 +392,11 @@ def _train(
 
     # Resolve (and on first use export) the backbone before seeding: exporting a built-in draws from the
     # global random state, so seeding first made a run with the cache differ from a run without it.
+    # The strategy first: MultiWorkerMirroredStrategy must set up collective ops before any op runs.
+    strategy = make_strategy(params.distribution)
     handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
     log.info("backbone %s (%s)", model.handle, handle)
     chosen = setup(params)
-    strategy = make_strategy(params.distribution)
     if strategy.num_replicas_in_sync == 1:
         # Same params, same machine, same numbers. Not under MirroredStrategy: its replicas' random
         # ops (dropout) refuse deterministic mode, and its all-reduce order varies anyway.

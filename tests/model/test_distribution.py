@@ -1,16 +1,26 @@
-"""train.distribution: MirroredStrategy on 2 logical CPU devices matches single-device training."""
+"""train.distribution: MirroredStrategy on 2 logical CPU devices matches single-device training, and two
+MultiWorkerMirroredStrategy workers on loopback train the tiny model to the one-worker band."""
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import yaml
 
-from tasks import paths
+from tasks import dataset, paths
+from tasks.evaluate import predict_split
 from tasks.files import StageError
+from tasks.inference import load_model
 from tests.conftest import REPO
+from tests.flows.conftest import free_port
+
+from .conftest import TINY_MODEL_PARAMS
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +73,39 @@ def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(StageError, match="TF_CONFIG is not set"):
         make_strategy("multi_worker")
+
+
+def test_two_workers_on_loopback_train_the_tiny_model_in_the_one_worker_band(prepared, trained, tmp_path):
+    """train.distribution: multi_worker, two processes on 127.0.0.1 (TF_CONFIG), as on two hosts."""
+    root, _ = prepared
+    _, _, one_worker = trained
+    raw = copy.deepcopy(TINY_MODEL_PARAMS)
+    raw["train"]["distribution"] = "multi_worker"
+    cluster = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    workers = []
+    for index in (0, 1):
+        home = tmp_path / f"worker{index}"  # each host has its own checkout; the data comes from the DVC remote
+        (home / "data").mkdir(parents=True)
+        (home / paths.PROCESSED_DIR).symlink_to(root / paths.PROCESSED_DIR)
+        (home / paths.PARAMS_FILE).write_text(yaml.safe_dump(raw))
+        tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tasks.train"],
+                cwd=home,
+                env={**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONPATH": str(REPO)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    logs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert all("CollectiveAllReduceStrategy with 2 replica(s)" in log for log in logs)  # MultiWorkerMirrored
+
+    def test_accuracy(model_dir) -> float:
+        pred = predict_split(load_model(model_dir), dataset.shard_files(root / paths.PROCESSED_DIR, "Test"), 64)
+        return float(np.mean(pred.probs.argmax(axis=1) == pred.y_true))
+
+    one, two = test_accuracy(one_worker.model_dir), test_accuracy(tmp_path / "worker0" / paths.MODEL_DIR)
+    assert two >= 0.8 and abs(one - two) <= 0.1, (one, two)  # 100 Test images
