@@ -47,6 +47,11 @@ def is_junk(name: str) -> bool:
     )
 
 
+def member_name(relpath: str) -> str:
+    """The zip entry of a manifest path in the raw archive (download writes standard '/' names)."""
+    return f"{paths.DATASET_TOP}/{relpath}"
+
+
 def _normal(name: str) -> str:
     """A zip entry name with Windows separators made '/' (some Windows tools write backslashes)."""
     return name.replace("\\", "/")

@@ -76,7 +76,6 @@ def find(kept: Any, archive_path: Path) -> list[dict[str, Any]]:
     """
     rows = kept[kept["phash"].notna() & (kept["phash"] != "")]
     splits = {s: rows[rows["split"] == s] for s in paths.SPLITS}
-    names = {e.relpath: e.name for e in archive.read_entries(archive_path)[0]}
     found = []
     with zipfile.ZipFile(archive_path) as zf:
         for n, first in enumerate(paths.SPLITS):
@@ -88,7 +87,8 @@ def find(kept: Any, archive_path: Path) -> list[dict[str, Any]]:
                     x, y = a.iloc[i], b.iloc[j]
                     if x["sha256"] == y["sha256"]:
                         continue
-                    correlation = float(_thumbnail(zf.read(names[x["path"]])) @ _thumbnail(zf.read(names[y["path"]])))
+                    pixels = [_thumbnail(zf.read(archive.member_name(row["path"]))) for row in (x, y)]
+                    correlation = float(pixels[0] @ pixels[1])
                     if correlation >= MIN_CORRELATION:
                         found.append(
                             {"a": x["path"], "b": y["path"], "distance": distance, "correlation": round(correlation, 4)}

@@ -73,7 +73,7 @@ def preprocess(
             n = params.shards_per_split
             writers = [tf.io.TFRecordWriter(str(tmp / f"{split}-{i:05d}-of-{n:05d}.tfrecord")) for i in range(n)]
             for i, row in enumerate(split_rows):
-                data = zf.read(f"{paths.DATASET_TOP}/{row['path']}")
+                data = zf.read(archive.member_name(row["path"]))
                 if (row["format"], row["mode"]) != ("JPEG", "RGB"):  # allowed by validate.allowed_modes/formats
                     data, converted = to_rgb_jpeg(data), converted + 1
                 writers[i % n].write(dataset.encode_example(data, index[row["label"]], row["path"]))

@@ -83,8 +83,9 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
                 return row
             img.load()
             row["decodes"] = True
-            row["brightness"] = round(float(ImageStat.Stat(img.convert("L")).mean[0]), 2)  # for the drift check
-            row["phash"] = near_duplicates.phash(img)  # for near-duplicates across splits
+            grey = img.convert("L")  # once: the drift check's brightness and the perceptual hash both use it
+            row["brightness"] = round(float(ImageStat.Stat(grey).mean[0]), 2)
+            row["phash"] = near_duplicates.phash(grey)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
