@@ -231,7 +231,9 @@ def make_synthetic(params: DataParams, dest: Path) -> dict[str, Any]:
     counts = {"Train": syn.train, "Validation": syn.validation, "Test": syn.test}
     total = sum(counts.values())
     with archive.ArchiveWriter(dest / paths.RAW_ARCHIVE_NAME) as writer:
-        for i, (split, label, data) in enumerate(synthetic.generate(counts, syn.male_share, syn.seed), start=1):
+        for i, (split, label, data) in enumerate(
+            synthetic.generate(counts, syn.male_share, syn.seed, os.cpu_count() or 1), start=1
+        ):
             writer.add(split, label, data)
             if i % 500 == 0 or i == total:
                 log.info("synthetic faces: %d/%d", i, total)

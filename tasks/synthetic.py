@@ -11,7 +11,9 @@ distributions for both classes.
 from __future__ import annotations
 
 import io
+import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -90,21 +92,54 @@ def draw_face(rng: np.random.Generator, male: bool) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
-def generate(counts: dict[str, int], male_share: float, seed: int) -> Iterator[tuple[str, str, bytes]]:
+BLOCK = 5000  # images per random stream: blocks are drawn independently, so in parallel
+
+
+def _block_seed(split_seed: np.random.SeedSequence, block: int) -> np.random.SeedSequence:
+    """Block 0 draws from the split's own stream (the demo's splits are one block each); later
+    blocks from its block-th child, so a block never depends on the ones before it."""
+    if block == 0:
+        return split_seed
+    return np.random.SeedSequence(split_seed.entropy, spawn_key=(*split_seed.spawn_key, block))
+
+
+def _draw_block(seed: np.random.SeedSequence, labels: list[str]) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for label in labels:
+        img = draw_face(rng, male=label == "Male")
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=int(rng.integers(70, 96)))
+        out.append(buf.getvalue())
+    return out
+
+
+def generate(
+    counts: dict[str, int], male_share: float, seed: int, workers: int = 1
+) -> Iterator[tuple[str, str, bytes]]:
     """Yield ``(split, label, jpeg_bytes)`` for the whole set, deterministically by ``seed``.
 
-    Each split holds ``round(count * male_share)`` Male images, the rest Female.
+    Each split holds ``round(count * male_share)`` Male images, the rest Female. The images are
+    drawn in blocks of ``BLOCK``, on ``workers`` processes when there is more than one block; the
+    bytes do not depend on ``workers``.
     """
-    root = np.random.SeedSequence(seed)
-    for (split, count), child in zip(counts.items(), root.spawn(len(counts))):
-        rng = np.random.default_rng(child)
+    jobs = []
+    for (split, count), split_seed in zip(counts.items(), np.random.SeedSequence(seed).spawn(len(counts))):
         n_male = round(count * male_share)
         labels = ["Male"] * n_male + ["Female"] * (count - n_male)
-        for label in labels:
-            img = draw_face(rng, male=label == "Male")
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=int(rng.integers(70, 96)))
-            yield split, label, buf.getvalue()
+        for block, start in enumerate(range(0, count, BLOCK)):
+            jobs.append((split, _block_seed(split_seed, block), labels[start : start + BLOCK]))
+    if workers > 1 and len(jobs) > 1:
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"))
+        blocks = pool.map(_draw_block, [seed for _, seed, _ in jobs], [labels for _, _, labels in jobs])
+    else:
+        pool, blocks = None, (_draw_block(seed, labels) for _, seed, labels in jobs)
+    try:
+        for (split, _, labels), images in zip(jobs, blocks):
+            yield from ((split, label, data) for label, data in zip(labels, images))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def photos(
