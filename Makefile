@@ -70,11 +70,15 @@ deploy: setup  ## the work-pool route: register prefect.yaml's deployments on a 
 worker: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process
 
-.PHONY: bench
-bench: setup  ## every CPU benchmark at its documented size (~15 min on 2 cores); results in benchmarks/results/
-	$(BIN)/python -m benchmarks.frozen_phase
+.PHONY: bench bench-200k
+bench: setup  ## every CPU benchmark at its documented size (~25 min on 2 cores); results in benchmarks/results/
+	$(BIN)/python -m benchmarks.frozen_phase --mixed-precision
 	$(BIN)/python -m benchmarks.input_pipeline
 	$(BIN)/python -m benchmarks.scale
 	$(BIN)/python -m benchmarks.predict
 	$(BIN)/python -m benchmarks.near_duplicates
 	$(BIN)/python -m benchmarks.precision
+	$(BIN)/python -m benchmarks.rehearsal
+
+bench-200k: setup  ## the data half (download, validate, preprocess) on 200,000 images (~15 min, ~10 GB of disk)
+	$(BIN)/python -m benchmarks.scale --data-half

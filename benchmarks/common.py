@@ -93,8 +93,11 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
-    """Run ``cmd`` in a fresh child; return (wall seconds, peak RSS in MiB of its largest process)."""
+def run_measured(cmd: list[str], cwd: Path, env: dict | None = None, log: Path | None = None) -> tuple[float, float]:
+    """Run ``cmd`` in a fresh child; return (wall seconds, peak RSS in MiB of its largest process).
+
+    With ``log``, the command's stderr (where the stages log) is written there.
+    """
     probe = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
         "rc = subprocess.run(sys.argv[1:]).returncode; dt = time.perf_counter() - t; "
@@ -105,6 +108,8 @@ def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[fl
     )
     if done.returncode != 0:
         raise RuntimeError(f"{cmd} failed:\n{done.stderr[-3000:]}")
+    if log is not None:
+        log.write_text(done.stderr)
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("MEASURED"))
     _, seconds, kib = line.split()
     return float(seconds), int(kib) / 1024

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The GPU checks, in one prepared script for a lent GPU machine (must finish in under 8 minutes):
-#   bash benchmarks/gpu.sh            # on the GPU machine: installs the CUDA extra, then measures
-#   bash benchmarks/gpu.sh --small    # a seconds-long check of the same code on a CPU
-# Results: benchmarks/results/gpu_checks.json (and gpu_frozen_phase.json); copy the figures and
-# the card's name into BENCHMARKS.md.
+# The GPU checks, in one prepared script for a GPU machine (see benchmarks/gpu_checks.py for the list):
+#   bash benchmarks/gpu.sh            # on the GPU machine: sets up TensorFlow with CUDA, then measures
+#   bash benchmarks/gpu.sh --small    # a minutes-long check of the same code on a CPU (run by the tests)
+# Results: benchmarks/results/gpu_checks.json, gpu_precision.json, gpu_rehearsal.json and
+# gpu_frozen_phase.json; copy the figures and the card's name into BENCHMARKS.md.
+# It needs TensorFlow 2.21 with CUDA on the machine: from PyPI when the machine reaches it, or installed
+# beforehand (the wheels are about 600 MB, so they cannot travel with a 64 MiB working-tree copy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" != "--small" ]]; then
-  test -x .venv/bin/python || { python3.11 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e .; }
-  .venv/bin/pip install -q -c constraints.txt "tensorflow[and-cuda]==2.21.0"
+  test -x .venv/bin/python || python3.11 -m venv .venv
+  if ! .venv/bin/python -c "import tensorflow" 2>/dev/null; then
+    .venv/bin/pip install -q -c constraints.txt -e . "tensorflow[and-cuda]==2.21.0" || {
+      echo "gpu.sh: TensorFlow 2.21 with CUDA could not be installed here (no route to PyPI?); install it first" >&2
+      exit 2
+    }
+  fi
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 fi
 exec timeout 470 .venv/bin/python -m benchmarks.gpu_checks "$@"

@@ -1,7 +1,8 @@
 """Benchmark 5: prediction throughput of flows.predict over a folder of images.
 
 Two models: the demo model (small_cnn at the demo size) and a resnet50v2 classifier at 224 px (random
-weights; the cost is what matters). Reported: the whole command (start-up and model load included)
+weights; the cost is what matters), the latter also with ``--mixed-precision`` (the reduced precision
+``tasks.precision`` picks here, when there is one). Reported: the whole command (start-up and model load included)
 and the in-process prediction rate. Also ``--detect-faces`` on 640x480 photos with one pasted face
 each (the demo model): in-process photos per second, against plain prediction of the same photos.
 
@@ -70,7 +71,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.small:
         args.images = 40
     from flows.predict import expand, predict_files
+    from tasks import precision
     from tasks.inference import load_model
+
+    reduced, _ = precision.choose(True)
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,15 +83,20 @@ def main(argv: list[str] | None = None) -> dict:
             "demo small_cnn 96px": export_untrained("small_cnn", 96, Path(tmp) / "m1"),
             "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, Path(tmp) / "m2"),
         }
-        for name, model_dir in models.items():
+        runs = [(name, model_dir, precision.FLOAT32) for name, model_dir in models.items()]
+        if reduced != precision.FLOAT32:  # the resnet50v2 classifier again, with --mixed-precision
+            runs.append((f"resnet50v2 224px {reduced}", models["resnet50v2 224px"], reduced))
+        for name, model_dir, compute in runs:
+            flag = ["--mixed-precision"] if compute != precision.FLOAT32 else []
             wall, peak = run_measured(
-                [sys.executable, "-m", "flows.predict", str(folder), "--model", str(model_dir)], REPO
+                [sys.executable, "-m", "flows.predict", str(folder), "--model", str(model_dir), *flag], REPO
             )
-            model = load_model(model_dir)
             files = expand([folder])
-            start = time.perf_counter()
-            out = predict_files(files, model)
-            seconds = time.perf_counter() - start
+            with precision.rewrite(compute):  # as flows.predict --mixed-precision runs it
+                model = load_model(model_dir)
+                start = time.perf_counter()
+                out = predict_files(files, model)
+                seconds = time.perf_counter() - start
             assert len(out) == args.images and not any("error" in r for r in out)
             results[name] = {
                 "command_seconds": round(wall, 2),

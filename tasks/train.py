@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,9 +421,13 @@ def _train(
             chosen,
         )
         with precision.rewrite(chosen):
+            start = time.perf_counter()
             frozen, head, seen, sizes = phase1(run, handle)
+            log.info("phase 1 took %.1f s", time.perf_counter() - start)
             if params.fine_tune_epochs:
+                start = time.perf_counter()
                 classifier = phase2(run, handle, head, sizes[1])
+                log.info("phase 2 took %.1f s", time.perf_counter() - start)
             else:
                 classifier = build_classifier(frozen, head, model.image_size)
         history = write_outputs(run, classifier, sizes, staging, outputs)

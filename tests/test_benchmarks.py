@@ -14,6 +14,7 @@ import sys
 import pytest
 from pytest import approx
 
+from benchmarks import rehearsal
 from benchmarks.common import REPO, RESULTS
 from tasks.stages import BY_NAME
 
@@ -21,8 +22,16 @@ pytestmark = pytest.mark.slow
 
 
 def _frozen_phase(r: dict) -> None:
-    assert r["speedup"] == approx(r["seconds_median"]["original"] / r["seconds_median"]["ours"])
+    med = r["seconds_median"]
+    assert r["speedup"] == approx(med["original"] / med["ours"])
     assert {len(v) for v in r["val_accuracy"].values()} == {r["params"]["repeats"]}
+    reduced = {k.split("_", 1)[1] for k in med if "_" in k}  # run with --mixed-precision
+    if not reduced:  # a CPU without bfloat16: float32 only
+        assert "speedup_ours_rewritten" not in r
+        return
+    (reduced,) = reduced
+    assert r["speedup_ours_rewritten"] == approx(med["original"] / med[f"ours_{reduced}"])
+    assert r["speedup_both_rewritten"] == approx(med[f"original_{reduced}"] / med[f"ours_{reduced}"])
 
 
 def _input_pipeline(r: dict) -> None:
@@ -38,6 +47,27 @@ def _scale(r: dict) -> None:
     for run in r["runs"]:
         assert list(run["stages"]) == list(BY_NAME)  # every stage, in DAG order
         assert run["full_run_seconds"] == approx(sum(s["seconds"] for s in run["stages"].values()), abs=0.1)
+
+
+def _data_half(r: dict) -> None:
+    run = r["run"]
+    assert run["images"] == 200 and list(run["stages"]) == ["download", "validate", "preprocess"]
+    assert run["full_run_seconds"] == approx(sum(s["seconds"] for s in run["stages"].values()), abs=0.1)
+    assert run["disk_mib"]["data"] > 0
+
+
+def _rehearsal(r: dict) -> None:
+    real, ours = rehearsal.images_handled(r["kaggle_counts"]), rehearsal.images_handled(r["counts"])
+    for compute, m in r["measured"].items():
+        s, scaled = m["seconds"], m["kaggle_scale_seconds"]
+        assert set(s) == {*rehearsal.DATA_STAGES, *rehearsal.MODEL_STAGES, "phase1", "phase2"}, compute
+        assert 0 < s["phase1"] + s["phase2"] < s["train"], compute  # the phases are timed inside the stage
+        for k in ("validate", "phase1", "evaluate"):
+            assert scaled[k] == approx(s[k] / ours[k] * real[k], abs=1), (compute, k)
+        rest = s["train"] - s["phase1"] - s["phase2"]
+        assert scaled["train"] == approx(scaled["phase1"] + scaled["phase2"] + rest, abs=2), compute
+    f32, low = (r["measured"][c]["kaggle_scale_seconds"] for c in ("float32", r["reduced_precision"]))
+    assert r["speedup_at_kaggle_scale"]["phase1"] == approx(f32["phase1"] / low["phase1"], rel=0.01)
 
 
 def _predict(r: dict) -> None:
@@ -70,27 +100,29 @@ def _precision(r: dict) -> None:
 
 
 def _gpu_checks(r: dict) -> None:
-    rates = r["resnet50v2_train_images_per_second"]
-    assert r["mixed_over_fp32"] == approx(rates["mixed_float16"] / rates["float32"], rel=0.01)
+    _precision(json.loads((RESULTS / "smoke_gpu_precision.json").read_text()))
+    _rehearsal(json.loads((RESULTS / "smoke_gpu_rehearsal.json").read_text()))
+    assert set(r["rewrite_over_fp32"]) == {"feature_extraction", "phase2_train_step", "prediction"}
     steps = r["step_seconds"]
     assert r["input_overhead"] == approx(steps["real_input"] / steps["in_memory"] - 1)
 
 
+# benchmarks.precision and benchmarks.rehearsal run (--small) inside benchmarks.gpu_checks, checked there.
 @pytest.mark.parametrize(
-    ("module", "check"),
+    ("module", "extra", "check"),
     [
-        ("benchmarks.frozen_phase", _frozen_phase),
-        ("benchmarks.input_pipeline", _input_pipeline),
-        ("benchmarks.scale", _scale),
-        ("benchmarks.predict", _predict),
-        ("benchmarks.near_duplicates", _near_duplicates),
-        ("benchmarks.precision", _precision),
-        ("benchmarks.gpu_checks", _gpu_checks),
+        ("benchmarks.frozen_phase", ["--mixed-precision"], _frozen_phase),
+        ("benchmarks.input_pipeline", [], _input_pipeline),
+        ("benchmarks.scale", [], _scale),
+        ("benchmarks.scale", ["--data-half"], _data_half),
+        ("benchmarks.predict", [], _predict),
+        ("benchmarks.near_duplicates", [], _near_duplicates),
+        ("benchmarks.gpu_checks", [], _gpu_checks),
     ],
 )
-def test_benchmark_runs_small_and_its_figures_agree(module, check):
-    name = "smoke_" + module.split(".")[1]
-    args = ["--small"] + (["--name", name] if module != "benchmarks.gpu_checks" else [])
+def test_benchmark_runs_small_and_its_figures_agree(module, extra, check):
+    name = "smoke_" + module.split(".")[1] + "".join(extra).replace("-", "_")
+    args = ["--small", *extra] + (["--name", name] if module != "benchmarks.gpu_checks" else [])
     done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((RESULTS / f"{name}.json").read_text())

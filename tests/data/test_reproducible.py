@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from tasks import synthetic
 from tasks.stages import BY_NAME
 from tests.conftest import digest
 
@@ -51,3 +52,14 @@ def test_every_output_a_later_stage_reads_is_reproducible():
     for stage in BY_NAME.values():
         read = set(stage.deps.values())
         assert not (read & unstable) - trained, f"{stage.name} reads {sorted((read & unstable) - trained)}"
+
+
+def test_synthetic_faces_do_not_depend_on_the_number_of_workers(monkeypatch):
+    counts = {"Train": 17, "Test": 5}
+    one_stream = list(synthetic.generate(counts, 0.42, 3))  # each split one block: the stream before blocks
+    monkeypatch.setattr(synthetic, "BLOCK", 4)  # 5 + 2 blocks, drawn on 2 processes, in order
+    sequential, parallel = list(synthetic.generate(counts, 0.42, 3)), list(synthetic.generate(counts, 0.42, 3, 2))
+    assert parallel == sequential
+    assert [s[:2] for s in sequential] == [s[:2] for s in one_stream]  # same splits and labels, in order
+    assert sequential[:4] == one_stream[:4]  # the first block of a split is its old stream
+    assert sequential[4:17] != one_stream[4:17]  # later blocks have their own streams
