@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
         params["train"].update(epochs=1, fine_tune_epochs=1, batch_size=16)
         params["evaluate"]["bootstrap_samples"] = params["promote"]["bootstrap_samples"] = 50
     counts = split_counts(args.images)
+    train_params = {k: v for k, v in params["train"].items() if k != "mixed_precision"}  # both are run
     reduced, why = precision.choose(True)
     measured: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             }
     f32, low = (measured[c]["kaggle_scale_seconds"] for c in (precision.FLOAT32, reduced))  # the same without bf16
     result = {
-        "params": {**vars(args), "image_size": params["model"]["image_size"], "train": params["train"]},
+        "params": {**vars(args), "image_size": params["model"]["image_size"], "train": train_params},
         "counts": counts,
         "kaggle_counts": KAGGLE,
         "local_zip": zip_made,
