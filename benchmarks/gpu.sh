@@ -5,7 +5,7 @@
 # Results: benchmarks/results/gpu_checks.json, gpu_precision.json, gpu_rehearsal.json and
 # gpu_frozen_phase.json; copy the figures and the card's name into BENCHMARKS.md.
 # It needs TensorFlow 2.21 with CUDA on the machine: from PyPI when the machine reaches it, or installed
-# beforehand (the wheels are about 600 MB, so they cannot travel with a 64 MiB working-tree copy).
+# beforehand (its wheel is hundreds of MB: it cannot travel with a 64 MiB working-tree copy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" != "--small" ]]; then

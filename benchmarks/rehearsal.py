@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.images = 60
         params["model"]["image_size"] = 64
         params["train"].update(epochs=1, fine_tune_epochs=1, batch_size=16)
-        params["evaluate"]["bootstrap_samples"] = params["promote"]["bootstrap_samples"] = 50
+        params["evaluate"]["bootstrap_samples"] = params["promote"]["bootstrap_samples"] = 100
     counts = split_counts(args.images)
     train_params = {k: v for k, v in params["train"].items() if k != "mixed_precision"}  # both are run
     reduced, why = precision.choose(True)
