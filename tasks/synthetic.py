@@ -131,9 +131,9 @@ def generate(
             jobs.append((split, _block_seed(split_seed, block), labels[start : start + BLOCK]))
     if workers > 1 and len(jobs) > 1:
         pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"))
-        blocks = pool.map(_draw_block, [seed for _, seed, _ in jobs], [labels for _, _, labels in jobs])
+        blocks = pool.map(_draw_block, *zip(*((block_seed, labels) for _, block_seed, labels in jobs)))
     else:
-        pool, blocks = None, (_draw_block(seed, labels) for _, seed, labels in jobs)
+        pool, blocks = None, (_draw_block(block_seed, labels) for _, block_seed, labels in jobs)
     try:
         for (split, _, labels), images in zip(jobs, blocks):
             yield from ((split, label, data) for label, data in zip(labels, images))
