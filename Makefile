@@ -71,7 +71,7 @@ worker: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process
 
 .PHONY: bench bench-200k
-bench: setup  ## every CPU benchmark at its documented size (~25 min on 2 cores); results in benchmarks/results/
+bench: setup  ## every CPU benchmark at its documented size (~30 min on 2 cores); results in benchmarks/results/
 	$(BIN)/python -m benchmarks.frozen_phase --mixed-precision
 	$(BIN)/python -m benchmarks.input_pipeline
 	$(BIN)/python -m benchmarks.scale
