@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from benchmarks.common import REPO, copy_repo, run_measured, save
-from benchmarks.scale import local_zip, split_counts
+from benchmarks.scale import DVC, local_zip, split_counts
 from tasks import precision
 
-DVC = [sys.executable, "-m", "dvc"]
 KAGGLE = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}  # the real set's splits
 DATA_STAGES = ("download", "validate", "preprocess")
 MODEL_STAGES = ("train", "evaluate", "promote")

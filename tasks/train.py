@@ -370,31 +370,13 @@ def train(
         model: the ``model`` section (backbone handle, image size, head).
         params: the ``train`` section.
     """
-    return _train(
-        processed,
-        {"model_dir": model_dir, "tensorboard": tensorboard, "history": history, "curves": curves},
-        checkpoints,
-        backbone_cache,
-        model,
-        params,
-    )
-
-
-def _train(
-    processed: Path,
-    outputs: dict[str, Path],
-    checkpoints: Path,
-    backbone_cache: Path,
-    model: ModelParams,
-    params: TrainParams,
-) -> TrainResult:
-    """:func:`train` with the outputs as one mapping."""
     import tensorflow as tf
 
-    # Resolve (and on first use export) the backbone before seeding: exporting a built-in draws from the
-    # global random state, so seeding first made a run with the cache differ from a run without it.
+    outputs = {"model_dir": model_dir, "tensorboard": tensorboard, "history": history, "curves": curves}
     # The strategy first: MultiWorkerMirroredStrategy must set up collective ops before any op runs.
     strategy = make_strategy(params.distribution)
+    # Resolve (and on first use export) the backbone before seeding: exporting a built-in draws from the
+    # global random state, so seeding first made a run with the cache differ from a run without it.
     handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
     log.info("backbone %s (%s)", model.handle, handle)
     chosen = setup(params)
@@ -430,11 +412,11 @@ def _train(
                 log.info("phase 2 took %.1f s", time.perf_counter() - start)
             else:
                 classifier = build_classifier(frozen, head, model.image_size)
-        history = write_outputs(run, classifier, sizes, staging, outputs)
+        epochs = write_outputs(run, classifier, sizes, staging, outputs)
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
-    last = history[-1]
+    last = epochs[-1]
     log.info("final epoch: val_accuracy %.4f, val_loss %.4f", last["val_accuracy"], last["val_loss"])
-    return TrainResult(outputs["model_dir"], history, seen, classifier)
+    return TrainResult(model_dir, epochs, seen, classifier)
 
 
 STAGE = Stage(
