@@ -26,7 +26,10 @@ from benchmarks.common import save
 
 def prepare(root: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
     """JPEG folders for the original recipe and TFRecord shards of the same images for ours."""
-    from tasks.params import DataParams, Params, PreprocessParams, SyntheticParams, ValidateParams
+    from tasks.params.config import Params
+    from tasks.params.data import DataParams, SyntheticParams
+    from tasks.params.preprocess import PreprocessParams
+    from tasks.params.validate import ValidateParams
     from tasks.stages import run_through
 
     params = Params(

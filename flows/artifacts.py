@@ -18,7 +18,7 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import model_card, paths
-from tasks.metrics import failed_checks
+from tasks.gate import failed_checks
 
 MAX_IMAGE_BYTES = 200_000  # each embedded PNG, before base64
 MAX_IMAGE_SIDE = 900  # pixels; larger figures (the sample grid) are downscaled first

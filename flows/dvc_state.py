@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tasks.files import StageError
+from tasks.errors import StageError
 
 
 class PipelineBusy(StageError):

@@ -7,7 +7,7 @@ Before a stage runs, the flow asks DVC whether it is up to date; if so, its task
 (``dvc commit``), exactly as ``dvc repro`` would record it. Retries are the download stage's own
 (network errors only), so the tasks themselves do not retry. Task runs carry the git commit as
 their version and the stage's DVC input hash as a tag. A failed quality gate ends the ``promote``
-task in a ``Not promoted`` state with the reasons.
+task in a ``Not promoted`` state with the reasons (the stage result's ``outcome``).
 The run publishes artifacts with stable keys (flows/artifacts.py): validation summary, metrics, the quality gate and
 promotion, slices, the comparison with the previous metrics, the plots embedded as images and where the outputs are.
 
@@ -31,15 +31,16 @@ from prefect.states import Completed
 
 from flows.artifacts import publish_artifacts, read_if_present
 from flows.dvc_state import DvcState, git_version
-from tasks import paths
+from tasks import paths, quiet
+from tasks.cli import run_cli, setup
 from tasks.doctor import HELP as DOCTOR_HELP
 from tasks.doctor import keep_last_good, problems
-from tasks.files import StageError
-from tasks.params import load
+from tasks.errors import StageError
+from tasks.params.config import load
 from tasks.quiet import add_verbose_flag
 from tasks.stages import BY_NAME
 
-STAGES = tuple(BY_NAME)  # DAG order, as in dvc.yaml
+STAGE_NAMES = tuple(BY_NAME)  # DAG order, as in dvc.yaml
 
 
 @contextlib.contextmanager
@@ -76,10 +77,10 @@ def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
     logger.info("%s: running because %s", stage, "; ".join(reasons))
     with stage_logs_to_prefect():
         result = BY_NAME[stage].run(Path(root), load(Path(root) / paths.PARAMS_FILE))
-    if getattr(result, "promoted", None) is False:
-        message = "not promoted: " + "; ".join(result.reasons)
-        logger.warning("%s; the blessed model is unchanged", message)
-        return Completed(name="Not promoted", message=message)
+    outcome = result.outcome()
+    if outcome is not None:  # the stage held back (promote: the gate failed); its outputs are whole
+        logger.warning("%s: %s", stage, outcome.message)
+        return Completed(name=outcome.state, message=outcome.message)
     return _summary(result)
 
 
@@ -103,18 +104,19 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
         root: the repository (holding dvc.yaml and params.yaml).
         force: stages to rerun even when up to date (e.g. ``["download"]`` for a new Kaggle version).
     """
+    quiet.install()  # before any stage imports TensorFlow (a worker imports this flow without main())
     load(Path(root) / paths.PARAMS_FILE)  # bad params stop the run before any stage
     broken = problems(Path(root))
     if broken:
         raise StageError(f"{Path(root).resolve()}: {'; '.join(broken)}; {DOCTOR_HELP}")
     state = DvcState(Path(root))
-    unknown = sorted(set(force or ()) - set(STAGES))
+    unknown = sorted(set(force or ()) - set(STAGE_NAMES))
     if unknown:
-        raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGES)}")
+        raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGE_NAMES)}")
     previous_metrics = read_if_present(state.root / paths.EVALUATION)
     version, results, previous = git_version(state.root), {}, None
     with state.locked():
-        for stage in STAGES:
+        for stage in STAGE_NAMES:
             reasons = [json.dumps(c, default=str) for c in state.changes(stage)]
             reasons += ["forced by the force parameter"] if stage in (force or ()) else []
             run = stage_task(stage, version, state.inputs_hash(stage))
@@ -138,13 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m flows.pipeline [--root DIR] [--force STAGE ...]``."""
     parser = argparse.ArgumentParser(description="Run the gender-pipeline flow.")
     parser.add_argument("--root", default=".", help="the repository (default: current folder)")
-    parser.add_argument("--force", nargs="*", default=[], choices=STAGES, help="stages to rerun anyway")
+    parser.add_argument("--force", nargs="*", default=[], choices=STAGE_NAMES, help="stages to rerun anyway")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    setup()
     gender_pipeline(root=args.root, force=args.force)
 
 
 if __name__ == "__main__":
-    from tasks.cli import run_cli
-
     run_cli(main)

@@ -29,17 +29,16 @@ import numpy as np
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from tasks import dataset, faces, images, paths, precision
+from tasks import dataset, faces, images, paths, precision, quiet
+from tasks.cli import run_cli, setup
+from tasks.errors import StageError
 from tasks.faces import Face
-from tasks.files import StageError, setup_logging
 from tasks.inference import LoadedModel, load_model
-from tasks.params import ValidateParams
-from tasks.params import load as load_params
+from tasks.params import config
+from tasks.params.validate import ValidateParams
 from tasks.quiet import add_verbose_flag
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-INBOX = "data/inbox"  # where the scheduled batch-prediction deployment looks for images
-PREDICTIONS_OUT = "data/predictions/latest.json"
 BLANK_STD = 2.0  # an image whose pixels vary less than this (0-255 scale) is blank: refused
 BATCH = 64
 
@@ -49,7 +48,7 @@ def project_limits(params_file: Path = Path(paths.PARAMS_FILE)) -> ValidateParam
 
     In the repository (where ``params.yaml`` is) the project's values apply; elsewhere the defaults.
     """
-    return load_params(params_file).validate if params_file.is_file() else ValidateParams()
+    return config.load(params_file).validate if params_file.is_file() else ValidateParams()
 
 
 def expand(inputs: Iterable[Path]) -> list[Path]:
@@ -137,7 +136,6 @@ def predict_files(
     ``limits`` default to the project's ``validate`` section (:func:`project_limits`). A file that
     cannot be read gets an error and never stops the others.
     """
-    import numpy as np
     import tensorflow as tf
 
     limits = project_limits() if limits is None else limits
@@ -210,7 +208,7 @@ def labels(results: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def load(model: Path) -> LoadedModel:
+def open_model(model: Path) -> LoadedModel:
     """The model to predict with; a missing blessed model says how to get one."""
     if Path(model).as_posix().endswith(paths.BLESSED_MODEL) and not (Path(model) / "saved_model.pb").is_file():
         raise StageError(
@@ -222,17 +220,18 @@ def load(model: Path) -> LoadedModel:
 
 @flow(name="batch-predict", log_prints=True)
 def batch_predict(
-    inputs: list[str], model: str = paths.BLESSED_MODEL, output: str = PREDICTIONS_OUT, detect_faces: bool = False
+    inputs: list[str], model: str = paths.BLESSED_MODEL, output: str = paths.PREDICTIONS_OUT, detect_faces: bool = False
 ) -> dict[str, int]:
     """Predict every image under ``inputs`` and write the results as JSON to ``output``.
 
     The scheduled deployment points this at an inbox folder; an empty inbox is not an error.
     """
+    quiet.install()  # before TensorFlow loads (a worker imports this flow without main())
     files = expand(map(Path, inputs))
     if not files:
         print(f"no images in {', '.join(inputs)}; nothing to predict")
         return {"images": 0, "failed": 0}
-    results = predict_files(files, load(Path(model)), detect_faces=detect_faces)
+    results = predict_files(files, open_model(Path(model)), detect_faces=detect_faces)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -273,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    setup_logging()
+    setup()
     files = expand(args.inputs)
     if not files:
         print("error: no images found in " + ", ".join(map(str, args.inputs)), file=sys.stderr)
@@ -282,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mixed_precision:
         print(f"precision: {chosen} ({why})", file=sys.stderr)
     with precision.rewrite(chosen):
-        results = predict_files(files, load(args.model), detect_faces=args.detect_faces)
+        results = predict_files(files, open_model(args.model), detect_faces=args.detect_faces)
     if args.json:
         print(json.dumps(results, indent=2))
     for r in results:
@@ -294,6 +293,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from tasks.cli import run_cli
-
     run_cli(lambda: sys.exit(main()))

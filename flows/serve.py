@@ -18,7 +18,7 @@ import httpx
 from prefect import serve
 
 from flows.pipeline import gender_pipeline
-from flows.predict import INBOX, PREDICTIONS_OUT, batch_predict
+from flows.predict import batch_predict
 from tasks import paths
 from tasks.quiet import add_verbose_flag
 
@@ -41,9 +41,9 @@ def deployments(root: Path) -> list:
             name="batch-predict",
             cron=PREDICT_CRON,
             parameters={
-                "inputs": [str(root / INBOX)],
+                "inputs": [str(root / paths.INBOX)],
                 "model": str(root / paths.BLESSED_MODEL),
-                "output": str(root / PREDICTIONS_OUT),
+                "output": str(root / paths.PREDICTIONS_OUT),
             },
             tags=["predict"],
             description="Predict every image in the inbox folder",

@@ -1,5 +1,4 @@
-"""The pipeline: one module per stage (each ends with its contract, ``STAGE``) and the helpers they share."""
+"""The pipeline: one module per stage (each ends with its contract, ``STAGE``) and the helpers they share.
 
-from tasks import quiet
-
-quiet.install()
+Importing it does nothing: the entry points call ``tasks.cli.setup()``.
+"""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tasks import paths
-from tasks.files import StageError
+from tasks.errors import StageError
 
 # Files that operating systems leave in folders and zips; skipped and counted, never data.
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}

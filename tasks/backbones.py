@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tasks.params import handle_kind
+from tasks.params.model import handle_kind
 
 
 def _build_builtin(name: str, image_size: int, seed: int) -> Any:

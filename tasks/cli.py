@@ -1,15 +1,24 @@
-"""The shared error handling of the command-line entry points (the stages, ``flows.predict``).
+"""What every command-line entry point shares (``tasks.run``, ``tasks.doctor``, the flows).
 
-Expected faults (bad params, bad data) print one clear line and exit 2, not a traceback.
+Expected faults (bad params, bad data) print one clear line and exit 2, not a traceback. No stage
+imports this module, so editing it reruns nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
-from tasks.files import StageError
-from tasks.params import ParamsError
+from tasks import quiet
+from tasks.errors import ParamsError, StageError
+
+
+def setup() -> None:
+    """Set up a command-line process: TensorFlow's start-up lines silenced, the project's log lines to stderr."""
+    quiet.install()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("pipeline").setLevel(logging.INFO)
 
 
 def run_cli(main: Callable[[], object]) -> None:

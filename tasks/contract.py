@@ -2,32 +2,41 @@
 
 Each stage module ends with ``STAGE = Stage(...)``: the stage function, the paths it reads and
 writes (each named after the function argument that receives it) and the params it reads
-(each also an argument). ``tasks/stages.py`` lists the stages in DAG order; ``python -m tasks.stages``
-writes ``dvc.yaml`` from them, with each stage's code deps computed as its module's import closure
-inside the project. So a path, a params section or an imported helper is declared in one place,
-and a change to a helper reruns exactly the stages that import it.
+(each also an argument). ``tasks/stages.py`` lists the stages in DAG order and writes ``dvc.yaml``
+from them, with each stage's code deps computed as its module's import closure inside the project.
+So a path, a params section or an imported helper is declared in one place, and a change to a
+helper reruns exactly the stages that import it.
+
+This module is in every stage's code deps, so it holds the declaration only: running a stage from
+the command line is ``tasks.run``, and generating ``dvc.yaml`` is ``tasks.stages``.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tasks import paths
-from tasks.cli import run_cli
-from tasks.doctor import keep_last_good
-from tasks.files import setup_logging
-from tasks.params import Params, load
-from tasks.quiet import add_verbose_flag
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_PACKAGES = ("tasks", "flows")  # imports of these are code deps; everything else is a library
-STAGE_PYTHON = "bin/stage-python"  # the interpreter of dvc.yaml's commands (the project's .venv)
+@dataclass(frozen=True)
+class Outcome:
+    """How a stage that ran ended when it did not simply do its job: a state name and why.
+
+    The flow ends the stage's task run in a ``Completed`` state of that name (``Not promoted``);
+    ``dvc repro`` prints the message. The stage still succeeded: its outputs are whole and recorded.
+    """
+
+    state: str
+    message: str
+
+
+class StageResult:
+    """The base of every stage's result: what the stage function returns."""
+
+    def outcome(self) -> Outcome | None:
+        """Why the stage held back, or None when it did its job (the default)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -75,15 +84,19 @@ class Stage:
 
     @property
     def module(self) -> str:
-        """The stage's module, as ``python -m`` runs it."""
+        """The module that defines the stage (its code deps are this module's import closure)."""
         return self.fn.__module__
 
     def outputs(self) -> list[Output]:
         """Every output, as :class:`Output`."""
         return [o if isinstance(o, Output) else Output(o) for o in self.outs.values()]
 
-    def arguments(self, root: Path, params: Params) -> dict[str, Any]:
-        """The keyword arguments of :attr:`fn`: paths under ``root`` and the declared params."""
+    def arguments(self, root: Path, params: Any) -> dict[str, Any]:
+        """The keyword arguments of :attr:`fn`: paths under ``root`` and the declared params.
+
+        ``params`` is the whole loaded file (``tasks.params.config.Params``), not imported here: this
+        module is in every stage's code deps, and a stage depends on its own sections only.
+        """
         args: dict[str, Any] = {}
         for mapping in (self.deps, self.work):
             args.update({name: root / path for name, path in mapping.items()})
@@ -91,77 +104,14 @@ class Stage:
         args.update({name: param_value(params, key) for name, key in self.params.items()})
         return args
 
-    def run(self, root: Path, params: Params) -> Any:
+    def run(self, root: Path, params: Any) -> Any:
         """Run the stage on the repository (or a copy of its layout) at ``root``."""
         return self.fn(**self.arguments(Path(root), params))
 
-    def main(self, argv: list[str] | None = None) -> None:
-        """``python -m tasks.<stage> [--params FILE]``, as dvc.yaml runs it, from the repository root.
 
-        Expected faults (bad params, bad data) print one clear line and exit 2, not a traceback.
-        """
-        module = sys.modules[self.fn.__module__]  # __main__ under python -m; its spec keeps the real name
-        prog = f"python -m {getattr(module.__spec__, 'name', self.module)}"
-        parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or self.name).strip().splitlines()[0])
-        parser.add_argument("--params", default=paths.PARAMS_FILE, help="params file (default: %(default)s)")
-        add_verbose_flag(parser)
-        args = parser.parse_args(argv)
-        setup_logging()
-        keep_last_good(Path("."))  # dvc.lock as the previous stages left it, for `make doctor`
-        run_cli(lambda: self.run(Path("."), load(args.params)))
-
-
-def param_value(params: Params, key: str) -> Any:
+def param_value(params: Any, key: str) -> Any:
     """The value of a dotted params key (``train``, ``data.path``)."""
     value: Any = params
     for part in key.split("."):
         value = getattr(value, part)
     return value
-
-
-def _module_file(module: str, root: Path) -> Path | None:
-    """The project file of ``module`` (a module or a package), or None for a library."""
-    if module.split(".")[0] not in PROJECT_PACKAGES:
-        return None
-    base = root.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imported_modules(source: Path, module: str) -> set[str]:
-    """Every module that ``source`` imports anywhere (top level or inside functions), absolute names."""
-    package = module if source.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"), str(source))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parent, base] if base else parent)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from tasks import paths`
-    return found
-
-
-def import_closure(module: str, root: Path = REPO) -> list[str]:
-    """The project files that importing ``module`` executes, as sorted paths relative to ``root``.
-
-    Packages count too (``tasks/__init__.py`` runs before any ``tasks.x``). Imports inside functions
-    count: they run when the stage does.
-    """
-    seen: dict[str, Path] = {}
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        for depth in range(1, len(parts) + 1):  # the module and the packages above it
-            sub = ".".join(parts[:depth])
-            path = _module_file(sub, root)
-            if path is not None and sub not in seen:
-                seen[sub] = path
-                todo.extend(_imported_modules(path, sub))
-    return sorted(p.relative_to(root).as_posix() for p in seen.values())

@@ -28,7 +28,7 @@ def encode_example(data: bytes, label: int, path: str) -> bytes:
 
 def shard_files(processed: Path, split: str) -> list[str]:
     """The TFRecord shards of ``split``, sorted."""
-    from tasks.files import StageError
+    from tasks.errors import StageError
 
     files = sorted(str(p) for p in Path(processed).glob(paths.SHARD_GLOB.format(split=split)))
     if not files:

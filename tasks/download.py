@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tasks import archive, paths, synthetic
-from tasks.contract import Stage
-from tasks.files import StageError, atomic_dir, logger, sha256_file, write_json
-from tasks.params import DataParams
+from tasks.contract import Stage, StageResult
+from tasks.errors import StageError, logger
+from tasks.files import atomic_dir, sha256_file, write_json
+from tasks.params.data import DataParams
 
 log = logger("download")
 T = TypeVar("T")
@@ -42,7 +43,7 @@ class NetworkError(StageError):
 
 
 @dataclass(frozen=True)
-class DownloadResult:
+class DownloadResult(StageResult):
     """What the stage wrote."""
 
     archive: Path
@@ -121,20 +122,22 @@ def with_retries(
 ) -> T:
     """Run ``call``, retrying network errors only, after each delay in ``delays``."""
     errors = _network_errors()
-    for attempt, delay in enumerate((*delays, None), start=1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return call()
         except errors as exc:
             if not _retryable(exc):
                 raise
-            if delay is None:
+            if attempt > len(delays):
                 raise NetworkError(
                     f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
                     "check the connection and rerun"
                 ) from exc
+            delay = delays[attempt - 1]
             log.warning("%s: %s on attempt %d; retrying in %.0f s", what, type(exc).__name__, attempt, delay)
             (sleep or time.sleep)(delay)
-    raise AssertionError("unreachable")
 
 
 def _kaggle_call(call: Callable[[], T], what: str, slug: str, credentials: str) -> T:
@@ -284,7 +287,7 @@ def download(
     if partial is not None:  # the output, with the download's sha256, is in place: the copy is not needed
         shutil.rmtree(partial)
     log.info("wrote %s: %d images, sha256 %s", raw_dir / paths.RAW_ARCHIVE_NAME, len(entries), source["sha256"][:12])
-    return DownloadResult(raw_dir / paths.RAW_ARCHIVE_NAME, source)
+    return DownloadResult(archive=raw_dir / paths.RAW_ARCHIVE_NAME, source=source)
 
 
 STAGE = Stage(
@@ -295,5 +298,8 @@ STAGE = Stage(
     work={"downloads": paths.DOWNLOADS_DIR},
 )
 
-if __name__ == "__main__":
-    STAGE.main()
+
+if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
+    from tasks.run import main_of
+
+    main_of(STAGE.name)

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from tasks import dataset, paths, precision
-from tasks import metrics as qm
-from tasks.contract import Output, Stage
-from tasks.files import atomic_outputs, logger, read_json, tree_hash, write_json
-from tasks.inference import LoadedModel, load_model
-from tasks.params import EvaluateParams
+from tasks import dataset, metrics, paths, precision
+from tasks.contract import Output, Stage, StageResult
+from tasks.errors import logger
+from tasks.files import atomic_outputs, read_json, tree_hash, write_json
+from tasks.inference import LoadedModel, SplitPredictions, load_model, predict_split
+from tasks.params.evaluate import EvaluateParams
 
 log = logger("evaluate")
 ROC_POINTS = 200  # the ROC curve is thinned to at most this many points for the DVC plot
@@ -35,61 +35,13 @@ BLANK_COLOURS = {
     "skin tone": (224, 172, 105),
     "blue": (40, 80, 200),
 }
-LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass(frozen=True)
-class EvaluateResult:
+class EvaluateResult(StageResult):
     """The evaluation written to reports/evaluation.json."""
 
     metrics: dict[str, Any]
-
-
-@dataclass
-class SplitPredictions:
-    """A model's pass over one split: probabilities and what the slices and behaviour checks need."""
-
-    probs: np.ndarray
-    y_true: np.ndarray
-    names: list[str]
-    brightness: np.ndarray  # mean luma of each (resized) image, 0-255
-    jpeg_kb: np.ndarray  # encoded size of each original image
-    samples: np.ndarray  # the first images, for the sample grid
-    flipped: np.ndarray | None = None  # probabilities on mirrored images
-    shifted: tuple[np.ndarray, np.ndarray] | None = None  # on images brighter / darker by brightness_delta
-
-
-def predict_split(
-    model: LoadedModel, files: list[str], batch_size: int, brightness_delta: float | None = None, keep_images: int = 0
-) -> SplitPredictions:
-    """Predict every image of ``files``; with ``brightness_delta`` also on flipped and shifted copies."""
-    out: dict[str, list[Any]] = {k: [] for k in ("probs", "y", "names", "luma", "kb", "samples", "flip", "up", "down")}
-    for batch, y, path, size in dataset.make_dataset(files, model.image_size, batch_size, with_meta=True):
-        images = batch.numpy()
-        out["probs"].append(model.predict(images))
-        out["y"].append(y.numpy())
-        out["names"].extend(p.decode() for p in path.numpy())
-        out["luma"].append(images.astype(np.float32).mean(axis=(1, 2)) @ LUMA)
-        out["kb"].append(size.numpy() / 1024)
-        if sum(len(s) for s in out["samples"]) < keep_images:
-            out["samples"].append(images[:keep_images])
-        if brightness_delta is not None:
-            out["flip"].append(model.predict(images[:, :, ::-1]))
-            for key, sign in (("up", 1), ("down", -1)):
-                out[key].append(
-                    model.predict(np.clip(images + sign * brightness_delta * 255.0, 0, 255).astype(np.uint8))
-                )
-    cat = {k: np.concatenate(v) if v else None for k, v in out.items() if k != "names"}
-    return SplitPredictions(
-        cat["probs"],
-        cat["y"],
-        out["names"],
-        cat["luma"],
-        cat["kb"],
-        cat["samples"][:keep_images] if keep_images else np.zeros((0,)),
-        cat["flip"],
-        (cat["up"], cat["down"]) if brightness_delta is not None else None,
-    )
 
 
 def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[str, Any]:
@@ -118,19 +70,19 @@ def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[
 
 def quality(pred: SplitPredictions, class_names: list[str], positive: int, params: EvaluateParams) -> dict[str, Any]:
     """Metrics with intervals, calibration and slices of one split's predictions (``positive``: a class index)."""
-    m = qm.classification_metrics(pred.y_true, pred.probs, class_names, positive)
+    m = metrics.classification_metrics(pred.y_true, pred.probs, class_names, positive)
     y_pred = pred.probs.argmax(axis=1)
-    ci = qm.bootstrap_intervals(pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed)
+    ci = metrics.bootstrap_intervals(pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed)
     m["accuracy_ci95"] = ci["accuracy"]
     for name, interval in zip(class_names, ci["recall"]):
         m["per_class"][name]["recall_ci95"] = interval
     m["bootstrap"] = {"samples": ci["samples"], "level": ci["level"], "seed": params.seed}
-    m["calibration"] = qm.calibration(pred.y_true, pred.probs, params.calibration_bins, positive)
+    m["calibration"] = metrics.calibration(pred.y_true, pred.probs, params.calibration_bins, positive)
     correct = y_pred == pred.y_true
     m["slices"] = (
-        qm.class_slices(pred.y_true, correct, class_names)
-        + qm.quantile_slices("brightness", pred.brightness, correct, params.slice_bins, "luma")
-        + qm.quantile_slices("jpeg_size", pred.jpeg_kb, correct, params.slice_bins, "kB")
+        metrics.class_slices(pred.y_true, correct, class_names)
+        + metrics.quantile_slices("brightness", pred.brightness, correct, params.slice_bins, "luma")
+        + metrics.quantile_slices("jpeg_size", pred.jpeg_kb, correct, params.slice_bins, "kB")
     )
     return m
 
@@ -140,22 +92,22 @@ def temperature_scaling(
 ) -> dict[str, Any]:
     """Fit a temperature on Validation; report Test ECE and log loss before and after it."""
     val = predict_split(model, dataset.shard_files(processed, "Validation"), params.batch_size)
-    t = qm.fit_temperature(val.y_true, val.probs)
-    scaled = qm.apply_temperature(test.probs, t)
+    t = metrics.fit_temperature(val.y_true, val.probs)
+    scaled = metrics.apply_temperature(test.probs, t)
     return {
         "temperature": t,
         "fitted_on": "Validation",
         "validation_images": int(len(val.y_true)),
-        "test_ece_before": qm.calibration(test.y_true, test.probs, params.calibration_bins, positive)["ece"],
-        "test_ece_after": qm.calibration(test.y_true, scaled, params.calibration_bins, positive)["ece"],
-        "test_log_loss_before": qm.log_loss(test.y_true, test.probs),
-        "test_log_loss_after": qm.log_loss(test.y_true, scaled),
+        "test_ece_before": metrics.calibration(test.y_true, test.probs, params.calibration_bins, positive)["ece"],
+        "test_ece_after": metrics.calibration(test.y_true, scaled, params.calibration_bins, positive)["ece"],
+        "test_log_loss_before": metrics.log_loss(test.y_true, test.probs),
+        "test_log_loss_after": metrics.log_loss(test.y_true, scaled),
         "applied_to_model": False,
     }
 
 
-def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions, class_names: list[str]) -> None:
-    positive = metrics["roc_positive_class"]
+def _plots(out: Path, evaluation: dict[str, Any], fpr, tpr, pred: SplitPredictions, class_names: list[str]) -> None:
+    positive = evaluation["roc_positive_class"]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,7 +119,7 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
         plt.close(fig)
 
     out.mkdir()
-    confusion = np.array(metrics["confusion_matrix"]["rows_true_columns_predicted"])
+    confusion = np.array(evaluation["confusion_matrix"]["rows_true_columns_predicted"])
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(confusion, cmap="Blues")
     for (i, j), n in np.ndenumerate(confusion):
@@ -184,13 +136,13 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
     save(fig, "confusion_matrix.png")
 
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(fpr, tpr, label=f"AUC {metrics['roc_auc']:.3f}")
+    ax.plot(fpr, tpr, label=f"AUC {evaluation['roc_auc']:.3f}")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.5)
-    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC ({metrics['roc_positive_class']})")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC ({evaluation['roc_positive_class']})")
     ax.legend(loc="lower right")
     save(fig, "roc.png")
 
-    bins = metrics["calibration"]["bins"]
+    bins = evaluation["calibration"]["bins"]
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.bar(
         [b["lo"] for b in bins],
@@ -216,7 +168,7 @@ def _plots(out: Path, metrics: dict[str, Any], fpr, tpr, pred: SplitPredictions,
         ylim=(0, 1),
         xlabel=f"predicted probability of {positive}",
         ylabel=f"share of {positive}",
-        title=f"Reliability (ECE {metrics['calibration']['ece']:.3f})",
+        title=f"Reliability (ECE {evaluation['calibration']['ece']:.3f})",
     )
     ax.legend(loc="upper left", fontsize=8)
     save(fig, "reliability.png")
@@ -258,35 +210,37 @@ def evaluate(
     test_files = dataset.shard_files(processed, "Test")
     chosen, why = precision.choose(params.mixed_precision)
     log.info("precision: %s (%s)", chosen, why)
-    positive = qm.positive_index(model.class_names, params.positive_class)  # by name, never by position
+    positive = metrics.positive_index(model.class_names, params.positive_class)  # by name, never by position
     with precision.rewrite(chosen):
         pred = predict_split(model, test_files, params.batch_size, params.brightness_delta, params.sample_images)
-        metrics = quality(pred, model.class_names, positive, params)
+        evaluation = quality(pred, model.class_names, positive, params)
         if params.temperature_scaling:
-            metrics["calibration"]["temperature_scaling"] = temperature_scaling(
+            evaluation["calibration"]["temperature_scaling"] = temperature_scaling(
                 model, processed, pred, positive, params
             )
-        metrics["behaviour"] = behaviour(model, pred, params.brightness_delta)
-    metrics["precision"] = chosen
-    metrics["model"] = {"fingerprint": tree_hash(model_dir), **read_json(model_dir / paths.TRAINING_INFO_NAME, "train")}
-    fpr, tpr = qm.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
+        evaluation["behaviour"] = behaviour(model, pred, params.brightness_delta)
+    evaluation["precision"] = chosen
+    training_info = read_json(model_dir / paths.TRAINING_INFO_NAME, "train")
+    evaluation["model"] = {"fingerprint": tree_hash(model_dir), **training_info}
+    fpr, tpr = metrics.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
 
     with atomic_outputs([evaluation_file, roc_file, predictions_file, figures]) as tmp:
-        write_json(tmp / evaluation_file.name, metrics)
+        write_json(tmp / evaluation_file.name, evaluation)
         write_json(tmp / roc_file.name, [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep])
         with (tmp / predictions_file.name).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(["path", "true_label", "predicted_label", "probability"])
             for name, t, p in zip(pred.names, pred.y_true, pred.probs):
                 writer.writerow([name, model.class_names[t], model.class_names[p.argmax()], f"{p.max():.6f}"])
-        _plots(tmp / figures.name, metrics, fpr, tpr, pred, model.class_names)
-    lo, hi = metrics["accuracy_ci95"]
+        _plots(tmp / figures.name, evaluation, fpr, tpr, pred, model.class_names)
+    lo, hi = evaluation["accuracy_ci95"]
     print(
-        f"Test accuracy: {metrics['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {metrics['images']} images, "
-        f"ROC AUC {metrics['roc_auc']:.4f} ({metrics['roc_positive_class']}), ECE {metrics['calibration']['ece']:.4f}"
+        f"Test accuracy: {evaluation['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {evaluation['images']} images, "
+        f"ROC AUC {evaluation['roc_auc']:.4f} ({evaluation['roc_positive_class']}), "
+        f"ECE {evaluation['calibration']['ece']:.4f}"
     )
-    return EvaluateResult(metrics)
+    return EvaluateResult(metrics=evaluation)
 
 
 STAGE = Stage(
@@ -304,5 +258,8 @@ STAGE = Stage(
     params={"params": "evaluate"},
 )
 
-if __name__ == "__main__":
-    STAGE.main()
+
+if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
+    from tasks.run import main_of
+
+    main_of(STAGE.name)

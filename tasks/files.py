@@ -1,4 +1,4 @@
-"""Small file helpers shared by the stages: atomic outputs, JSON, hashing, logging."""
+"""Small file helpers shared by the stages: atomic outputs, JSON, hashing."""
 
 from __future__ import annotations
 
@@ -7,29 +7,15 @@ import ctypes
 import errno
 import hashlib
 import json
-import logging
 import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import StageError
+
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
-
-
-class StageError(RuntimeError):
-    """An expected fault; the message says what was wrong, where, and what to do."""
-
-
-def logger(name: str) -> logging.Logger:
-    """The stage's logger. Under Prefect the flow adds a handler that forwards it to the run logs."""
-    return logging.getLogger(f"pipeline.{name}")
-
-
-def setup_logging() -> None:
-    """Log to stderr for the command-line entry points (``python -m tasks.<stage>``)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("pipeline").setLevel(logging.INFO)
 
 
 def _exchange(a: Path, b: Path) -> bool:

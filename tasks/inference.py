@@ -1,4 +1,4 @@
-"""Loading an exported model for evaluate and predict.
+"""Loading an exported model, and its pass over a split's TFRecord shards (evaluate, promote, predict).
 
 The model is read with ``tf.saved_model.load`` and called through its serving signature: no
 Python code from the model folder runs and no pickles are read. ``class_names.json`` inside the
@@ -13,8 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from tasks import paths
-from tasks.files import StageError, read_json
+from tasks import dataset, paths
+from tasks.errors import StageError
+from tasks.files import read_json
+
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 weights of R, G, B
 
 
 @dataclass
@@ -73,3 +76,56 @@ def load_model(model_dir: Path) -> LoadedModel:
     model = LoadedModel(signature, class_names, int(loaded.image_size.numpy()))
     model._loaded = loaded  # type: ignore[attr-defined]  # the signature needs its object alive
     return model
+
+
+@dataclass(frozen=True)
+class SplitPredictions:
+    """A model's pass over one split: probabilities and what the slices and behaviour checks need."""
+
+    probs: np.ndarray
+    y_true: np.ndarray
+    names: list[str]
+    brightness: np.ndarray  # mean luma of each (resized) image, 0-255
+    jpeg_kb: np.ndarray  # encoded size of each original image
+    samples: np.ndarray  # the first images, for the sample grid
+    flipped: np.ndarray | None = None  # probabilities on mirrored images
+    shifted: tuple[np.ndarray, np.ndarray] | None = None  # on images brighter / darker by brightness_delta
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray | None:
+    return np.concatenate(parts) if parts else None
+
+
+def _brighter(images: np.ndarray, delta: float) -> np.ndarray:
+    """``images`` with ``delta`` (a share of 255, negative for darker) added to every pixel."""
+    return np.clip(images + delta * 255.0, 0, 255).astype(np.uint8)
+
+
+def predict_split(
+    model: LoadedModel, files: list[str], batch_size: int, brightness_delta: float | None = None, keep_images: int = 0
+) -> SplitPredictions:
+    """Predict every image of ``files``; with ``brightness_delta`` also on flipped and shifted copies."""
+    probs, y_true, names, luma, jpeg_kb, samples, flipped, brighter, darker = ([] for _ in range(9))
+    for batch, y, path, size in dataset.make_dataset(files, model.image_size, batch_size, with_meta=True):
+        images = batch.numpy()
+        probs.append(model.predict(images))
+        y_true.append(y.numpy())
+        names.extend(p.decode() for p in path.numpy())
+        luma.append(images.astype(np.float32).mean(axis=(1, 2)) @ LUMA)
+        jpeg_kb.append(size.numpy() / 1024)
+        if sum(len(s) for s in samples) < keep_images:
+            samples.append(images[:keep_images])
+        if brightness_delta is not None:
+            flipped.append(model.predict(images[:, :, ::-1]))
+            brighter.append(model.predict(_brighter(images, brightness_delta)))
+            darker.append(model.predict(_brighter(images, -brightness_delta)))
+    return SplitPredictions(
+        probs=_concat(probs),
+        y_true=_concat(y_true),
+        names=names,
+        brightness=_concat(luma),
+        jpeg_kb=_concat(jpeg_kb),
+        samples=_concat(samples)[:keep_images] if keep_images else np.zeros((0,)),
+        flipped=_concat(flipped),
+        shifted=(_concat(brighter), _concat(darker)) if brightness_delta is not None else None,
+    )

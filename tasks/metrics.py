@@ -1,4 +1,4 @@
-"""Model-quality arithmetic on Test predictions: metrics, intervals, calibration, slices, the gate.
+"""Model-quality arithmetic on Test predictions: metrics, intervals, calibration, slices.
 
 Pure NumPy on arrays of true labels and class probabilities, so each piece is tested on small
 hand-made examples. ``tasks/evaluate.py`` feeds it the model's predictions.
@@ -10,12 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from tasks.files import StageError
-from tasks.params import PromoteParams
+from tasks.errors import StageError
 
 CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
 REGRESSION_CONFIDENCE = 0.95  # a regression fails the gate only when it is this certain (one-sided)
-HEADLINE_DECIMALS = 4  # of the numbers in the DVC metrics file (full precision in reports/evaluation.json)
 _BOOTSTRAP_CHUNK = 100  # resamples drawn at once (bounds memory: chunk x images indices)
 
 
@@ -258,66 +256,3 @@ def class_slices(y_true: np.ndarray, correct: np.ndarray, class_names: list[str]
         }
         for k, name in enumerate(class_names)
     ]
-
-
-def _check(name: str, value: float, threshold: float) -> dict[str, Any]:
-    return {"name": name, "value": value, "op": ">=", "threshold": threshold, "passed": bool(value >= threshold)}
-
-
-def gate(
-    metrics: dict[str, Any],
-    params: PromoteParams,
-    differences: dict[str, dict[str, Any]] | None = None,
-    gating: bool = True,
-) -> dict[str, Any]:
-    """The quality gate's verdict, with each check's value and threshold.
-
-    Always: accuracy >= ``min_accuracy``. With the paired differences from the blessed model on the
-    same Test images (:func:`paired_differences`), also one check each for accuracy and each class's
-    recall: it fails only when the candidate is worse by more than ``max_regression`` with 95%
-    confidence, i.e. when the upper end of the difference's interval is below ``-max_regression``.
-    With ``gating`` False those checks are shown but do not decide (a baseline that is not comparable).
-    """
-    checks = [_check("accuracy", metrics["accuracy"], params.min_accuracy)]
-    for what, d in (differences or {}).items():
-        check = _check(f"{what} vs blessed", d["interval"][1], -params.max_regression)
-        checks.append({**check, "difference": d["difference"], "interval": d["interval"], "gating": gating})
-    return {"passed": all(c["passed"] for c in checks if c.get("gating", True)), "checks": checks}
-
-
-def describe_check(check: dict[str, Any]) -> str:
-    """One line for a check: ``name value < threshold``, or a difference with its bound."""
-    if "difference" not in check:
-        return f"{check['name']} {check['value']:.4f} < {check['threshold']:.4f}"
-    return (
-        f"{check['name']} {check['difference']:+.4f} (95% upper bound {check['value']:+.4f} "
-        f"< {check['threshold']:+.4f})"
-    )
-
-
-def failed_checks(verdict: dict[str, Any]) -> list[str]:
-    """One line per failed check that decides the verdict."""
-    return [describe_check(c) for c in verdict["checks"] if not c["passed"] and c.get("gating", True)]
-
-
-def headline(evaluation: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
-    """The DVC metrics file: the few numbers ``dvc exp show`` puts side by side, one column each.
-
-    Short names (DVC sorts the columns by name) and 4 decimals, so that the experiment's name and all
-    of these fit in the first 120 columns of the table: ``acc`` Test accuracy with ``acc_lo``-``acc_hi``
-    its 95% interval, ``auc`` ROC AUC, ``ece`` calibration error, ``gate`` whether the quality gate
-    passed, ``logloss``, and ``recall.<class>``. The full evaluation (``reports/evaluation.json``) and
-    the gate's checks (``reports/gate.json``) stay beside it.
-    """
-    low, high = evaluation["accuracy_ci95"]
-    numbers = {
-        "acc": evaluation["accuracy"],
-        "acc_lo": low,
-        "acc_hi": high,
-        "auc": evaluation["roc_auc"],
-        "ece": evaluation["calibration"]["ece"],
-        "gate": verdict["passed"],
-        "logloss": evaluation["log_loss"],
-        "recall": {name: round(m["recall"], HEADLINE_DECIMALS) for name, m in evaluation["per_class"].items()},
-    }
-    return {k: round(v, HEADLINE_DECIMALS) if isinstance(v, float) else v for k, v in numbers.items()}

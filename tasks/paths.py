@@ -1,4 +1,4 @@
-"""Every data path of the pipeline, named once.
+"""Every data path of the pipeline and the flows, named once.
 
 Each stage's contract (``STAGE`` in ``tasks/<stage>.py``) names the ones it reads and writes, and
 ``dvc.yaml`` is generated from the contracts, so DVC and the code agree by construction.
@@ -56,7 +56,15 @@ METRICS = "reports/metrics.json"
 MODEL_CARD = "reports/model_card.md"
 # the blessed model, the baseline of the next gate (DVC-tracked, kept between runs)
 BLESSED_DIR = "models/blessed"
-BLESSED_MODEL = f"{BLESSED_DIR}/model"  # a copy of the promoted models/model
-BLESSED_EVALUATION = f"{BLESSED_DIR}/evaluation.json"  # its reports/evaluation.json at promotion
-BLESSED_VALIDATION = f"{BLESSED_DIR}/validation.json"  # the validation report of the data it was trained on
-BLESSED_POINTER = f"{BLESSED_DIR}/blessed.json"  # which model (fingerprint), when, with what verdict
+BLESSED_MODEL_NAME = "model"  # a copy of the promoted models/model
+BLESSED_EVALUATION_NAME = "evaluation.json"  # its reports/evaluation.json at promotion
+BLESSED_VALIDATION_NAME = "validation.json"  # the validation report of the data it was trained on
+BLESSED_POINTER_NAME = "blessed.json"  # which model (fingerprint), when, with what verdict
+BLESSED_MODEL = f"{BLESSED_DIR}/{BLESSED_MODEL_NAME}"
+BLESSED_EVALUATION = f"{BLESSED_DIR}/{BLESSED_EVALUATION_NAME}"
+BLESSED_VALIDATION = f"{BLESSED_DIR}/{BLESSED_VALIDATION_NAME}"
+BLESSED_POINTER = f"{BLESSED_DIR}/{BLESSED_POINTER_NAME}"
+
+# flows.predict's scheduled batch prediction (not DVC outputs)
+INBOX = "data/inbox"  # where the batch-predict deployment looks for images
+PREDICTIONS_OUT = "data/predictions/latest.json"  # its results

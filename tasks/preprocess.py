@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from tasks import archive, dataset, images, paths
-from tasks.contract import Stage
-from tasks.files import StageError, atomic_dir, logger, read_json, write_json
-from tasks.params import PreprocessParams
+from tasks.contract import Stage, StageResult
+from tasks.errors import StageError, logger
+from tasks.files import atomic_dir, read_json, write_json
+from tasks.params.preprocess import PreprocessParams
 
 log = logger("preprocess")
 
 
 @dataclass(frozen=True)
-class PreprocessResult:
+class PreprocessResult(StageResult):
     """Images written per split, and how many were skipped."""
 
     counts: dict[str, int]
@@ -91,7 +92,7 @@ def preprocess(
             log.info("converted %d images to RGB JPEG", converted)
         write_json(tmp / paths.CLASS_NAMES_NAME, class_names)
         write_json(tmp / paths.PREPROCESS_SUMMARY_NAME, summary)
-    return PreprocessResult(counts, len(rows) - len(kept), class_names)
+    return PreprocessResult(counts=counts, skipped=len(rows) - len(kept), class_names=class_names)
 
 
 STAGE = Stage(
@@ -102,5 +103,8 @@ STAGE = Stage(
     params={"params": "preprocess"},
 )
 
-if __name__ == "__main__":
-    STAGE.main()
+
+if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
+    from tasks.run import main_of
+
+    main_of(STAGE.name)

@@ -28,34 +28,39 @@ from typing import Any
 
 import numpy as np
 
-from tasks import dataset, model_card, paths
-from tasks import metrics as qm
-from tasks.contract import Output, Stage
-from tasks.evaluate import predict_split
-from tasks.files import StageError, atomic_dir, atomic_outputs, logger, read_json, tree_hash, write_json
-from tasks.inference import load_model
-from tasks.params import PromoteParams
+from tasks import dataset, gate, metrics, model_card, paths
+from tasks.contract import Outcome, Output, Stage, StageResult
+from tasks.errors import StageError, logger
+from tasks.files import atomic_dir, atomic_outputs, read_json, tree_hash, write_json
+from tasks.inference import load_model, predict_split
+from tasks.params.promote import PromoteParams
 
 log = logger("promote")
 
 
 @dataclass(frozen=True)
-class PromoteResult:
+class PromoteResult(StageResult):
     """Whether the candidate became the blessed model, and why not."""
 
     promoted: bool
     reasons: list[str] = field(default_factory=list)
     fingerprint: str = ""
 
+    def outcome(self) -> Outcome | None:
+        """``Not promoted`` with the failed checks, when the gate held the candidate back."""
+        if self.promoted:
+            return None
+        return Outcome("Not promoted", "not promoted: " + "; ".join(self.reasons))
 
-def identity(metrics: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+
+def identity(evaluation: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """What makes two models comparable: the dataset they were trained on and the configuration that matters."""
     return {
         "dataset": {k: source.get(k) for k in ("source", "slug", "version", "sha256")},
         "config": {
-            "handle": metrics["model"].get("handle"),
-            "image_size": metrics["model"].get("image_size"),
-            "class_names": list(metrics["per_class"]),
+            "handle": evaluation["model"].get("handle"),
+            "image_size": evaluation["model"].get("image_size"),
+            "class_names": list(evaluation["per_class"]),
         },
     }
 
@@ -102,8 +107,8 @@ def read_blessed(blessed_dir: Path) -> tuple[dict[str, Any], Path] | None:
         StageError: when the pointer names a blessed model whose files are missing or not the ones
             it names (never a silent fall-back to the floor), or the pointer itself is unreadable.
     """
-    folder = blessed_dir / Path(paths.BLESSED_MODEL).name
-    pointer_file = blessed_dir / Path(paths.BLESSED_POINTER).name
+    folder = blessed_dir / paths.BLESSED_MODEL_NAME
+    pointer_file = blessed_dir / paths.BLESSED_POINTER_NAME
     if not pointer_file.is_file():
         if folder.exists():
             raise StageError(f"{folder}: a blessed model without {pointer_file.name}; {RESTORE_HELP}")
@@ -127,7 +132,7 @@ def read_blessed(blessed_dir: Path) -> tuple[dict[str, Any], Path] | None:
 
 def compare_with_blessed(
     blessed_dir: Path,
-    metrics: dict[str, Any],
+    evaluation: dict[str, Any],
     candidate: dict[str, Any],
     predictions_file: Path,
     processed: Path,
@@ -146,14 +151,14 @@ def compare_with_blessed(
         return None, None
     pointer, folder = found
     record: dict[str, Any] = {
-        "model": paths.BLESSED_MODEL,
+        "model": folder.as_posix(),
         "fingerprint": pointer["fingerprint"],
         "promoted_at": pointer.get("promoted_at"),
         "trained_on": pointer.get("identity"),
     }
     class_names = candidate["config"]["class_names"]
     names, y, candidate_correct = read_answers(predictions_file, class_names)
-    if record["fingerprint"] == metrics["model"]["fingerprint"]:
+    if record["fingerprint"] == evaluation["model"]["fingerprint"]:
         blessed_correct = candidate_correct  # the same export: the same answers
     else:
         blessed = load_model(folder)
@@ -166,7 +171,7 @@ def compare_with_blessed(
     reason = why_not_comparable(candidate, record["trained_on"])
     if params.baseline == "never":
         reason = "promote.baseline is never"
-    differences = qm.paired_differences(
+    differences = metrics.paired_differences(
         y, candidate_correct, blessed_correct, class_names, params.bootstrap_samples, params.seed
     )
     gating = params.baseline == "always" or reason is None
@@ -182,10 +187,10 @@ def bless(
     The validation report is the reference that the next datasets are compared with (validate's drift check).
     """
     with atomic_dir(blessed_dir) as tmp:
-        shutil.copytree(model_dir, tmp / Path(paths.BLESSED_MODEL).name)
-        shutil.copy2(evaluation_file, tmp / Path(paths.BLESSED_EVALUATION).name)
-        shutil.copy2(validation_report, tmp / Path(paths.BLESSED_VALIDATION).name)
-        write_json(tmp / Path(paths.BLESSED_POINTER).name, pointer)
+        shutil.copytree(model_dir, tmp / paths.BLESSED_MODEL_NAME)
+        shutil.copy2(evaluation_file, tmp / paths.BLESSED_EVALUATION_NAME)
+        shutil.copy2(validation_report, tmp / paths.BLESSED_VALIDATION_NAME)
+        write_json(tmp / paths.BLESSED_POINTER_NAME, pointer)
 
 
 def promote(
@@ -206,21 +211,24 @@ def promote(
     Raises:
         StageError: when the metrics were computed for another model than the one in ``model_dir``.
     """
-    metrics = read_json(evaluation_file, "evaluate")
+    evaluation = read_json(evaluation_file, "evaluate")
     fingerprint = tree_hash(model_dir)
-    if metrics.get("model", {}).get("fingerprint") != fingerprint:
+    if evaluation.get("model", {}).get("fingerprint") != fingerprint:
         raise StageError(
             f"{evaluation_file}: evaluated another model than {model_dir}; "
             "run the evaluate stage first (dvc repro evaluate)"
         )
     source = read_json(source_file, "download")
-    candidate = identity(metrics, source)
-    record, differences = compare_with_blessed(blessed_dir, metrics, candidate, predictions_file, processed, params)
-    verdict = {**qm.gate(metrics, params, differences, gating=bool(record and record["gating"])), "baseline": record}
-    card = model_card.render(metrics, verdict, source, read_json(validation_report, "validate"))
+    candidate = identity(evaluation, source)
+    record, differences = compare_with_blessed(blessed_dir, evaluation, candidate, predictions_file, processed, params)
+    verdict = {
+        **gate.gate(evaluation, params, differences, gating=bool(record and record["gating"])),
+        "baseline": record,
+    }
+    card = model_card.render(evaluation, verdict, source, read_json(validation_report, "validate"))
     with atomic_outputs([gate_file, metrics_file, card_file]) as tmp:
         write_json(tmp / gate_file.name, verdict)
-        write_json(tmp / metrics_file.name, qm.headline(metrics, verdict))
+        write_json(tmp / metrics_file.name, gate.headline(evaluation, verdict))
         (tmp / card_file.name).write_text(card, encoding="utf-8")
     if record is None:
         scope = "absolute floor only: no blessed model yet"
@@ -228,17 +236,17 @@ def promote(
         scope = "against the blessed model"
     else:
         scope = f"absolute floor only: {record['reason']}; the comparison is shown, it does not decide"
-    reasons = qm.failed_checks(verdict)
+    reasons = gate.failed_checks(verdict)
     print(f"quality gate {'passed' if verdict['passed'] else 'FAILED: ' + '; '.join(reasons)} ({scope})")
     if not verdict["passed"]:
         if not blessed_dir.exists():  # DVC needs the output; it says that nothing is blessed
             with atomic_dir(blessed_dir) as tmp:
                 write_json(
-                    tmp / Path(paths.BLESSED_POINTER).name,
+                    tmp / paths.BLESSED_POINTER_NAME,
                     {"blessed": False, "reason": "no model has passed the quality gate yet"},
                 )
         print(f"not promoted: quality gate failed ({'; '.join(reasons)}); the blessed model is unchanged")
-        return PromoteResult(False, reasons, fingerprint)
+        return PromoteResult(promoted=False, reasons=reasons, fingerprint=fingerprint)
     bless(
         model_dir,
         evaluation_file,
@@ -247,15 +255,15 @@ def promote(
         {
             "blessed": True,
             "fingerprint": fingerprint,
-            "accuracy": metrics["accuracy"],
+            "accuracy": evaluation["accuracy"],
             "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "handle": metrics["model"].get("handle"),
+            "handle": evaluation["model"].get("handle"),
             "identity": candidate,  # the dataset and configuration it was trained with
             "gate": verdict,
         },
     )
-    print(f"promoted: {model_dir} is now the blessed model ({blessed_dir}, accuracy {metrics['accuracy']:.4f})")
-    return PromoteResult(True, [], fingerprint)
+    print(f"promoted: {model_dir} is now the blessed model ({blessed_dir}, accuracy {evaluation['accuracy']:.4f})")
+    return PromoteResult(promoted=True, fingerprint=fingerprint)
 
 
 STAGE = Stage(
@@ -281,5 +289,8 @@ STAGE = Stage(
     params={"params": "promote"},
 )
 
-if __name__ == "__main__":
-    STAGE.main()
+
+if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
+    from tasks.run import main_of
+
+    main_of(STAGE.name)

@@ -3,19 +3,32 @@
 ``python -m tasks.stages`` (``make dvc-yaml``) rewrites ``dvc.yaml``; ``--check`` fails when the
 committed file is not what the contracts give (a test runs it). No stage imports this module, so
 it is in no stage's code deps.
+
+The grain of the code deps: a stage's deps are the project files its module imports, directly or
+not (its import closure). What only *runs* a stage lives outside that closure: the command line
+(``tasks.run``, ``tasks.cli``), the repair tool (``tasks.doctor``), the quiet TensorFlow import
+(``tasks.quiet``), loading the whole params file (``tasks.params.config``) and this generator. A
+stage imports the params module of its own sections only, so a change to another stage's params
+code reruns nothing of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from pathlib import Path
 
 import yaml
 
 from tasks import download, evaluate, preprocess, promote, train, validate
-from tasks.contract import REPO, STAGE_PYTHON, Stage, import_closure
-from tasks.params import Params
+from tasks.contract import Stage
+from tasks.params.config import Params
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_PACKAGES = ("tasks", "flows")  # imports of these are code deps; everything else is a library
+STAGE_PYTHON = "bin/stage-python"  # the interpreter of dvc.yaml's commands (the project's .venv)
+RUNNER = "tasks.run"  # the command-line runner: not imported by any stage, so editing it reruns nothing
 
 STAGES: tuple[Stage, ...] = (
     download.STAGE,
@@ -37,10 +50,76 @@ def run_through(last: str, root: Path, params: Params) -> None:
         BY_NAME[name].run(root, params)
 
 
+def _module_file(module: str, root: Path) -> Path | None:
+    """The project file of ``module`` (a module or a package), or None for a library."""
+    if module.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _is_main_block(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":``: what runs a module as a command, not what the module computes."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and [type(c) for c in test.comparators] == [ast.Constant]
+        and test.comparators[0].value == "__main__"
+    )
+
+
+def _imported_modules(source: Path, module: str) -> set[str]:
+    """Every module that ``source`` imports anywhere (top level or inside functions), absolute names.
+
+    Imports in its ``if __name__ == "__main__":`` block do not count: they run the module as a
+    command (``python -m tasks.train`` calls the runner), which is not part of what it computes.
+    """
+    package = module if source.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
+    tree.body = [node for node in tree.body if not _is_main_block(node)]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from tasks import paths`
+    return found
+
+
+def import_closure(module: str, root: Path = REPO) -> list[str]:
+    """The project files that importing ``module`` executes, as sorted paths relative to ``root``.
+
+    Packages count too (``tasks/__init__.py`` runs before any ``tasks.x``). Imports inside functions
+    count: they run when the stage does.
+    """
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # the module and the packages above it
+            sub = ".".join(parts[:depth])
+            path = _module_file(sub, root)
+            if path is not None and sub not in seen:
+                seen[sub] = path
+                todo.extend(_imported_modules(path, sub))
+    return sorted(p.relative_to(root).as_posix() for p in seen.values())
+
+
 def dvc_stage(stage: Stage, root: Path = REPO) -> dict:
     """The dvc.yaml entry of ``stage``: cmd, code deps (the import closure), data deps, params, outputs."""
     entry: dict = {
-        "cmd": f"{STAGE_PYTHON} -m {stage.module}",
+        "cmd": f"{STAGE_PYTHON} -m {RUNNER} {stage.name}",
         "deps": [*import_closure(stage.module, root), *stage.deps.values()],
     }
     if stage.params:

@@ -24,16 +24,18 @@ from typing import Any
 import numpy as np
 
 from tasks import backbones, dataset, paths, precision
-from tasks.contract import Output, Stage
-from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
-from tasks.params import ModelParams, TrainParams
+from tasks.contract import Output, Stage, StageResult
+from tasks.errors import StageError, logger
+from tasks.files import atomic_outputs, read_json, write_json
+from tasks.params.model import ModelParams
+from tasks.params.train import TrainParams
 
 log = logger("train")
 PHASES = ("head", "fine_tune")
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainResult(StageResult):
     """What training produced."""
 
     model_dir: Path
@@ -416,7 +418,7 @@ def train(
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
     last = epochs[-1]
     log.info("final epoch: val_accuracy %.4f, val_loss %.4f", last["val_accuracy"], last["val_loss"])
-    return TrainResult(model_dir, epochs, seen, classifier)
+    return TrainResult(model_dir=model_dir, history=epochs, backbone_images=seen, model=classifier)
 
 
 STAGE = Stage(
@@ -435,5 +437,8 @@ STAGE = Stage(
     params={"model": "model", "params": "train"},
 )
 
-if __name__ == "__main__":
-    STAGE.main()
+
+if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
+    from tasks.run import main_of
+
+    main_of(STAGE.name)

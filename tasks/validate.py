@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from tasks import archive, drift, near_duplicates, paths
-from tasks.contract import Output, Stage
-from tasks.files import StageError, atomic_outputs, logger, read_json, write_json
-from tasks.params import ValidateParams
+from tasks.contract import Output, Stage, StageResult
+from tasks.errors import StageError, logger
+from tasks.files import atomic_outputs, read_json, write_json
+from tasks.params.validate import ValidateParams
 
 log = logger("validate")
 MANIFEST_COLUMNS = [
@@ -303,10 +304,9 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
 
 
 @dataclass(frozen=True)
-class ValidationResult:
-    """The verdict and where the report is."""
+class ValidationResult(StageResult):
+    """The report of a validation that passed (a failing one raises :class:`StageError`)."""
 
-    success: bool
     report: dict[str, Any]
 
 
@@ -406,7 +406,7 @@ def validate(
             "counts": {f"{g.split}/{g.label}": int(g.count) for g in groups.itertuples()},
             "expectations": results,
             "failed": failed,
-            "data_docs": f"{paths.DATA_DOCS}/index.html",
+            "data_docs": f"{data_docs.name}/index.html",  # relative to the report: the same bytes wherever it runs
             "profile": drift.profile(decoded, params.class_names),
             "near_duplicates": {"pairs": len(near), "first": near[:NEAR_DUPLICATES_LISTED]},
         }
@@ -416,7 +416,7 @@ def validate(
         raise StageError(_failure_message(report, report_file, data_docs))
     if drifted:
         raise StageError(f"{_drift_message(drift_record)} ({drift_file}; Data Docs: {data_docs}/index.html)")
-    return ValidationResult(True, report)
+    return ValidationResult(report=report)
 
 
 def _print_summary(report: dict[str, Any], groups, drift_record: dict[str, Any]) -> None:
@@ -444,5 +444,8 @@ STAGE = Stage(
     work={"reference": paths.BLESSED_VALIDATION},  # not a dep: promote writes it (a cycle for DVC)
 )
 
-if __name__ == "__main__":
-    STAGE.main()
+
+if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
+    from tasks.run import main_of
+
+    main_of(STAGE.name)

@@ -15,7 +15,9 @@ from PIL import Image
 from benchmarks.common import copy_repo
 from tasks import paths, synthetic
 from tasks.download import download
-from tasks.params import DataParams, Params, SyntheticParams, ValidateParams
+from tasks.params.config import Params
+from tasks.params.data import DataParams, SyntheticParams
+from tasks.params.validate import ValidateParams
 from tasks.stages import BY_NAME
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from PIL import Image
 
 from flows import predict
 from tasks import dataset, paths, precision, synthetic
-from tasks.evaluate import BLANK_COLOURS, predict_split
-from tasks.inference import load_model
+from tasks.evaluate import BLANK_COLOURS
+from tasks.inference import load_model, predict_split
 from tasks.stages import BY_NAME
 from tests.conftest import digest, dvc, overlap, ran, set_params
 

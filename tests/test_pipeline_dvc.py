@@ -48,6 +48,28 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(r
     assert written <= {"params.yaml", "dvc.lock", "data", "models", "reports", ".venv", ".dvc"}, written
 
 
+def _stale_after_editing(repo, rel: str) -> set[str]:
+    """The stages ``dvc status`` calls changed after a comment is appended to ``rel`` (then restored)."""
+    path = repo / rel
+    before = path.read_bytes()
+    path.write_bytes(before + b"\n# an edit\n")
+    try:
+        return set(json.loads(dvc(repo, "status", "--json")))
+    finally:
+        path.write_bytes(before)
+
+
+def test_code_deps_are_at_the_grain_of_what_computes_the_outputs(repo_copy):
+    """Issue 23: runner, CLI, doctor and other stages' params code rerun nothing; the TFRecord encoder does."""
+    set_params(repo_copy, TINY_PARAMS)
+    dvc(repo_copy, "repro")
+    for runner in ("tasks/run.py", "tasks/cli.py", "tasks/doctor.py", "tasks/quiet.py", "tasks/params/config.py"):
+        assert _stale_after_editing(repo_copy, runner) == set(), runner
+    assert _stale_after_editing(repo_copy, "tasks/params/promote.py") == {"promote"}
+    assert _stale_after_editing(repo_copy, "tasks/dataset.py") == {"preprocess", "train", "evaluate", "promote"}
+    assert ran(dvc(repo_copy, "repro")) == []  # each edit was undone: nothing to rerun
+
+
 def test_validate_alone_from_a_fresh_copy(repo_copy):
     set_params(repo_copy, TINY_PARAMS)
     out = dvc(repo_copy, "repro", "validate")

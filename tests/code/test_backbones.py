@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tasks import backbones
-from tasks.params import ParamsError, parse
+from tasks.errors import ParamsError
+from tasks.params.config import parse
 
 URL = "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"
 

@@ -13,8 +13,9 @@ import requests
 
 from tasks import archive, paths
 from tasks import download as dl
-from tasks.files import StageError, sha256_file
-from tasks.params import DataParams
+from tasks.errors import StageError
+from tasks.files import sha256_file
+from tasks.params.data import DataParams
 from tests.conftest import TINY, tiny_synthetic
 
 SLUG = "ashishjangra27/gender-recognition-200k-images-celeba"
@@ -87,9 +88,9 @@ def test_kaggle_gives_up_with_a_clear_error_and_no_output(dataset_folder, tmp_pa
 
 def test_the_stage_retries_are_the_only_retry_layer():
     """Prefect does not retry on top of the stage: 4 attempts stay 4, not 4 x (1 + task retries)."""
-    from flows.pipeline import STAGES, stage_task
+    from flows.pipeline import STAGE_NAMES, stage_task
 
-    assert {stage: stage_task(stage, "v", "h").retries for stage in STAGES} == dict.fromkeys(STAGES, 0)
+    assert {stage: stage_task(stage, "v", "h").retries for stage in STAGE_NAMES} == dict.fromkeys(STAGE_NAMES, 0)
 
 
 def test_missing_credentials_say_how_to_provide_them(tmp_path, monkeypatch, no_kaggle_env):

@@ -5,23 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.files import StageError
+from tasks.errors import StageError
+from tasks.gate import failed_checks, gate
 from tasks.metrics import (
     apply_temperature,
     bootstrap_intervals,
     calibration,
     class_slices,
     classification_metrics,
-    failed_checks,
     fit_temperature,
-    gate,
     paired_differences,
     positive_index,
     quantile_slices,
     roc_auc,
     roc_curve,
 )
-from tasks.params import PromoteParams
+from tasks.params.promote import PromoteParams
 
 
 @pytest.mark.parametrize(

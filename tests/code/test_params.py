@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks import params
-from tasks.params import ParamsError
+from tasks.errors import ParamsError
+from tasks.params import config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,16 +23,16 @@ def _keys(tree: dict, prefix: str = "") -> set[str]:
 
 def test_committed_params_files_list_every_key():
     """params.yaml and configs/*.yaml are complete: DVC tracks each key, so none may come from a code default."""
-    every = _keys(dataclasses.asdict(params.Params()))
+    every = _keys(dataclasses.asdict(config.Params()))
     for path in [REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
         assert _keys(yaml.safe_load(path.read_text())) == every, path
-        params.load(path)
+        config.load(path)
 
 
 def test_code_defaults_are_params_yaml():
     """One source of defaults: the dataclass defaults and the committed params.yaml never disagree."""
-    assert params.load(REPO / "params.yaml") == params.Params()
-    assert params.Params().data.source == "synthetic"  # the offline embedded configuration
+    assert config.load(REPO / "params.yaml") == config.Params()
+    assert config.Params().data.source == "synthetic"  # the offline embedded configuration
 
 
 @pytest.mark.parametrize(
@@ -58,31 +58,31 @@ def test_code_defaults_are_params_yaml():
 )
 def test_bad_values_name_the_key(raw, message):
     with pytest.raises(ParamsError) as err:
-        params.parse(raw, "params.yaml")
+        config.parse(raw, "params.yaml")
     assert message in str(err.value)
     assert str(err.value).startswith("params.yaml: ")
 
 
 def test_int_is_accepted_where_a_float_is_expected():
-    p = params.parse({"validate": {"min_class_share": 0}})
+    p = config.parse({"validate": {"min_class_share": 0}})
     assert p.validate.min_class_share == 0.0 and isinstance(p.validate.min_class_share, float)
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
-        params.load(tmp_path / "params.yaml")
+        config.load(tmp_path / "params.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed\n")
     with pytest.raises(ParamsError, match="bad.yaml: not valid YAML"):
-        params.load(bad)
+        config.load(bad)
 
 
 def test_load_reads_a_file(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text(yaml.safe_dump({"model": {"image_size": 64}}))
-    assert params.load(f).model.image_size == 64
+    assert config.load(f).model.image_size == 64
 
 
 def test_the_positive_class_must_be_a_class_name():
     with pytest.raises(ParamsError, match="evaluate.positive_class: 'Man' is not one of validate.class_names"):
-        params.parse({"evaluate": {"positive_class": "Man"}})
+        config.parse({"evaluate": {"positive_class": "Man"}})

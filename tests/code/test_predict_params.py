@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from flows.predict import project_limits
-from tasks.params import ValidateParams
+from tasks.params.validate import ValidateParams
 
 
 def test_the_limits_come_from_the_projects_params(tmp_path, monkeypatch):

@@ -12,12 +12,13 @@ TF_NOISE = ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "
 # a command line that parses its flags first and imports TensorFlow later, like every stage and flow
 SCRIPT = """
 import argparse, sys
-from tasks.files import logger, setup_logging
+from tasks.cli import setup
+from tasks.errors import logger
 from tasks.quiet import add_verbose_flag
 parser = argparse.ArgumentParser()
 add_verbose_flag(parser)
 parser.parse_args(sys.argv[1:])
-setup_logging()  # as every stage's command line does
+setup()  # as every command line does (tasks.run, the flows)
 logger("train").info("the project's own line")
 import tensorflow as tf
 print(int(tf.constant(1) + 1))

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from tasks import drift, paths
-from tasks.files import StageError
-from tasks.params import DataParams
+from tasks.errors import StageError
+from tasks.params.data import DataParams
 from tests.conftest import TINY, jpeg, run_stage, write_folder
 
 MORE = {"Train": 60, "Validation": 20, "Test": 20}

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from tasks.files import StageError
+from tasks.errors import StageError
 from tests.conftest import jpeg, run_stage
 
 
@@ -26,8 +26,11 @@ def test_clean_data_passes_and_writes_report_manifest_and_data_docs(
     result = _run(make_raw, dataset_folder, tiny_validate_params, tmp_path)
     out = tmp_path / "data" / "validation"
     report = json.loads((out / "report.json").read_text())
-    assert result.success and report["success"] and report["kept"] == 24
-    assert len(report["expectations"]) >= 11 and not report["failed"]
+    assert report == result.report  # the returned report is the one on disk
+    assert report["success"]
+    assert report["kept"] == 24
+    assert len(report["expectations"]) >= 11
+    assert not report["failed"]
     assert report["counts"]["Train/Male"] == 5
     manifest = (out / "manifest.csv").read_text().splitlines()
     assert manifest[0].startswith("split,label,path,format,width,height,mode,brightness,bytes,sha256,phash,decodes")
@@ -73,5 +76,5 @@ def test_junk_files_are_skipped_and_counted(packed, dataset_folder, make_raw, ti
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_bytes(b"junk")
     result = _run(make_raw, source, tiny_validate_params, tmp_path)
-    assert result.success and result.report["kept"] == 24
+    assert result.report["kept"] == 24
     assert result.report["skipped_junk_files"] == (3 if packed == "zip" else 0)  # pack_folder leaves it out

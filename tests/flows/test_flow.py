@@ -13,7 +13,7 @@ import time
 import pytest
 
 from flows.dvc_state import DvcState
-from flows.pipeline import STAGES
+from flows.pipeline import STAGE_NAMES
 from tasks import paths
 from tests.conftest import dvc, ran, set_params
 from tests.flows.conftest import run
@@ -30,14 +30,14 @@ def stage_states(server, flow_run) -> list[tuple[str, str]]:
     return [(t["name"], t["state"]["name"]) for t in server.task_runs(flow_run["id"])]
 
 
-CHAIN = set(zip(STAGES, STAGES[1:]))  # the DAG's edges, as the UI's run graph should draw them
+CHAIN = set(zip(STAGE_NAMES, STAGE_NAMES[1:]))  # the DAG's edges, as the UI's run graph should draw them
 
 
 def test_first_run_runs_every_stage_in_order_and_records_dvc_lock(flow_repo, prefect_server):
     out = flow(flow_repo, prefect_server).stdout + ""
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
-    assert stage_states(prefect_server, latest) == [(s, "Completed") for s in STAGES]
+    assert stage_states(prefect_server, latest) == [(s, "Completed") for s in STAGE_NAMES]
     assert prefect_server.graph_edges(latest["id"]) == CHAIN  # each stage waits for the one before it
     download = prefect_server.task_runs(latest["id"])[0]
     assert download["task_version"] and {t.split(":")[0] for t in download["tags"]} >= {"stage", "git", "dvc"}
@@ -61,7 +61,7 @@ def test_second_run_skips_every_stage_and_says_why(flow_repo, prefect_server):
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
     runs = prefect_server.task_runs(latest["id"])
-    assert [(t["name"], t["state"]["name"]) for t in runs] == [(s, "Skipped") for s in STAGES]
+    assert [(t["name"], t["state"]["name"]) for t in runs] == [(s, "Skipped") for s in STAGE_NAMES]
     assert all("up to date in dvc.lock" in t["state"]["message"] for t in runs)
     assert prefect_server.graph_edges(latest["id"]) == CHAIN
 
@@ -70,7 +70,7 @@ def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_se
     set_params(flow_repo, {"train": {"epochs": 2}})
     assert ran(dvc(flow_repo, "repro")) == ["train", "evaluate", "promote"]
     flow(flow_repo, prefect_server)
-    assert stage_states(prefect_server, prefect_server.flow_runs()[0]) == [(s, "Skipped") for s in STAGES]
+    assert stage_states(prefect_server, prefect_server.flow_runs()[0]) == [(s, "Skipped") for s in STAGE_NAMES]
 
     set_params(flow_repo, {"train": {"epochs": 3}})
     flow(flow_repo, prefect_server)
@@ -181,7 +181,7 @@ def test_served_deployment_has_its_cron_and_runs_when_triggered(flow_repo, prefe
         flow_run = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
         finished = _wait_for(prefect_server, flow_run["id"])
         assert finished["state"]["type"] == "COMPLETED", prefect_server.logs(flow_run["id"])
-        assert stage_states(prefect_server, finished) == [(s, "Skipped") for s in STAGES]
+        assert stage_states(prefect_server, finished) == [(s, "Skipped") for s in STAGE_NAMES]
     finally:
         serving.terminate()
         serving.wait(30)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flows.artifacts import PLOTS
-from flows.pipeline import STAGES
+from flows.pipeline import STAGE_NAMES
 from tests.flows.conftest import run
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, 
     flow_run = runs[0]
     assert flow_run["state"]["type"] == "COMPLETED"
     # the run graph on the page below is drawn from these edges: the stages as a chain
-    assert prefect_server.graph_edges(flow_run["id"]) == set(zip(STAGES, STAGES[1:]))
+    assert prefect_server.graph_edges(flow_run["id"]) == set(zip(STAGE_NAMES, STAGE_NAMES[1:]))
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -40,13 +40,13 @@ def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, 
             page.goto(f"{prefect_server.url}/runs/flow-run/{flow_run['id']}", wait_until="networkidle")
             page.get_by_text("gender-pipeline").first.wait_for(timeout=60_000)
             page.get_by_text(flow_run["name"]).first.wait_for(timeout=60_000)
-            page.get_by_text(f"{len(STAGES)} Task runs").first.wait_for(timeout=60_000)
+            page.get_by_text(f"{len(STAGE_NAMES)} Task runs").first.wait_for(timeout=60_000)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "prefect-flow-run.png"), full_page=True)
             page.get_by_text("Task Runs", exact=True).first.click()
             names = page.locator(".task-run-list-item a.p-link")  # one row per task run, linked by name
-            names.nth(len(STAGES) - 1).wait_for(timeout=60_000)
-            assert sorted(names.all_inner_texts()) == sorted(STAGES)
+            names.nth(len(STAGE_NAMES) - 1).wait_for(timeout=60_000)
+            assert sorted(names.all_inner_texts()) == sorted(STAGE_NAMES)
             page.get_by_text("stage:train").first.wait_for(timeout=10_000)  # the version tags are shown
             shot = SCREENSHOTS / "prefect-task-runs.png"
             page.screenshot(path=str(shot), full_page=True)

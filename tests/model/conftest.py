@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks import paths
-from tasks.params import Params, parse
+from tasks.params.config import Params, parse
 from tasks.stages import BY_NAME, run_through
 
 # params.yaml content for a pipeline that trains in well under a minute on 2 cores

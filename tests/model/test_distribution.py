@@ -14,9 +14,8 @@ import pytest
 import yaml
 
 from tasks import dataset, paths
-from tasks.evaluate import predict_split
-from tasks.files import StageError
-from tasks.inference import load_model
+from tasks.errors import StageError
+from tasks.inference import load_model, predict_split
 from tests.conftest import REPO
 from tests.flows.conftest import free_port
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from tasks import dataset, paths, precision
-from tasks.evaluate import predict_split
-from tasks.inference import load_model
+from tasks.inference import load_model, predict_split
 
 from .conftest import tiny_params, train_at
 

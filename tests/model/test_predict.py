@@ -9,7 +9,7 @@ import pytest
 
 from flows import predict
 from tasks import dataset, paths
-from tasks.files import StageError
+from tasks.errors import StageError
 from tasks.inference import load_model
 
 pytestmark = pytest.mark.slow

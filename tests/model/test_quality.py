@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import dataset, paths
-from tasks import metrics as qm
-from tasks.evaluate import predict_split
-from tasks.files import StageError, read_json, tree_hash, write_json
-from tasks.inference import load_model
-from tasks.params import PromoteParams
+from tasks import dataset, metrics, paths
+from tasks.errors import StageError
+from tasks.files import read_json, tree_hash, write_json
+from tasks.inference import load_model, predict_split
+from tasks.params.promote import PromoteParams
 from tests.conftest import run_stage
 
 from .conftest import tiny_params
@@ -76,7 +75,7 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     # ECE and its bins, recomputed from predictions.csv (another output of the same pass)
     rows = [line.split(",") for line in (root / paths.PREDICTIONS).read_text().splitlines()[1:]]
     y, p_male = _probabilities_of(rows, "Male")
-    recomputed = qm.calibration(y, np.stack([1 - p_male, p_male], axis=1), 10, positive=1)
+    recomputed = metrics.calibration(y, np.stack([1 - p_male, p_male], axis=1), 10, positive=1)
     assert m["calibration"]["ece"] == pytest.approx(recomputed["ece"], abs=1e-5)
     assert [b["images"] for b in m["calibration"]["bins"]] == [b["images"] for b in recomputed["bins"]]
     ts = m["calibration"]["temperature_scaling"]
@@ -87,7 +86,7 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     )
 
     def loss(t: float) -> float:
-        return qm.log_loss(val.y_true, qm.apply_temperature(val.probs, t))
+        return metrics.log_loss(val.y_true, metrics.apply_temperature(val.probs, t))
 
     t = ts["temperature"]
     assert loss(t) <= min(loss(t * 1.1), loss(t / 1.1))

@@ -11,8 +11,8 @@ import pytest
 
 from tasks.archive import pack_folder
 from tasks.download import copy_local, download
-from tasks.files import StageError
-from tasks.params import DataParams
+from tasks.errors import StageError
+from tasks.params.data import DataParams
 from tests.conftest import run_stage
 
 

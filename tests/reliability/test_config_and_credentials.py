@@ -17,7 +17,7 @@ from tasks import download as dl
 from tasks import paths
 from tasks.cli import run_cli
 from tasks.files import write_json
-from tasks.params import DataParams
+from tasks.params.data import DataParams
 from tests.conftest import REPO, jpeg
 
 SECRET = "kgl-3f9a7c1d5e2b8a4f6c0d"
@@ -90,7 +90,7 @@ def test_an_empty_params_file_is_refused_by_the_stages_and_the_flow(tmp_path):
     assert not (tmp_path / "data").exists()  # not the built-in defaults
 
     from flows.pipeline import gender_pipeline
-    from tasks.params import ParamsError
+    from tasks.errors import ParamsError
 
     (tmp_path / paths.PARAMS_FILE).write_text("\n")
     with pytest.raises(ParamsError, match="params.yaml: empty"):

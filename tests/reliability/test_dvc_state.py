@@ -36,7 +36,7 @@ def test_a_truncated_dvc_lock_and_rwlock_are_found_and_repaired(repo_copy):
     assert check.returncode == 1 and "dvc.lock: empty; run `make doctor`" in check.stderr
 
     from flows.pipeline import gender_pipeline
-    from tasks.files import StageError
+    from tasks.errors import StageError
 
     with pytest.raises(StageError, match="dvc.lock: empty; run `make doctor`"):
         gender_pipeline.fn(root=str(repo_copy))  # the flow stops before touching DVC, pointing at the doctor

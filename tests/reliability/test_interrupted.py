@@ -16,7 +16,7 @@ import yaml
 
 from tasks import download as dl
 from tasks import paths
-from tasks.files import StageError
+from tasks.errors import StageError
 from tests.conftest import REPO, run_stage, tiny_synthetic
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -61,7 +61,7 @@ def test_a_download_killed_midway_leaves_no_output_and_the_next_run_restarts_cle
 
 @pytest.mark.parametrize("stage", ["download", "validate"])
 def test_a_full_disk_fails_with_a_clear_message_and_no_partial_output(stage, dataset_folder, tmp_path, monkeypatch):
-    from tasks.params import ValidateParams
+    from tasks.params.validate import ValidateParams
 
     raw = tmp_path / "data" / "raw"
     if stage == "validate":
@@ -82,7 +82,7 @@ def test_a_full_disk_fails_with_a_clear_message_and_no_partial_output(stage, dat
 
 @pytest.mark.slow
 def test_training_killed_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
-    from tasks.params import parse
+    from tasks.params.config import parse
     from tests.model.conftest import TINY_MODEL_PARAMS, prepare
 
     as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "fine_tune_epochs": 8}}

@@ -22,8 +22,8 @@ from PIL import Image, ImageOps
 from flows import predict
 from tasks import images as images_module
 from tasks import paths
+from tasks.errors import StageError
 from tasks.evaluate import BLANK_COLOURS
-from tasks.files import StageError
 from tasks.inference import load_model
 from tests.conftest import digest
 from tests.model.test_quality import _gate, _promote, _run, _stage_root

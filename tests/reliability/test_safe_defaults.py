@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from flows.pipeline import STAGES
+from flows.pipeline import STAGE_NAMES
 from tests.conftest import REPO, dvc
 
 CODE = sorted(p for d in ("tasks", "flows", "benchmarks") for p in (REPO / d).rglob("*.py"))
@@ -85,7 +85,7 @@ def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, pre
             stages = yaml.safe_load((flow_repo / "dvc.lock").read_text())["stages"]
         except (yaml.YAMLError, KeyError, TypeError):
             return before
-        whole = list(stages) == list(STAGES) and all("outs" in entry for entry in stages.values())
+        whole = list(stages) == list(STAGE_NAMES) and all("outs" in entry for entry in stages.values())
         return stages["validate"] if whole else before
 
     before = yaml.safe_load((flow_repo / "dvc.lock").read_text())["stages"]["validate"]  # for other params
@@ -106,7 +106,7 @@ def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, pre
     assert done.returncode == 0, done.stderr[-3000:]
     latest = prefect_server.flow_runs()[0]
     states = [(t["name"], t["state"]["name"]) for t in prefect_server.task_runs(latest["id"])]
-    assert [s for s, _ in states] == list(STAGES)
+    assert [s for s, _ in states] == list(STAGE_NAMES)
     assert states[:2] == [("download", "Skipped"), ("validate", "Skipped")]
     assert ("evaluate", "Completed") in states
     assert "up to date" in dvc(flow_repo, "status")

@@ -1,0 +1,48 @@
+"""Section ``model`` (read by train): the backbone, its input size and the head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.errors import ParamsError
+from tasks.params.fields import number
+
+BUILTIN_BACKBONES = ("small_cnn", "resnet50v2")
+URL_PREFIXES = ("https://", "http://")
+
+
+def handle_kind(handle: str) -> str:
+    """Classify a ``model.handle`` as ``url``, ``builtin`` or ``local`` (without loading anything).
+
+    Raises:
+        ValueError: for a path that is not a SavedModel folder, with what to use instead.
+    """
+    if handle.startswith(URL_PREFIXES):
+        return "url"
+    if handle in BUILTIN_BACKBONES:
+        return "builtin"
+    path = Path(handle)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return "local"
+    raise ValueError(
+        f"{handle!r} is not a TF Hub/Kaggle Models URL, a SavedModel folder (with saved_model.pb) "
+        f"or a built-in backbone ({', '.join(BUILTIN_BACKBONES)})"
+    )
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Section ``model``: the backbone, its input size and the head."""
+
+    # A TF Hub / Kaggle Models URL, a local SavedModel folder, or a built-in name
+    # (small_cnn, resnet50v2: random weights, for offline runs and cost measurements).
+    handle: str = "small_cnn"
+    image_size: int = number(96, lo=16, hi=1024)  # images are resized to this square side
+    dropout: float = number(0.2, lo=0.0, hi=0.9)
+
+    def check(self, where: str) -> None:
+        try:
+            handle_kind(self.handle)
+        except ValueError as exc:
+            raise ParamsError(f"{where}.handle: {exc}") from None
