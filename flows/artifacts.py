@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import base64
 import io
-import json
+import logging
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks import model_card, paths
+from tasks import model_card, paths, reports
+from tasks.errors import StageError
 from tasks.gate import failed_checks
+from tasks.reports import Blessed, Drift, Evaluation, ValidationReport, Verdict
+
+R = TypeVar("R")
 
 MAX_IMAGE_BYTES = 200_000  # each embedded PNG, before base64
 MAX_IMAGE_SIDE = 900  # pixels; larger figures (the sample grid) are downscaled first
@@ -31,8 +36,18 @@ PLOTS = (  # (title, path) in the order the artifact shows them
 )
 
 
-def read_if_present(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
+def read_if_present(path: Path, cls: type[R], stage: str) -> R | None:
+    """The ``cls`` report at ``path``; None when there is none yet, or one this code cannot read (said in the log).
+
+    Artifacts only show what the stages wrote: an old report (another version) must not fail the run.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return reports.read(path, cls, stage)
+    except StageError as exc:
+        logging.getLogger("pipeline.artifacts").warning("%s", exc)
+        return None
 
 
 def png_data_uri(path: Path, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE) -> str:
@@ -61,54 +76,52 @@ def plots_markdown(root: Path) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _gate_markdown(root: Path, evaluation: dict[str, Any], gate: dict[str, Any]) -> str:
-    pointer = read_if_present(root / paths.BLESSED_POINTER) or {}
-    if not gate["passed"]:
-        outcome = "not promoted: " + "; ".join(failed_checks(gate))
-    elif pointer.get("fingerprint") == evaluation["model"]["fingerprint"]:
+def _gate_markdown(root: Path, evaluation: Evaluation, verdict: Verdict) -> str:
+    pointer = read_if_present(root / paths.BLESSED_POINTER, Blessed, "promote")
+    if not verdict.passed:
+        outcome = "not promoted: " + "; ".join(failed_checks(verdict))
+    elif pointer is not None and pointer.fingerprint == evaluation.model.fingerprint:
         outcome = "promoted: this model is now the blessed one"
     else:
         outcome = "not promoted"
     return (
-        f"# Quality gate: {'passed' if gate['passed'] else 'FAILED'}\n\n{outcome}\n\n{model_card.gate_section(gate)}\n"
+        f"# Quality gate: {'passed' if verdict.passed else 'FAILED'}\n\n{outcome}\n\n"
+        f"{model_card.gate_section(verdict)}\n"
     )
 
 
-def _drift_markdown(record: dict[str, Any] | None) -> str:
+def _drift_markdown(record: Drift | None) -> str:
     if not record:
         return ""
-    lines = [f"\n## Drift {record['scope']}\n"]
-    if record["rows"]:
-        lines.append(f"Population stability index per feature (fails above {record['max_psi']}):\n")
+    lines = [f"\n## Drift {record.scope}\n"]
+    if record.rows:
+        lines.append(f"Population stability index per feature (fails above {record.max_psi}):\n")
         lines.append("| feature | PSI | |\n|---|---|---|")
         lines += [
-            f"| {r['feature']} | {r['psi']:.3f} | {'ok' if r['psi'] <= record['max_psi'] else 'SHIFTED'} |"
-            for r in record["rows"]
+            f"| {r.feature} | {r.psi:.3f} | {'ok' if r.psi <= record.max_psi else 'SHIFTED'} |" for r in record.rows
         ]
     return "\n".join(lines) + "\n"
 
 
-def _validation_markdown(report: dict[str, Any], drift_record: dict[str, Any] | None) -> str:
-    rows = "\n".join(f"| {group} | {n} |" for group, n in report["counts"].items())
+def _validation_markdown(report: ValidationReport, drift_record: Drift | None) -> str:
+    rows = "\n".join(f"| {group} | {n} |" for group, n in report.counts.items())
     failed = (
-        "\n".join(
-            f"- {f['type']}({f['column']}): {f['unexpected_count']} bad, e.g. {f['offenders'][:3]}"
-            for f in report["failed"]
-        )
+        "\n".join(f"- {f.type}({f.column}): {f.unexpected_count} bad, e.g. {f.offenders[:3]}" for f in report.failed)
         or "none"
     )
     return (
-        f"# Validation\n\n{'passed' if report['success'] else 'FAILED'}: {report['kept']} images kept, "
-        f"{len(report['dropped'])} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
+        f"# Validation\n\n{'passed' if report.success else 'FAILED'}: {report.kept} images kept, "
+        f"{len(report.dropped)} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
         f"Failed expectations: {failed}\n" + _drift_markdown(drift_record)
     )
 
 
-def _comparison_markdown(previous: dict[str, Any] | None, evaluation: dict[str, Any]) -> str:
+def _comparison_markdown(previous: Evaluation | None, evaluation: Evaluation) -> str:
     if not previous:
         return "# Compared with the previous run\n\nNo previous metrics: this is the first evaluation.\n"
     lines = [
-        f"| {k} | {previous[k]:.4f} | {evaluation[k]:.4f} | {evaluation[k] - previous[k]:+.4f} |"
+        f"| {k} | {getattr(previous, k):.4f} | {getattr(evaluation, k):.4f} | "
+        f"{getattr(evaluation, k) - getattr(previous, k):+.4f} |"
         for k in ("accuracy", "roc_auc", "log_loss")
     ]
     return (
@@ -117,27 +130,27 @@ def _comparison_markdown(previous: dict[str, Any] | None, evaluation: dict[str, 
     )
 
 
-def _metrics_table(evaluation: dict[str, Any], gate: dict[str, Any]) -> list[dict[str, Any]]:
+def _metrics_table(evaluation: Evaluation, verdict: Verdict) -> list[dict[str, Any]]:
     table = [
-        {"metric": "accuracy", "value": round(evaluation["accuracy"], 4)},
-        {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in evaluation["accuracy_ci95"])},
-        {"metric": "ECE", "value": round(evaluation["calibration"]["ece"], 4)},
-        {"metric": "roc_auc", "value": round(evaluation["roc_auc"], 4)},
-        {"metric": "log_loss", "value": round(evaluation["log_loss"], 4)},
-        {"metric": "gate", "value": "passed" if gate["passed"] else "failed"},
+        {"metric": "accuracy", "value": round(evaluation.accuracy, 4)},
+        {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in evaluation.accuracy_ci95)},
+        {"metric": "ECE", "value": round(evaluation.calibration.ece, 4)},
+        {"metric": "roc_auc", "value": round(evaluation.roc_auc, 4)},
+        {"metric": "log_loss", "value": round(evaluation.log_loss, 4)},
+        {"metric": "gate", "value": "passed" if verdict.passed else "failed"},
     ]
-    for name, m in evaluation["per_class"].items():
-        table += [{"metric": f"{name} {k}", "value": round(m[k], 4)} for k in ("precision", "recall", "f1")]
+    for name, m in evaluation.per_class.items():
+        table += [{"metric": f"{name} {k}", "value": round(getattr(m, k), 4)} for k in ("precision", "recall", "f1")]
     return table
 
 
-def publish_artifacts(root: Path, previous_evaluation: dict[str, Any] | None) -> None:
+def publish_artifacts(root: Path, previous_evaluation: Evaluation | None) -> None:
     """Publish every artifact whose inputs exist."""
-    report = read_if_present(root / paths.VALIDATION_REPORT)
+    report = read_if_present(root / paths.VALIDATION_REPORT, ValidationReport, "validate")
     if report:
         create_markdown_artifact(
             key="validation-summary",
-            markdown=_validation_markdown(report, read_if_present(root / paths.DRIFT)),
+            markdown=_validation_markdown(report, read_if_present(root / paths.DRIFT, Drift, "validate")),
             description="Counts per split and class, failed expectations, drift against the blessed model's data",
         )
     create_markdown_artifact(
@@ -160,18 +173,19 @@ def publish_artifacts(root: Path, previous_evaluation: dict[str, Any] | None) ->
         + "\n",
         description="Where the reports, plots, Data Docs and models are (paths relative to the repository)",
     )
-    evaluation, gate = read_if_present(root / paths.EVALUATION), read_if_present(root / paths.GATE)
-    if not evaluation or not gate:
+    evaluation = read_if_present(root / paths.EVALUATION, Evaluation, "evaluate")
+    verdict = read_if_present(root / paths.GATE, Verdict, "promote")
+    if not evaluation or not verdict:
         return
-    create_table_artifact(key="metrics", table=_metrics_table(evaluation, gate), description="Test-split metrics")
+    create_table_artifact(key="metrics", table=_metrics_table(evaluation, verdict), description="Test-split metrics")
     create_markdown_artifact(
         key="quality-gate",
-        markdown=_gate_markdown(root, evaluation, gate),
+        markdown=_gate_markdown(root, evaluation, verdict),
         description="The gate's checks and whether the model was promoted",
     )
     create_table_artifact(
         key="slices",
-        table=evaluation["slices"],
+        table=[asdict(r) for r in evaluation.slices],
         description="Test accuracy per class, brightness bin and JPEG-size bin, with counts",
     )
     create_markdown_artifact(key="metrics-comparison", markdown=_comparison_markdown(previous_evaluation, evaluation))

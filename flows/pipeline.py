@@ -38,6 +38,7 @@ from tasks.doctor import keep_last_good, problems
 from tasks.errors import StageError
 from tasks.params.config import load
 from tasks.quiet import add_verbose_flag
+from tasks.reports import Evaluation
 from tasks.stages import BY_NAME
 
 STAGE_NAMES = tuple(BY_NAME)  # DAG order, as in dvc.yaml
@@ -113,7 +114,7 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
     unknown = sorted(set(force or ()) - set(STAGE_NAMES))
     if unknown:
         raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGE_NAMES)}")
-    previous_metrics = read_if_present(state.root / paths.EVALUATION)
+    previous_metrics = read_if_present(state.root / paths.EVALUATION, Evaluation, "evaluate")
     version, results, previous = git_version(state.root), {}, None
     with state.locked():
         for stage in STAGE_NAMES:

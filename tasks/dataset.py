@@ -72,6 +72,42 @@ def augment(images: Any, flip: bool, brightness: float, seed: int) -> Any:
     return tf.cast(tf.clip_by_value(x, 0, 255), tf.uint8)
 
 
+def _records(files: list[str], shuffle_seed: int | None) -> Any:
+    """The serialized examples of ``files``, in order, or shuffled (files, then records) with ``shuffle_seed``."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(files), seed=shuffle_seed)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 4),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.shuffle(4096, seed=shuffle_seed) if shuffle_seed is not None else ds
+
+
+def _parser(image_size: int, with_meta: bool) -> Any:
+    """A function from one serialized example to ``(image, label)``, or with ``(path, encoded size)`` too."""
+    import tensorflow as tf
+
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "path": tf.io.FixedLenFeature([], tf.string),
+    }
+
+    def parse(record: Any) -> tuple[Any, ...]:
+        ex = tf.io.parse_single_example(record, spec)
+        image = decode_and_resize(ex["image"], image_size)
+        if with_meta:
+            return image, ex["label"], ex["path"], tf.strings.length(ex["image"])
+        return image, ex["label"]
+
+    return parse
+
+
 def make_dataset(
     files: list[str],
     image_size: int,
@@ -95,31 +131,9 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    spec = {
-        "image": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([], tf.int64),
-        "path": tf.io.FixedLenFeature([], tf.string),
-    }
-
-    def parse(record):
-        ex = tf.io.parse_single_example(record, spec)
-        image = decode_and_resize(ex["image"], image_size)
-        if with_meta:
-            return image, ex["label"], ex["path"], tf.strings.length(ex["image"])
-        return image, ex["label"]
-
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(files), seed=shuffle_seed)
-    ds = ds.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 4),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    if shuffle_seed is not None:
-        ds = ds.shuffle(4096, seed=shuffle_seed)
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size, drop_remainder)
+    ds = _records(files, shuffle_seed)
+    ds = ds.map(_parser(image_size, with_meta), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder)
     if augmentation:
         aug = augmentation
         ds = ds.map(

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tasks import archive, paths, synthetic
+from tasks import archive, paths, reports, synthetic
 from tasks.contract import Stage, StageResult
 from tasks.errors import StageError, logger
-from tasks.files import atomic_dir, sha256_file, write_json
+from tasks.files import atomic_dir, sha256_file
 from tasks.params.data import DataParams
+from tasks.reports import Source
 
 log = logger("download")
 T = TypeVar("T")
@@ -47,7 +48,7 @@ class DownloadResult(StageResult):
     """What the stage wrote."""
 
     archive: Path
-    source: dict[str, Any]
+    source: Source
 
 
 def _kaggle_config_dirs() -> list[Path]:
@@ -193,7 +194,7 @@ def fetch_kaggle(
     meta = next((d for d in listed if d is not None and getattr(d, "ref", None) == slug), None)
     origin = {
         "slug": slug,
-        "version": getattr(meta, "current_version_number", None),
+        "dataset_version": getattr(meta, "current_version_number", None),
         "last_updated": str(getattr(meta, "last_updated", None) or "") or None,
     }
     return origin, partial
@@ -273,20 +274,20 @@ def download(
         entries, junk = archive.read_entries(tmp / paths.RAW_ARCHIVE_NAME)
         if not entries:
             raise StageError(f"{params.path or params.source}: the dataset holds no images under {paths.DATASET_TOP}/")
-        source = {
-            "source": params.source,
+        source = Source(
+            source=params.source,
             **origin,
-            "archive": paths.RAW_ARCHIVE_NAME,
-            "sha256": sha256_file(tmp / paths.RAW_ARCHIVE_NAME),
-            "bytes": (tmp / paths.RAW_ARCHIVE_NAME).stat().st_size,
-            "images": len(entries),
-            "skipped_junk_files": junk,
-            "counts": archive.counts(entries),
-        }
-        write_json(tmp / paths.SOURCE_NAME, source)
+            archive=paths.RAW_ARCHIVE_NAME,
+            sha256=sha256_file(tmp / paths.RAW_ARCHIVE_NAME),
+            bytes=(tmp / paths.RAW_ARCHIVE_NAME).stat().st_size,
+            images=len(entries),
+            skipped_junk_files=junk,
+            counts=archive.counts(entries),
+        )
+        reports.write(tmp / paths.SOURCE_NAME, source)
     if partial is not None:  # the output, with the download's sha256, is in place: the copy is not needed
         shutil.rmtree(partial)
-    log.info("wrote %s: %d images, sha256 %s", raw_dir / paths.RAW_ARCHIVE_NAME, len(entries), source["sha256"][:12])
+    log.info("wrote %s: %d images, sha256 %s", raw_dir / paths.RAW_ARCHIVE_NAME, len(entries), source.sha256[:12])
     return DownloadResult(archive=raw_dir / paths.RAW_ARCHIVE_NAME, source=source)
 
 

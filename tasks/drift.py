@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks.reports import DataProfile, DriftRow, FeatureProfile
+
 FEATURES = {  # feature -> unit, measured per image by validate (manifest columns)
     "width": "px",
     "height": "px",
@@ -45,14 +47,14 @@ def _class_shares(kept: Any, class_names: list[str]) -> dict[str, float]:
     return {c: round(float(counts.get(c, 0)) / max(1, len(kept)), 6) for c in class_names}
 
 
-def profile(kept: Any, class_names: list[str]) -> dict[str, Any]:
+def profile(kept: Any, class_names: list[str]) -> DataProfile:
     """The reference summary of a dataset (deterministic: rounded, in a fixed order)."""
     features = {}
     for feature in FEATURES:
         values = feature_values(kept, feature)
         cuts = sorted({round(float(q), 3) for q in np.quantile(values, QUANTILES)}) if len(values) else []
-        features[feature] = {"cuts": cuts, "shares": _shares(values, cuts)}
-    return {"images": int(len(kept)), "class_shares": _class_shares(kept, class_names), "features": features}
+        features[feature] = FeatureProfile(cuts=cuts, shares=_shares(values, cuts))
+    return DataProfile(images=int(len(kept)), class_shares=_class_shares(kept, class_names), features=features)
 
 
 def psi(reference: list[float], current: list[float]) -> float:
@@ -62,28 +64,22 @@ def psi(reference: list[float], current: list[float]) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def compare(kept: Any, class_names: list[str], reference: dict[str, Any]) -> list[dict[str, Any]]:
+def compare(kept: Any, class_names: list[str], reference: DataProfile) -> list[DriftRow]:
     """One row per compared quantity: ``feature``, ``psi`` and the shares it came from."""
-    names = sorted(set(class_names) | set(reference["class_shares"]))
+    names = sorted(set(class_names) | set(reference.class_shares))
     current = _class_shares(kept, names)
-    rows = [
-        {
-            "feature": "class shares",
-            "psi": round(psi([reference["class_shares"].get(c, 0.0) for c in names], [current[c] for c in names]), 4),
-            "reference": [reference["class_shares"].get(c, 0.0) for c in names],
-            "current": [current[c] for c in names],
-            "bins": names,
-        }
-    ]
-    for feature, ref in reference["features"].items():
-        shares = _shares(feature_values(kept, feature), ref["cuts"])
+    before = [reference.class_shares.get(c, 0.0) for c in names]
+    now = [current[c] for c in names]
+    rows = [DriftRow(feature="class shares", psi=round(psi(before, now), 4), reference=before, current=now, bins=names)]
+    for feature, ref in reference.features.items():
+        shares = _shares(feature_values(kept, feature), ref.cuts)
         rows.append(
-            {
-                "feature": feature,
-                "psi": round(psi(ref["shares"], shares), 4),
-                "reference": ref["shares"],
-                "current": shares,
-                "bins": [f"<= {c:g}" for c in ref["cuts"]] + [f"> {ref['cuts'][-1]:g}" if ref["cuts"] else "all"],
-            }
+            DriftRow(
+                feature=feature,
+                psi=round(psi(ref.shares, shares), 4),
+                reference=ref.shares,
+                current=shares,
+                bins=[f"<= {c:g}" for c in ref.cuts] + [f"> {ref.cuts[-1]:g}" if ref.cuts else "all"],
+            )
         )
     return rows

@@ -11,18 +11,28 @@ artifact users get), not from training memory. Everything here is a function of 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tasks import dataset, metrics, paths, precision
+from tasks import dataset, metrics, paths, precision, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import logger
-from tasks.files import atomic_outputs, read_json, tree_hash, write_json
+from tasks.files import atomic_outputs, tree_hash, write_json
 from tasks.inference import LoadedModel, SplitPredictions, load_model, predict_split
 from tasks.params.evaluate import EvaluateParams
+from tasks.reports import (
+    Behaviour,
+    BlankCheck,
+    Bootstrap,
+    Calibration,
+    Evaluation,
+    ModelInfo,
+    TemperatureScaling,
+    TrainingInfo,
+)
 
 log = logger("evaluate")
 ROC_POINTS = 200  # the ROC curve is thinned to at most this many points for the DVC plot
@@ -41,121 +51,150 @@ BLANK_COLOURS = {
 class EvaluateResult(StageResult):
     """The evaluation written to reports/evaluation.json."""
 
-    metrics: dict[str, Any]
+    evaluation: Evaluation
 
 
-def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> dict[str, Any]:
+def behaviour(model: LoadedModel, pred: SplitPredictions, delta: float) -> Behaviour:
     """How often a mirror image or a small brightness change flips the prediction; blank images."""
     label = pred.probs.argmax(axis=1)
     up, down = pred.shifted
     blanks = model.predict(
         np.stack([np.full((model.image_size, model.image_size, 3), rgb, np.uint8) for rgb in BLANK_COLOURS.values()])
     )
-    return {
-        "images": int(len(label)),
-        "flip_changed": float((pred.flipped.argmax(axis=1) != label).mean()),
-        "brightness_delta": delta,
-        "brightness_changed": float(((up.argmax(axis=1) != label) | (down.argmax(axis=1) != label)).mean()),
-        "blank": [
-            {
-                "colour": name,
-                "rgb": list(rgb),
-                "label": model.class_names[int(p.argmax())],
-                "probability": float(p.max()),
-            }
+    return Behaviour(
+        images=int(len(label)),
+        flip_changed=float((pred.flipped.argmax(axis=1) != label).mean()),
+        brightness_delta=delta,
+        brightness_changed=float(((up.argmax(axis=1) != label) | (down.argmax(axis=1) != label)).mean()),
+        blank=[
+            BlankCheck(colour=name, rgb=list(rgb), label=model.class_names[int(p.argmax())], probability=float(p.max()))
             for (name, rgb), p in zip(BLANK_COLOURS.items(), blanks)
         ],
-    }
+    )
 
 
-def quality(pred: SplitPredictions, class_names: list[str], positive: int, params: EvaluateParams) -> dict[str, Any]:
-    """Metrics with intervals, calibration and slices of one split's predictions (``positive``: a class index)."""
-    m = metrics.classification_metrics(pred.y_true, pred.probs, class_names, positive)
+def quality(
+    pred: SplitPredictions,
+    class_names: list[str],
+    positive: int,
+    params: EvaluateParams,
+    *,
+    scaling: TemperatureScaling | None,
+    checks: Behaviour,
+    computed_in: str,
+    model_info: ModelInfo,
+) -> Evaluation:
+    """The evaluation of one split's predictions (``positive``: a class index): metrics with intervals,
+    calibration and slices, with the temperature ``scaling``, the behaviour ``checks``, the precision
+    the model ``computed_in`` and which model it was."""
+    point = metrics.classification_metrics(pred.y_true, pred.probs, class_names, positive)
     y_pred = pred.probs.argmax(axis=1)
     ci = metrics.bootstrap_intervals(pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed)
-    m["accuracy_ci95"] = ci["accuracy"]
-    for name, interval in zip(class_names, ci["recall"]):
-        m["per_class"][name]["recall_ci95"] = interval
-    m["bootstrap"] = {"samples": ci["samples"], "level": ci["level"], "seed": params.seed}
-    m["calibration"] = metrics.calibration(pred.y_true, pred.probs, params.calibration_bins, positive)
+    ece, bins = metrics.calibration(pred.y_true, pred.probs, params.calibration_bins, positive)
     correct = y_pred == pred.y_true
-    m["slices"] = (
-        metrics.class_slices(pred.y_true, correct, class_names)
-        + metrics.quantile_slices("brightness", pred.brightness, correct, params.slice_bins, "luma")
-        + metrics.quantile_slices("jpeg_size", pred.jpeg_kb, correct, params.slice_bins, "kB")
+    return Evaluation(
+        accuracy=point.accuracy,
+        accuracy_ci95=ci.accuracy,
+        per_class={
+            name: replace(m, recall_ci95=interval) for (name, m), interval in zip(point.per_class.items(), ci.recall)
+        },
+        confusion_matrix=point.confusion_matrix,
+        log_loss=point.log_loss,
+        roc_auc=point.roc_auc,
+        roc_positive_class=point.roc_positive_class,
+        images=point.images,
+        bootstrap=Bootstrap(samples=ci.samples, level=ci.level, seed=params.seed),
+        calibration=Calibration(ece=ece, bins=bins, temperature_scaling=scaling),
+        slices=(
+            metrics.class_slices(pred.y_true, correct, class_names)
+            + metrics.quantile_slices("brightness", pred.brightness, correct, params.slice_bins, "luma")
+            + metrics.quantile_slices("jpeg_size", pred.jpeg_kb, correct, params.slice_bins, "kB")
+        ),
+        behaviour=checks,
+        precision=computed_in,
+        model=model_info,
     )
-    return m
 
 
 def temperature_scaling(
     model: LoadedModel, processed: Path, test: SplitPredictions, positive: int, params: EvaluateParams
-) -> dict[str, Any]:
+) -> TemperatureScaling:
     """Fit a temperature on Validation; report Test ECE and log loss before and after it."""
     val = predict_split(model, dataset.shard_files(processed, "Validation"), params.batch_size)
     t = metrics.fit_temperature(val.y_true, val.probs)
     scaled = metrics.apply_temperature(test.probs, t)
-    return {
-        "temperature": t,
-        "fitted_on": "Validation",
-        "validation_images": int(len(val.y_true)),
-        "test_ece_before": metrics.calibration(test.y_true, test.probs, params.calibration_bins, positive)["ece"],
-        "test_ece_after": metrics.calibration(test.y_true, scaled, params.calibration_bins, positive)["ece"],
-        "test_log_loss_before": metrics.log_loss(test.y_true, test.probs),
-        "test_log_loss_after": metrics.log_loss(test.y_true, scaled),
-        "applied_to_model": False,
-    }
+    return TemperatureScaling(
+        temperature=t,
+        fitted_on="Validation",
+        validation_images=int(len(val.y_true)),
+        test_ece_before=metrics.calibration(test.y_true, test.probs, params.calibration_bins, positive)[0],
+        test_ece_after=metrics.calibration(test.y_true, scaled, params.calibration_bins, positive)[0],
+        test_log_loss_before=metrics.log_loss(test.y_true, test.probs),
+        test_log_loss_after=metrics.log_loss(test.y_true, scaled),
+        applied_to_model=False,
+    )
 
 
-def _plots(out: Path, evaluation: dict[str, Any], fpr, tpr, pred: SplitPredictions, class_names: list[str]) -> None:
-    positive = evaluation["roc_positive_class"]
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    def save(fig: Any, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
-    out.mkdir()
-    confusion = np.array(evaluation["confusion_matrix"]["rows_true_columns_predicted"])
+
+def confusion_figure(evaluation: Evaluation, path: Path) -> None:
+    """The Test confusion matrix, counts in each cell."""
+    import matplotlib.pyplot as plt
+
+    names = evaluation.confusion_matrix.labels
+    confusion = np.array(evaluation.confusion_matrix.rows_true_columns_predicted)
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(confusion, cmap="Blues")
     for (i, j), n in np.ndenumerate(confusion):
         ax.text(j, i, str(n), ha="center", va="center")
     ax.set(
-        xticks=range(len(class_names)),
-        yticks=range(len(class_names)),
-        xticklabels=class_names,
-        yticklabels=class_names,
+        xticks=range(len(names)),
+        yticks=range(len(names)),
+        xticklabels=names,
+        yticklabels=names,
         xlabel="predicted",
         ylabel="true",
         title="Test confusion matrix",
     )
-    save(fig, "confusion_matrix.png")
+    _save(fig, path)
+
+
+def roc_figure(evaluation: Evaluation, fpr: np.ndarray, tpr: np.ndarray, path: Path) -> None:
+    """The ROC curve of the positive class, with its AUC."""
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(fpr, tpr, label=f"AUC {evaluation['roc_auc']:.3f}")
+    ax.plot(fpr, tpr, label=f"AUC {evaluation.roc_auc:.3f}")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.5)
-    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC ({evaluation['roc_positive_class']})")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC ({evaluation.roc_positive_class})")
     ax.legend(loc="lower right")
-    save(fig, "roc.png")
+    _save(fig, path)
 
-    bins = evaluation["calibration"]["bins"]
+
+def reliability_figure(evaluation: Evaluation, path: Path) -> None:
+    """The reliability diagram: observed share against mean predicted probability, per bin."""
+    import matplotlib.pyplot as plt
+
+    positive, bins = evaluation.roc_positive_class, evaluation.calibration.bins
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.bar(
-        [b["lo"] for b in bins],
-        [b["observed"] for b in bins],
-        width=[b["hi"] - b["lo"] for b in bins],
+        [b.lo for b in bins],
+        [b.observed for b in bins],
+        width=[b.hi - b.lo for b in bins],
         align="edge",
         edgecolor="k",
         alpha=0.7,
         label=f"observed share of {positive}",
     )
     ax.plot(
-        [(b["lo"] + b["hi"]) / 2 for b in bins],
-        [b["predicted"] for b in bins],
+        [(b.lo + b.hi) / 2 for b in bins],
+        [b.predicted for b in bins],
         "_",
         markersize=14,
         markeredgewidth=2,
@@ -168,29 +207,61 @@ def _plots(out: Path, evaluation: dict[str, Any], fpr, tpr, pred: SplitPredictio
         ylim=(0, 1),
         xlabel=f"predicted probability of {positive}",
         ylabel=f"share of {positive}",
-        title=f"Reliability (ECE {evaluation['calibration']['ece']:.3f})",
+        title=f"Reliability (ECE {evaluation.calibration.ece:.3f})",
     )
     ax.legend(loc="upper left", fontsize=8)
-    save(fig, "reliability.png")
+    _save(fig, path)
+
+
+def samples_figure(pred: SplitPredictions, class_names: list[str], path: Path) -> None:
+    """The first Test images with their true and predicted class (nothing when none were kept)."""
+    import matplotlib.pyplot as plt
 
     n = len(pred.samples)
-    if n:
-        cols = min(n, 8)
-        rows = -(-n // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.3 * rows), squeeze=False)
-        for k, ax in enumerate(axes.flat):
-            ax.axis("off")
-            if k >= n:
-                continue
-            label, truth = int(pred.probs[k].argmax()), int(pred.y_true[k])
-            ax.imshow(pred.samples[k])
-            ax.set_title(
-                f"true {class_names[truth]}\npred {class_names[label]} {pred.probs[k, label]:.2f}"
-                + ("" if label == truth else " ✗"),
-                color="green" if label == truth else "red",
-                fontsize=8,
-            )
-        save(fig, "sample_predictions.png")
+    if not n:
+        return
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.3 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        label, truth = int(pred.probs[k].argmax()), int(pred.y_true[k])
+        ax.imshow(pred.samples[k])
+        ax.set_title(
+            f"true {class_names[truth]}\npred {class_names[label]} {pred.probs[k, label]:.2f}"
+            + ("" if label == truth else " ✗"),
+            color="green" if label == truth else "red",
+            fontsize=8,
+        )
+    _save(fig, path)
+
+
+def write_outputs(
+    evaluation: Evaluation, pred: SplitPredictions, class_names: list[str], positive: int, outputs: dict[str, Path]
+) -> None:
+    """Write the evaluation, the thinned ROC curve, one row per Test image and the figures, replaced together."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fpr, tpr = metrics.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
+    with atomic_outputs(list(outputs.values())) as tmp:
+        staged = {name: tmp / path.name for name, path in outputs.items()}
+        reports.write(staged["evaluation_file"], evaluation)
+        write_json(staged["roc_file"], [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep])
+        with staged["predictions_file"].open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["path", "true_label", "predicted_label", "probability"])
+            for name, t, p in zip(pred.names, pred.y_true, pred.probs):
+                writer.writerow([name, class_names[t], class_names[p.argmax()], f"{p.max():.6f}"])
+        figures = staged["figures"]
+        figures.mkdir()
+        confusion_figure(evaluation, figures / "confusion_matrix.png")
+        roc_figure(evaluation, fpr, tpr, figures / "roc.png")
+        reliability_figure(evaluation, figures / "reliability.png")
+        samples_figure(pred, class_names, figures / "sample_predictions.png")
 
 
 def evaluate(
@@ -207,40 +278,37 @@ def evaluate(
     The outputs share ``reports/`` with promote's and are replaced together, leaving the others alone.
     """
     model = load_model(model_dir)
-    test_files = dataset.shard_files(processed, "Test")
     chosen, why = precision.choose(params.mixed_precision)
     log.info("precision: %s (%s)", chosen, why)
     positive = metrics.positive_index(model.class_names, params.positive_class)  # by name, never by position
+    trained = reports.read(model_dir / paths.TRAINING_INFO_NAME, TrainingInfo, "train")
     with precision.rewrite(chosen):
+        test_files = dataset.shard_files(processed, "Test")
         pred = predict_split(model, test_files, params.batch_size, params.brightness_delta, params.sample_images)
-        evaluation = quality(pred, model.class_names, positive, params)
-        if params.temperature_scaling:
-            evaluation["calibration"]["temperature_scaling"] = temperature_scaling(
-                model, processed, pred, positive, params
-            )
-        evaluation["behaviour"] = behaviour(model, pred, params.brightness_delta)
-    evaluation["precision"] = chosen
-    training_info = read_json(model_dir / paths.TRAINING_INFO_NAME, "train")
-    evaluation["model"] = {"fingerprint": tree_hash(model_dir), **training_info}
-    fpr, tpr = metrics.roc_curve((pred.y_true == positive).astype(int), pred.probs[:, positive])
-    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
-
-    with atomic_outputs([evaluation_file, roc_file, predictions_file, figures]) as tmp:
-        write_json(tmp / evaluation_file.name, evaluation)
-        write_json(tmp / roc_file.name, [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep])
-        with (tmp / predictions_file.name).open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["path", "true_label", "predicted_label", "probability"])
-            for name, t, p in zip(pred.names, pred.y_true, pred.probs):
-                writer.writerow([name, model.class_names[t], model.class_names[p.argmax()], f"{p.max():.6f}"])
-        _plots(tmp / figures.name, evaluation, fpr, tpr, pred, model.class_names)
-    lo, hi = evaluation["accuracy_ci95"]
+        scaling = temperature_scaling(model, processed, pred, positive, params) if params.temperature_scaling else None
+        evaluation = quality(
+            pred,
+            model.class_names,
+            positive,
+            params,
+            scaling=scaling,
+            checks=behaviour(model, pred, params.brightness_delta),
+            computed_in=chosen,
+            model_info=ModelInfo(**vars(trained), fingerprint=tree_hash(model_dir)),
+        )
+    outputs = {
+        "evaluation_file": evaluation_file,
+        "roc_file": roc_file,
+        "predictions_file": predictions_file,
+        "figures": figures,
+    }
+    write_outputs(evaluation, pred, model.class_names, positive, outputs)
+    lo, hi = evaluation.accuracy_ci95
     print(
-        f"Test accuracy: {evaluation['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {evaluation['images']} images, "
-        f"ROC AUC {evaluation['roc_auc']:.4f} ({evaluation['roc_positive_class']}), "
-        f"ECE {evaluation['calibration']['ece']:.4f}"
+        f"Test accuracy: {evaluation.accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {evaluation.images} images, "
+        f"ROC AUC {evaluation.roc_auc:.4f} ({evaluation.roc_positive_class}), ECE {evaluation.calibration.ece:.4f}"
     )
-    return EvaluateResult(metrics=evaluation)
+    return EvaluateResult(evaluation=evaluation)
 
 
 STAGE = Stage(

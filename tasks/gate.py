@@ -5,71 +5,71 @@ Only promote imports this module (with the promote params), so a change to the g
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from tasks.params.promote import PromoteParams
+from tasks.reports import Baseline, Check, Difference, Evaluation, Verdict
 
 HEADLINE_DECIMALS = 4  # of the numbers in the DVC metrics file (full precision in reports/evaluation.json)
 
 
-def _check(name: str, value: float, threshold: float) -> dict[str, Any]:
-    return {"name": name, "value": value, "op": ">=", "threshold": threshold, "passed": bool(value >= threshold)}
+def _check(name: str, value: float, threshold: float) -> Check:
+    return Check(name=name, value=value, op=">=", threshold=threshold, passed=bool(value >= threshold))
 
 
 def gate(
-    metrics: dict[str, Any],
+    accuracy: float,
     params: PromoteParams,
-    differences: dict[str, dict[str, Any]] | None = None,
-    gating: bool = True,
-) -> dict[str, Any]:
+    differences: dict[str, Difference] | None = None,
+    baseline: Baseline | None = None,
+) -> Verdict:
     """The quality gate's verdict, with each check's value and threshold.
 
-    Always: accuracy >= ``min_accuracy``. With the paired differences from the blessed model on the
-    same Test images (:func:`paired_differences`), also one check each for accuracy and each class's
-    recall: it fails only when the candidate is worse by more than ``max_regression`` with 95%
+    Always: the candidate's Test ``accuracy`` >= ``min_accuracy``. With the paired differences from the
+    blessed model on the same Test images (``metrics.paired_differences``), also one check each for
+    accuracy and each class's recall: it fails only when the candidate is worse by more than ``max_regression`` with 95%
     confidence, i.e. when the upper end of the difference's interval is below ``-max_regression``.
-    With ``gating`` False those checks are shown but do not decide (a baseline that is not comparable).
+    When the ``baseline`` is not comparable (``gating`` False) those checks are shown but do not decide.
     """
-    checks = [_check("accuracy", metrics["accuracy"], params.min_accuracy)]
+    gating = baseline is not None and baseline.gating
+    checks = [_check("accuracy", accuracy, params.min_accuracy)]
     for what, d in (differences or {}).items():
-        check = _check(f"{what} vs blessed", d["interval"][1], -params.max_regression)
-        checks.append({**check, "difference": d["difference"], "interval": d["interval"], "gating": gating})
-    return {"passed": all(c["passed"] for c in checks if c.get("gating", True)), "checks": checks}
+        check = _check(f"{what} vs blessed", d.interval[1], -params.max_regression)
+        checks.append(replace(check, difference=d.difference, interval=d.interval, gating=gating))
+    return Verdict(passed=all(c.passed for c in checks if c.gating), checks=checks, baseline=baseline)
 
 
-def describe_check(check: dict[str, Any]) -> str:
+def describe_check(check: Check) -> str:
     """One line for a check: ``name value < threshold``, or a difference with its bound."""
-    if "difference" not in check:
-        return f"{check['name']} {check['value']:.4f} < {check['threshold']:.4f}"
-    return (
-        f"{check['name']} {check['difference']:+.4f} (95% upper bound {check['value']:+.4f} "
-        f"< {check['threshold']:+.4f})"
-    )
+    if check.difference is None:
+        return f"{check.name} {check.value:.4f} < {check.threshold:.4f}"
+    return f"{check.name} {check.difference:+.4f} (95% upper bound {check.value:+.4f} < {check.threshold:+.4f})"
 
 
-def failed_checks(verdict: dict[str, Any]) -> list[str]:
+def failed_checks(verdict: Verdict) -> list[str]:
     """One line per failed check that decides the verdict."""
-    return [describe_check(c) for c in verdict["checks"] if not c["passed"] and c.get("gating", True)]
+    return [describe_check(c) for c in verdict.failed()]
 
 
-def headline(evaluation: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+def headline(evaluation: Evaluation, verdict: Verdict) -> dict[str, Any]:
     """The DVC metrics file: the few numbers ``dvc exp show`` puts side by side, one column each.
 
     Short names (DVC sorts the columns by name) and 4 decimals, so that the experiment's name and all
     of these fit in the first 120 columns of the table: ``acc`` Test accuracy with ``acc_lo``-``acc_hi``
     its 95% interval, ``auc`` ROC AUC, ``ece`` calibration error, ``gate`` whether the quality gate
     passed, ``logloss``, and ``recall.<class>``. The full evaluation (``reports/evaluation.json``) and
-    the gate's checks (``reports/gate.json``) stay beside it.
+    the gate's checks (``reports/gate.json``) stay beside it. A flat table, not a report: only DVC reads it.
     """
-    low, high = evaluation["accuracy_ci95"]
+    low, high = evaluation.accuracy_ci95
     numbers = {
-        "acc": evaluation["accuracy"],
+        "acc": evaluation.accuracy,
         "acc_lo": low,
         "acc_hi": high,
-        "auc": evaluation["roc_auc"],
-        "ece": evaluation["calibration"]["ece"],
-        "gate": verdict["passed"],
-        "logloss": evaluation["log_loss"],
-        "recall": {name: round(m["recall"], HEADLINE_DECIMALS) for name, m in evaluation["per_class"].items()},
+        "auc": evaluation.roc_auc,
+        "ece": evaluation.calibration.ece,
+        "gate": verdict.passed,
+        "logloss": evaluation.log_loss,
+        "recall": {name: round(m.recall, HEADLINE_DECIMALS) for name, m in evaluation.per_class.items()},
     }
     return {k: round(v, HEADLINE_DECIMALS) if isinstance(v, float) else v for k, v in numbers.items()}

@@ -6,11 +6,12 @@ hand-made examples. ``tasks/evaluate.py`` feeds it the model's predictions.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from tasks.errors import StageError
+from tasks.reports import CalibrationBin, ClassMetrics, Confusion, Difference, Slice
 
 CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
 REGRESSION_CONFIDENCE = 0.95  # a regression fails the gate only when it is this certain (one-sided)
@@ -53,9 +54,22 @@ def positive_index(class_names: list[str], positive_class: str) -> int:
     return class_names.index(positive_class)
 
 
+@dataclass(frozen=True)
+class Classification:
+    """The point estimates of :func:`classification_metrics`."""
+
+    accuracy: float
+    per_class: dict[str, ClassMetrics]
+    confusion_matrix: Confusion
+    log_loss: float
+    roc_auc: float
+    roc_positive_class: str
+    images: int
+
+
 def classification_metrics(
     y_true: np.ndarray, probs: np.ndarray, class_names: list[str], positive: int
-) -> dict[str, Any]:
+) -> Classification:
     """Accuracy, per-class precision/recall/F1, confusion matrix, log loss and ROC AUC for class ``positive``."""
     n_classes = len(class_names)
     y_pred = probs.argmax(axis=1)
@@ -67,21 +81,18 @@ def classification_metrics(
         precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
         recall = tp / confusion[i, :].sum() if confusion[i, :].sum() else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "f1": float(f1),
-            "support": int(confusion[i, :].sum()),
-        }
-    return {
-        "accuracy": float((y_pred == y_true).mean()),
-        "per_class": per_class,
-        "confusion_matrix": {"labels": class_names, "rows_true_columns_predicted": confusion.tolist()},
-        "log_loss": log_loss(y_true, probs),
-        "roc_auc": roc_auc((y_true == positive).astype(int), probs[:, positive]),
-        "roc_positive_class": class_names[positive],
-        "images": int(len(y_true)),
-    }
+        per_class[name] = ClassMetrics(
+            precision=float(precision), recall=float(recall), f1=float(f1), support=int(confusion[i, :].sum())
+        )
+    return Classification(
+        accuracy=float((y_pred == y_true).mean()),
+        per_class=per_class,
+        confusion_matrix=Confusion(labels=class_names, rows_true_columns_predicted=confusion.tolist()),
+        log_loss=log_loss(y_true, probs),
+        roc_auc=roc_auc((y_true == positive).astype(int), probs[:, positive]),
+        roc_positive_class=class_names[positive],
+        images=int(len(y_true)),
+    )
 
 
 def _bootstrap(
@@ -113,21 +124,29 @@ def _floats(values: np.ndarray) -> list[float]:
     return [float(v) for v in values]
 
 
-def bootstrap_intervals(
-    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, samples: int, seed: int
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Intervals:
+    """Percentile-bootstrap intervals of accuracy and of each class's recall (in class order)."""
+
+    level: float
+    samples: int
+    accuracy: list[float]
+    recall: list[list[float]]
+
+
+def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, samples: int, seed: int) -> Intervals:
     """Percentile-bootstrap 95% intervals for accuracy and each class's recall.
 
     A class absent from a resample is left out of that class's interval for that resample.
     """
     ((accuracy, recall),) = _bootstrap(y_true, [y_true == y_pred], n_classes, samples, seed)
     tails = [50 * (1 - CI_LEVEL), 100 - 50 * (1 - CI_LEVEL)]
-    return {
-        "level": CI_LEVEL,
-        "samples": samples,
-        "accuracy": _floats(np.percentile(accuracy, tails)),
-        "recall": [_floats(np.nanpercentile(recall[:, k], tails)) for k in range(n_classes)],
-    }
+    return Intervals(
+        level=CI_LEVEL,
+        samples=samples,
+        accuracy=_floats(np.percentile(accuracy, tails)),
+        recall=[_floats(np.nanpercentile(recall[:, k], tails)) for k in range(n_classes)],
+    )
 
 
 def paired_differences(
@@ -137,7 +156,7 @@ def paired_differences(
     class_names: list[str],
     samples: int,
     seed: int,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Difference]:
     """Candidate minus baseline, per image on the same Test images: accuracy and each class's recall.
 
     Paired bootstrap: each resample draws the same images for both models, so the noise the two
@@ -145,7 +164,7 @@ def paired_differences(
     percentile; its upper end is the one-sided 95% bound the regression checks use.
 
     Returns:
-        ``{"accuracy": {...}, "<class> recall": {...}}``, each ``{"difference", "interval"}``.
+        ``{"accuracy": ..., "<class> recall": ...}``, each a :class:`Difference`.
     """
     (acc_c, rec_c), (acc_b, rec_b) = _bootstrap(
         y_true, [candidate_correct, baseline_correct], len(class_names), samples, seed
@@ -156,21 +175,21 @@ def paired_differences(
         return float(correct.mean() if k is None else correct[y_true == k].mean())
 
     out = {
-        "accuracy": {
-            "difference": observed(candidate_correct, None) - observed(baseline_correct, None),
-            "interval": _floats(np.percentile(acc_c - acc_b, tails)),
-        }
+        "accuracy": Difference(
+            difference=observed(candidate_correct, None) - observed(baseline_correct, None),
+            interval=_floats(np.percentile(acc_c - acc_b, tails)),
+        )
     }
     for k, name in enumerate(class_names):
         if (y_true == k).any():
-            out[f"{name} recall"] = {
-                "difference": observed(candidate_correct, k) - observed(baseline_correct, k),
-                "interval": _floats(np.nanpercentile(rec_c[:, k] - rec_b[:, k], tails)),
-            }
+            out[f"{name} recall"] = Difference(
+                difference=observed(candidate_correct, k) - observed(baseline_correct, k),
+                interval=_floats(np.nanpercentile(rec_c[:, k] - rec_b[:, k], tails)),
+            )
     return out
 
 
-def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int, positive: int) -> dict[str, Any]:
+def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int, positive: int) -> tuple[float, list[CalibrationBin]]:
     """Expected calibration error of the positive class's probability, and the reliability table.
 
     ECE = sum over bins of (images in bin / all images) * |share of positives in bin - mean predicted
@@ -189,9 +208,9 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int, positive: int)
         conf, acc = float(confidence[members].mean()), float(correct[members].mean())
         ece += count / len(y_true) * abs(acc - conf)
         table.append(
-            {"lo": float(edges[b]), "hi": float(edges[b + 1]), "images": count, "predicted": conf, "observed": acc}
+            CalibrationBin(lo=float(edges[b]), hi=float(edges[b + 1]), images=count, predicted=conf, observed=acc)
         )
-    return {"ece": float(ece), "bins": table}
+    return float(ece), table
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -224,7 +243,7 @@ def fit_temperature(y_true: np.ndarray, probs: np.ndarray, lo: float = 0.05, hi:
     return float(2.0 / (a + b))
 
 
-def quantile_slices(name: str, values: np.ndarray, correct: np.ndarray, bins: int, unit: str) -> list[dict[str, Any]]:
+def quantile_slices(name: str, values: np.ndarray, correct: np.ndarray, bins: int, unit: str) -> list[Slice]:
     """Accuracy per quantile bin of ``values`` (about equal counts; ties keep equal values together)."""
     edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
     edges = np.r_[edges, edges[-1]] if len(edges) == 1 else edges  # all values equal: one bin
@@ -235,24 +254,24 @@ def quantile_slices(name: str, values: np.ndarray, correct: np.ndarray, bins: in
         if members.any():
             close = "]" if b == len(edges) - 2 else ")"
             rows.append(
-                {
-                    "slice": name,
-                    "bin": f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{close} {unit}",
-                    "images": int(members.sum()),
-                    "accuracy": float(correct[members].mean()),
-                }
+                Slice(
+                    slice=name,
+                    bin=f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{close} {unit}",
+                    images=int(members.sum()),
+                    accuracy=float(correct[members].mean()),
+                )
             )
     return rows
 
 
-def class_slices(y_true: np.ndarray, correct: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
+def class_slices(y_true: np.ndarray, correct: np.ndarray, class_names: list[str]) -> list[Slice]:
     """Accuracy per true class (that class's recall), with counts."""
     return [
-        {
-            "slice": "class",
-            "bin": name,
-            "images": int((y_true == k).sum()),
-            "accuracy": float(correct[y_true == k].mean()) if (y_true == k).any() else 0.0,
-        }
+        Slice(
+            slice="class",
+            bin=name,
+            images=int((y_true == k).sum()),
+            accuracy=float(correct[y_true == k].mean()) if (y_true == k).any() else 0.0,
+        )
         for k, name in enumerate(class_names)
     ]

@@ -1,6 +1,6 @@
 """``reports/model_card.md``: what the model is, what it was trained and tested on, how good it is.
 
-Rendered by the promote stage from the evaluation (metrics.json), the quality gate's verdict, the
+Rendered by the promote stage from the evaluation (evaluation.json), the quality gate's verdict, the
 download record (SOURCE.json) and the validation report, so every number in the card is this run's.
 """
 
@@ -9,6 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from tasks import paths
+from tasks.reports import (
+    Baseline,
+    Behaviour,
+    Check,
+    Evaluation,
+    ModelInfo,
+    Source,
+    TemperatureScaling,
+    ValidationReport,
+    Verdict,
+)
 
 INTENDED_USE = """\
 - Research and teaching: a reproducible example of transfer learning, data validation, quality gates
@@ -54,97 +65,101 @@ def _ci(interval: list[float]) -> str:
     return f"{_pct(interval[0])} – {_pct(interval[1])}"
 
 
-def _data(source: dict[str, Any], report: dict[str, Any]) -> str:
-    kind = source.get("source")
+def _data(source: Source, report: ValidationReport) -> str:
     where = {
-        "kaggle": f"Kaggle dataset `{source.get('slug')}`, version {source.get('version')} "
-        f"(last updated {source.get('last_updated')})",
-        "local": f"a local copy ({source.get('path', 'path not recorded')}) in the Kaggle layout",
-        "synthetic": f"the offline synthetic face set (seed {source.get('seed')}): drawn faces, not real people",
-    }.get(kind, str(kind))
-    counts = report["counts"]
+        "kaggle": f"Kaggle dataset `{source.slug}`, version {source.dataset_version} "
+        f"(last updated {source.last_updated})",
+        "local": f"a local copy ({source.path or 'path not recorded'}) in the Kaggle layout",
+        "synthetic": f"the offline synthetic face set (seed {source.seed}): drawn faces, not real people",
+    }.get(source.source, source.source)
+    counts = report.counts
     splits = [s for s in paths.SPLITS if any(k.startswith(f"{s}/") for k in counts)]
-    classes = report["class_names"]
+    classes = report.class_names
     rows = [
         [s, *(counts.get(f"{s}/{c}", 0) for c in classes), sum(counts.get(f"{s}/{c}", 0) for c in classes)]
         for s in splits
     ]
     return (
-        f"- Source: {where}.\n- Archive sha256 `{source.get('sha256')}`, {source.get('images')} images.\n"
-        f"- Validation kept {report['kept']} images, dropped {len(report['dropped'])}; "
-        f"{'all expectations passed' if report['success'] else 'expectations FAILED'}.\n\n"
+        f"- Source: {where}.\n- Archive sha256 `{source.sha256}`, {source.images} images.\n"
+        f"- Validation kept {report.kept} images, dropped {len(report.dropped)}; "
+        f"{'all expectations passed' if report.success else 'expectations FAILED'}.\n\n"
         + _table(["split", *classes, "total"], rows)
     )
 
 
-def _model(model: dict[str, Any]) -> str:
-    train = model.get("train", {})
+def _model(model: ModelInfo) -> str:
     rows = [
-        ["backbone handle", f"`{model.get('handle')}`"],
-        ["image size", f"{model.get('image_size')} px"],
-        ["head dropout", model.get("model", {}).get("dropout")],
-        *([f"train.{k}", v] for k, v in sorted(train.items())),
-        ["final validation accuracy", f"{model.get('final_epoch', {}).get('val_accuracy', float('nan')):.4f}"],
-        ["fingerprint (sha256 of the export)", f"`{model['fingerprint'][:16]}…`"],
+        ["backbone handle", f"`{model.handle}`"],
+        ["image size", f"{model.image_size} px"],
+        ["head dropout", model.model.get("dropout")],
+        *([f"train.{k}", v] for k, v in sorted(model.train.items())),
+        ["final validation accuracy", f"{model.final_epoch.get('val_accuracy', float('nan')):.4f}"],
+        ["fingerprint (sha256 of the export)", f"`{model.fingerprint[:16]}…`"],
     ]
     return _table(["", ""], rows)
 
 
-def _metrics(m: dict[str, Any]) -> str:
-    rows = [["accuracy", _pct(m["accuracy"]), _ci(m["accuracy_ci95"])]]
-    for name, c in m["per_class"].items():
+def _temperature(ts: TemperatureScaling | None) -> str:
+    if ts is None:
+        return ""
+    return (
+        f"\n\nTemperature scaling fitted on Validation ({ts.validation_images} images): T = "
+        f"{ts.temperature:.3f}; Test ECE {ts.test_ece_before:.4f} → {ts.test_ece_after:.4f}, "
+        f"log loss {ts.test_log_loss_before:.4f} → {ts.test_log_loss_after:.4f}. "
+        "Reported only: the exported model is not rescaled."
+    )
+
+
+def _metrics(m: Evaluation) -> str:
+    rows = [["accuracy", _pct(m.accuracy), _ci(m.accuracy_ci95)]]
+    for name, c in m.per_class.items():
         rows += [
-            [f"{name} recall", _pct(c["recall"]), _ci(c["recall_ci95"])],
-            [f"{name} precision", _pct(c["precision"]), ""],
-            [f"{name} F1", f"{c['f1']:.4f}", ""],
+            [f"{name} recall", _pct(c.recall), _ci(c.recall_ci95)],
+            [f"{name} precision", _pct(c.precision), ""],
+            [f"{name} F1", f"{c.f1:.4f}", ""],
         ]
     rows += [
-        [f"ROC AUC ({m['roc_positive_class']})", f"{m['roc_auc']:.4f}", ""],
-        ["log loss", f"{m['log_loss']:.4f}", ""],
-        ["expected calibration error", f"{m['calibration']['ece']:.4f}", ""],
+        [f"ROC AUC ({m.roc_positive_class})", f"{m.roc_auc:.4f}", ""],
+        ["log loss", f"{m.log_loss:.4f}", ""],
+        ["expected calibration error", f"{m.calibration.ece:.4f}", ""],
     ]
     text = (
-        f"On the Test split ({m['images']} images, never used for training or model selection). "
-        f"Intervals: {int(100 * m['bootstrap']['level'])}% percentile bootstrap, {m['bootstrap']['samples']} "
-        f"resamples, seed {m['bootstrap']['seed']}.\n\n" + _table(["metric", "value", "95% interval"], rows)
+        f"On the Test split ({m.images} images, never used for training or model selection). "
+        f"Intervals: {int(100 * m.bootstrap.level)}% percentile bootstrap, {m.bootstrap.samples} "
+        f"resamples, seed {m.bootstrap.seed}.\n\n" + _table(["metric", "value", "95% interval"], rows)
     )
-    ts = m["calibration"].get("temperature_scaling")
-    if ts:
-        text += (
-            f"\n\nTemperature scaling fitted on Validation ({ts['validation_images']} images): T = "
-            f"{ts['temperature']:.3f}; Test ECE {ts['test_ece_before']:.4f} → {ts['test_ece_after']:.4f}, "
-            f"log loss {ts['test_log_loss_before']:.4f} → {ts['test_log_loss_after']:.4f}. "
-            "Reported only: the exported model is not rescaled."
-        )
-    return text + "\n\nReliability diagram: `reports/figures/reliability.png`."
+    return (
+        text
+        + _temperature(m.calibration.temperature_scaling)
+        + "\n\nReliability diagram: `reports/figures/reliability.png`."
+    )
 
 
-def _behaviour(b: dict[str, Any]) -> str:
-    blanks = ", ".join(f"{x['colour']} → {x['label']} {x['probability']:.2f}" for x in b["blank"])
+def _behaviour(b: Behaviour) -> str:
+    blanks = ", ".join(f"{x.colour} → {x.label} {x.probability:.2f}" for x in b.blank)
     return _table(
         ["check", "result"],
         [
-            ["horizontal flip changes the prediction", f"{_pct(b['flip_changed'])} of {b['images']} images"],
+            ["horizontal flip changes the prediction", f"{_pct(b.flip_changed)} of {b.images} images"],
             [
-                f"brightness ±{b['brightness_delta']:.0%} of full scale changes it",
-                f"{_pct(b['brightness_changed'])} of {b['images']} images",
+                f"brightness ±{b.brightness_delta:.0%} of full scale changes it",
+                f"{_pct(b.brightness_changed)} of {b.images} images",
             ],
             ["blank images (model output)", blanks],
         ],
     )
 
 
-def _check_row(c: dict[str, Any]) -> list[str]:
-    result = ("pass" if c["passed"] else "FAIL") + ("" if c.get("gating", True) else " (shown only)")
-    if "difference" not in c:
-        return [c["name"], f"{c['value']:.4f}", f"{c['op']} {c['threshold']:.4f}", result]
-    lo, hi = c["interval"]
-    return [c["name"], f"{c['difference']:+.4f} ({lo:+.4f} to {hi:+.4f})", f"upper end ≥ {c['threshold']:+.4f}", result]
+def _check_row(c: Check) -> list[str]:
+    result = ("pass" if c.passed else "FAIL") + ("" if c.gating else " (shown only)")
+    if c.difference is None:
+        return [c.name, f"{c.value:.4f}", f"{c.op} {c.threshold:.4f}", result]
+    lo, hi = c.interval
+    return [c.name, f"{c.difference:+.4f} ({lo:+.4f} to {hi:+.4f})", f"upper end ≥ {c.threshold:+.4f}", result]
 
 
-def gate_section(g: dict[str, Any]) -> str:
-    """The gate's verdict, its baseline and a table of its checks (the card's section, the flow's artifact)."""
-    base = g.get("baseline")
+def _against(base: Baseline | None) -> str:
+    """What the gate compared the candidate with, and the rule of the comparison."""
     rule = (
         "A check against the blessed model compares both models on the same Test images, image by image "
         "(paired bootstrap): the difference (candidate − blessed) with its 90% interval, whose upper end is "
@@ -152,41 +167,43 @@ def gate_section(g: dict[str, Any]) -> str:
         "with 95% confidence."
     )
     if base is None:
-        against = "No blessed model existed yet, so only the absolute floor applied."
-    else:
-        blessed = f"the blessed model `{base['fingerprint'][:16]}…` (promoted {base.get('promoted_at')})"
-        figure = f", accuracy {base['accuracy']:.4f} on the same Test images" if "accuracy" in base else ""
-        if base["gating"]:
-            despite = f" (`promote.baseline: always`, although {base['reason']})" if base.get("reason") else ""
-            against = f"Baseline: {blessed}{figure}{despite}. {rule}"
-        else:
-            against = f"Only the absolute floor decided: {base['reason']}. Compared for information: {blessed}{figure}."
+        return "No blessed model existed yet, so only the absolute floor applied."
+    blessed = f"the blessed model `{base.fingerprint[:16]}…` (promoted {base.promoted_at})"
+    figure = f", accuracy {base.accuracy:.4f} on the same Test images" if base.accuracy is not None else ""
+    if not base.gating:
+        return f"Only the absolute floor decided: {base.reason}. Compared for information: {blessed}{figure}."
+    despite = f" (`promote.baseline: always`, although {base.reason})" if base.reason else ""
+    return f"Baseline: {blessed}{figure}{despite}. {rule}"
+
+
+def gate_section(g: Verdict) -> str:
+    """The gate's verdict, its baseline and a table of its checks (the card's section, the flow's artifact)."""
     verdict = (
         "**passed**: `promote` makes this the blessed model"
-        if g["passed"]
+        if g.passed
         else "**failed**: `promote` leaves the blessed model as it was"
     )
-    rows = [_check_row(c) for c in g["checks"]]
-    return f"Verdict: {verdict}. {against}\n\n" + _table(["check", "value", "threshold", "result"], rows)
+    rows = [_check_row(c) for c in g.checks]
+    return f"Verdict: {verdict}. {_against(g.baseline)}\n\n" + _table(["check", "value", "threshold", "result"], rows)
 
 
-def render(metrics: dict[str, Any], gate: dict[str, Any], source: dict[str, Any], report: dict[str, Any]) -> str:
+def render(evaluation: Evaluation, verdict: Verdict, source: Source, report: ValidationReport) -> str:
     """The model card as Markdown."""
     sections = [
-        ("Model", _model(metrics["model"])),
+        ("Model", _model(evaluation.model)),
         ("Data", _data(source, report)),
-        ("Metrics", _metrics(metrics)),
+        ("Metrics", _metrics(evaluation)),
         (
             "Slices",
             "Accuracy per true class, per brightness bin (mean luma of the input, quantile bins) and per "
             "JPEG-size bin (a proxy for compression quality); the counts add up to the Test split.\n\n"
             + _table(
                 ["slice", "bin", "images", "accuracy"],
-                [[r["slice"], r["bin"], r["images"], _pct(r["accuracy"])] for r in metrics["slices"]],
+                [[r.slice, r.bin, r.images, _pct(r.accuracy)] for r in evaluation.slices],
             ),
         ),
-        ("Behaviour checks", _behaviour(metrics["behaviour"])),
-        ("Quality gate", gate_section(gate)),
+        ("Behaviour checks", _behaviour(evaluation.behaviour)),
+        ("Quality gate", gate_section(verdict)),
         ("Intended use", INTENDED_USE),
         ("Limitations", LIMITATIONS),
         ("Licence", LICENCE),

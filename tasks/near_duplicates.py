@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from tasks import archive, paths
+from tasks.reports import NearDuplicate
 
 HASH_SIZE = 16  # phash over a 16x16 DCT: 256-bit hashes
 MAX_DISTANCE = 24  # bits: candidates for the pixel check
@@ -71,7 +72,7 @@ def _thumbnail(data: bytes) -> np.ndarray:
     return pixels / (np.linalg.norm(pixels) or 1.0)
 
 
-def find(kept: Any, archive_path: Path) -> list[dict[str, Any]]:
+def find(kept: Any, archive_path: Path) -> list[NearDuplicate]:
     """Near-duplicate pairs across splits among the ``kept`` manifest rows (with ``phash``), sorted.
 
     Exact copies (the same sha256) are left out: validate reports them already.
@@ -93,6 +94,8 @@ def find(kept: Any, archive_path: Path) -> list[dict[str, Any]]:
                     correlation = float(pixels[0] @ pixels[1])
                     if correlation >= MIN_CORRELATION:
                         found.append(
-                            {"a": x["path"], "b": y["path"], "distance": distance, "correlation": round(correlation, 4)}
+                            NearDuplicate(
+                                a=x["path"], b=y["path"], distance=int(distance), correlation=round(correlation, 4)
+                            )
                         )
-    return sorted(found, key=lambda p: (p["a"], p["b"]))
+    return sorted(found, key=lambda p: (p.a, p.b))

@@ -10,13 +10,13 @@ import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tasks import archive, dataset, images, paths
+from tasks import archive, dataset, images, paths, reports
 from tasks.contract import Stage, StageResult
 from tasks.errors import StageError, logger
-from tasks.files import atomic_dir, read_json, write_json
+from tasks.files import atomic_dir, write_json
 from tasks.params.preprocess import PreprocessParams
+from tasks.reports import ValidationReport
 
 log = logger("preprocess")
 
@@ -42,14 +42,18 @@ def to_rgb_jpeg(data: bytes) -> bytes:
         return out.getvalue()
 
 
-def read_manifest(report_file: Path, manifest_file: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The kept manifest rows and the class names of a passing validation report."""
-    report = read_json(report_file, "validate")
-    if not report.get("success"):
+def read_manifest(report_file: Path, manifest_file: Path) -> tuple[list[dict[str, str]], list[str], int]:
+    """The manifest rows that validate kept, the class names, and how many it dropped (a passing report's)."""
+    report = reports.read(report_file, ValidationReport, "validate")
+    if not report.success:
         raise StageError(f"{report_file}: validation failed; fix the data and rerun validate")
     with manifest_file.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return rows, report["class_names"]
+    dropped = {d.path for d in report.dropped}  # the report names them: no reading of how pandas writes booleans
+    kept = [r for r in rows if r["path"] not in dropped]
+    if len(rows) - len(kept) != len(report.dropped):
+        raise StageError(f"{manifest_file}: does not match {report_file}; rerun validate (dvc repro -f -s validate)")
+    return kept, report.class_names, len(report.dropped)
 
 
 def preprocess(
@@ -62,9 +66,8 @@ def preprocess(
     """
     import tensorflow as tf
 
-    rows, class_names = read_manifest(report_file, manifest_file)
+    kept, class_names, skipped = read_manifest(report_file, manifest_file)
     index = {name: i for i, name in enumerate(class_names)}
-    kept = [r for r in rows if r["dropped"] != "True"]
     counts: dict[str, int] = {}
     converted = 0
     with archive.open_archive(raw_dir / paths.RAW_ARCHIVE_NAME) as zf, atomic_dir(out_dir) as tmp:
@@ -84,7 +87,7 @@ def preprocess(
             log.info("%s: %d images in %d shards", split, len(split_rows), n)
         summary = {
             "counts": counts,
-            "skipped": len(rows) - len(kept),
+            "skipped": skipped,
             "converted_to_rgb_jpeg": converted,
             "class_names": class_names,
         }
@@ -92,7 +95,7 @@ def preprocess(
             log.info("converted %d images to RGB JPEG", converted)
         write_json(tmp / paths.CLASS_NAMES_NAME, class_names)
         write_json(tmp / paths.PREPROCESS_SUMMARY_NAME, summary)
-    return PreprocessResult(counts=counts, skipped=len(rows) - len(kept), class_names=class_names)
+    return PreprocessResult(counts=counts, skipped=skipped, class_names=class_names)
 
 
 STAGE = Stage(

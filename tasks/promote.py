@@ -20,20 +20,29 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from tasks import dataset, gate, metrics, model_card, paths
+from tasks import dataset, gate, metrics, model_card, paths, reports
 from tasks.contract import Outcome, Output, Stage, StageResult
 from tasks.errors import StageError, logger
-from tasks.files import atomic_dir, atomic_outputs, read_json, tree_hash, write_json
+from tasks.files import atomic_dir, atomic_outputs, tree_hash, write_json
 from tasks.inference import load_model, predict_split
 from tasks.params.promote import PromoteParams
+from tasks.reports import (
+    Baseline,
+    Blessed,
+    ConfigIdentity,
+    DatasetIdentity,
+    Difference,
+    Evaluation,
+    Identity,
+    Source,
+    ValidationReport,
+)
 
 log = logger("promote")
 
@@ -53,36 +62,35 @@ class PromoteResult(StageResult):
         return Outcome("Not promoted", "not promoted: " + "; ".join(self.reasons))
 
 
-def identity(evaluation: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+def identity(evaluation: Evaluation, source: Source) -> Identity:
     """What makes two models comparable: the dataset they were trained on and the configuration that matters."""
-    return {
-        "dataset": {k: source.get(k) for k in ("source", "slug", "version", "sha256")},
-        "config": {
-            "handle": evaluation["model"].get("handle"),
-            "image_size": evaluation["model"].get("image_size"),
-            "class_names": list(evaluation["per_class"]),
-        },
-    }
+    return Identity(
+        dataset=DatasetIdentity(
+            source=source.source, slug=source.slug, dataset_version=source.dataset_version, sha256=source.sha256
+        ),
+        config=ConfigIdentity(
+            handle=evaluation.model.handle,
+            image_size=evaluation.model.image_size,
+            class_names=list(evaluation.per_class),
+        ),
+    )
 
 
-def why_not_comparable(candidate: dict[str, Any], blessed: dict[str, Any] | None) -> str | None:
+def why_not_comparable(candidate: Identity, blessed: Identity | None) -> str | None:
     """Why the blessed model's figures are not comparable with the candidate's, in words; None when they are."""
     if not blessed:
         return "the blessed model does not record the dataset it was trained on (blessed by an older version)"
 
-    def name(data: dict[str, Any]) -> str:
-        return f"{data.get('slug') or data.get('source')}, sha256 {str(data.get('sha256'))[:12]}…"
+    def name(data: DatasetIdentity) -> str:
+        return f"{data.slug or data.source}, sha256 {str(data.sha256)[:12]}…"
 
-    if blessed["dataset"].get("sha256") != candidate["dataset"].get("sha256"):
+    if blessed.dataset.sha256 != candidate.dataset.sha256:
         return (
-            f"the blessed model was trained on another dataset ({name(blessed['dataset'])}) than this one "
-            f"({name(candidate['dataset'])})"
+            f"the blessed model was trained on another dataset ({name(blessed.dataset)}) than this one "
+            f"({name(candidate.dataset)})"
         )
-    changed = [
-        f"{k} {v!r} → {candidate['config'].get(k)!r}"
-        for k, v in blessed["config"].items()
-        if candidate["config"].get(k) != v
-    ]
+    was, now = vars(blessed.config), vars(candidate.config)
+    changed = [f"{k} {v!r} → {now[k]!r}" for k, v in was.items() if now[k] != v]
     return "the blessed model has another configuration: " + "; ".join(changed) if changed else None
 
 
@@ -100,7 +108,7 @@ RESTORE_HELP = (
 )
 
 
-def read_blessed(blessed_dir: Path) -> tuple[dict[str, Any], Path] | None:
+def read_blessed(blessed_dir: Path) -> tuple[Blessed, Path] | None:
     """The blessed model's pointer and folder; None when no model is blessed yet.
 
     Raises:
@@ -113,13 +121,10 @@ def read_blessed(blessed_dir: Path) -> tuple[dict[str, Any], Path] | None:
         if folder.exists():
             raise StageError(f"{folder}: a blessed model without {pointer_file.name}; {RESTORE_HELP}")
         return None
-    try:
-        pointer = json.loads(pointer_file.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        raise StageError(f"{pointer_file}: unreadable ({exc}); {RESTORE_HELP}") from None
-    if not isinstance(pointer, dict) or not pointer.get("blessed"):
+    pointer = reports.read(pointer_file, Blessed, "promote", remedy=RESTORE_HELP)
+    if not pointer.blessed:
         return None  # written by a failing first gate: nothing blessed yet
-    expected = str(pointer.get("fingerprint"))
+    expected = str(pointer.fingerprint)
     if not (folder / "saved_model.pb").is_file():
         raise StageError(f"{pointer_file} names blessed model {expected[:12]}… but {folder} is missing; {RESTORE_HELP}")
     if tree_hash(folder) != expected:
@@ -130,19 +135,27 @@ def read_blessed(blessed_dir: Path) -> tuple[dict[str, Any], Path] | None:
     return pointer, folder
 
 
+def blessed_answers(folder: Path, processed: Path, names: list[str], batch_size: int) -> np.ndarray:
+    """Whether the blessed model in ``folder`` is right on each Test image ``names`` (in that order)."""
+    blessed = load_model(folder)
+    pred = predict_split(blessed, dataset.shard_files(processed, "Test"), batch_size)
+    right = dict(zip(pred.names, pred.probs.argmax(axis=1) == pred.y_true))
+    return np.array([right[n] for n in names])
+
+
 def compare_with_blessed(
     blessed_dir: Path,
-    evaluation: dict[str, Any],
-    candidate: dict[str, Any],
+    evaluation: Evaluation,
+    candidate: Identity,
     predictions_file: Path,
     processed: Path,
     params: PromoteParams,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[Baseline | None, dict[str, Difference] | None]:
     """The blessed model on the candidate's Test images, compared with the candidate image by image.
 
     Returns:
-        ``(record, differences)``: ``(None, None)`` before any model was promoted; otherwise a record
-        of the blessed model saying whether the comparison decides the gate (``gating``, from
+        ``(baseline, differences)``: ``(None, None)`` before any model was promoted; otherwise the
+        blessed model, saying whether the comparison decides the gate (``gating``, from
         ``promote.baseline``) and in words why it is not comparable (``reason``), and the paired
         differences (None when its class names differ).
     """
@@ -150,38 +163,34 @@ def compare_with_blessed(
     if found is None:
         return None, None
     pointer, folder = found
-    record: dict[str, Any] = {
-        "model": folder.as_posix(),
-        "fingerprint": pointer["fingerprint"],
-        "promoted_at": pointer.get("promoted_at"),
-        "trained_on": pointer.get("identity"),
-    }
-    class_names = candidate["config"]["class_names"]
+    baseline = Baseline(
+        model=folder.as_posix(),
+        fingerprint=str(pointer.fingerprint),
+        promoted_at=pointer.promoted_at,
+        trained_on=pointer.identity,
+        gating=False,
+    )
+    class_names = candidate.config.class_names
     names, y, candidate_correct = read_answers(predictions_file, class_names)
-    if record["fingerprint"] == evaluation["model"]["fingerprint"]:
+    if baseline.fingerprint == evaluation.model.fingerprint:
         blessed_correct = candidate_correct  # the same export: the same answers
     else:
-        blessed = load_model(folder)
-        if blessed.class_names != class_names:
-            reason = f"its class names {blessed.class_names} differ from the candidate's {class_names}"
-            return {**record, "gating": False, "reason": reason}, None
-        pred = predict_split(blessed, dataset.shard_files(processed, "Test"), params.batch_size)
-        right = dict(zip(pred.names, pred.probs.argmax(axis=1) == pred.y_true))
-        blessed_correct = np.array([right[n] for n in names])
-    reason = why_not_comparable(candidate, record["trained_on"])
+        blessed_classes = load_model(folder).class_names
+        if blessed_classes != class_names:
+            reason = f"its class names {blessed_classes} differ from the candidate's {class_names}"
+            return replace(baseline, reason=reason), None
+        blessed_correct = blessed_answers(folder, processed, names, params.batch_size)
+    reason = why_not_comparable(candidate, baseline.trained_on)
     if params.baseline == "never":
         reason = "promote.baseline is never"
     differences = metrics.paired_differences(
         y, candidate_correct, blessed_correct, class_names, params.bootstrap_samples, params.seed
     )
-    gating = params.baseline == "always" or reason is None
-    record.update(accuracy=float(blessed_correct.mean()), gating=gating, reason=reason)  # reason kept under always
-    return record, differences
+    gating = params.baseline == "always" or reason is None  # the reason is kept under always
+    return replace(baseline, accuracy=float(blessed_correct.mean()), gating=gating, reason=reason), differences
 
 
-def bless(
-    model_dir: Path, evaluation_file: Path, validation_report: Path, blessed_dir: Path, pointer: dict[str, Any]
-) -> None:
+def bless(model_dir: Path, evaluation_file: Path, validation_report: Path, blessed_dir: Path, pointer: Blessed) -> None:
     """Replace ``blessed_dir`` with a copy of the model, its evaluation, its data's validation report and the pointer.
 
     The validation report is the reference that the next datasets are compared with (validate's drift check).
@@ -190,7 +199,27 @@ def bless(
         shutil.copytree(model_dir, tmp / paths.BLESSED_MODEL_NAME)
         shutil.copy2(evaluation_file, tmp / paths.BLESSED_EVALUATION_NAME)
         shutil.copy2(validation_report, tmp / paths.BLESSED_VALIDATION_NAME)
-        write_json(tmp / paths.BLESSED_POINTER_NAME, pointer)
+        reports.write(tmp / paths.BLESSED_POINTER_NAME, pointer)
+
+
+def _scope(baseline: Baseline | None) -> str:
+    """What the gate was against, in words."""
+    if baseline is None:
+        return "absolute floor only: no blessed model yet"
+    if baseline.gating:
+        return "against the blessed model"
+    return f"absolute floor only: {baseline.reason}; the comparison is shown, it does not decide"
+
+
+def _hold_back(blessed_dir: Path, reasons: list[str]) -> None:
+    """A failed gate: the blessed model stays; before the first pass, a pointer that says nothing is blessed."""
+    if not blessed_dir.exists():  # DVC needs the output
+        with atomic_dir(blessed_dir) as tmp:
+            reports.write(
+                tmp / paths.BLESSED_POINTER_NAME,
+                Blessed(blessed=False, reason="no model has passed the quality gate yet"),
+            )
+    print(f"not promoted: quality gate failed ({'; '.join(reasons)}); the blessed model is unchanged")
 
 
 def promote(
@@ -211,58 +240,40 @@ def promote(
     Raises:
         StageError: when the metrics were computed for another model than the one in ``model_dir``.
     """
-    evaluation = read_json(evaluation_file, "evaluate")
+    evaluation = reports.read(evaluation_file, Evaluation, "evaluate")
     fingerprint = tree_hash(model_dir)
-    if evaluation.get("model", {}).get("fingerprint") != fingerprint:
+    if evaluation.model.fingerprint != fingerprint:
         raise StageError(
             f"{evaluation_file}: evaluated another model than {model_dir}; "
             "run the evaluate stage first (dvc repro evaluate)"
         )
-    source = read_json(source_file, "download")
+    source = reports.read(source_file, Source, "download")
     candidate = identity(evaluation, source)
-    record, differences = compare_with_blessed(blessed_dir, evaluation, candidate, predictions_file, processed, params)
-    verdict = {
-        **gate.gate(evaluation, params, differences, gating=bool(record and record["gating"])),
-        "baseline": record,
-    }
-    card = model_card.render(evaluation, verdict, source, read_json(validation_report, "validate"))
+    baseline, differences = compare_with_blessed(
+        blessed_dir, evaluation, candidate, predictions_file, processed, params
+    )
+    verdict = gate.gate(evaluation, params, differences, gating=bool(baseline and baseline.gating), baseline=baseline)
+    card = model_card.render(evaluation, verdict, source, reports.read(validation_report, ValidationReport, "validate"))
     with atomic_outputs([gate_file, metrics_file, card_file]) as tmp:
-        write_json(tmp / gate_file.name, verdict)
+        reports.write(tmp / gate_file.name, verdict)
         write_json(tmp / metrics_file.name, gate.headline(evaluation, verdict))
         (tmp / card_file.name).write_text(card, encoding="utf-8")
-    if record is None:
-        scope = "absolute floor only: no blessed model yet"
-    elif record["gating"]:
-        scope = "against the blessed model"
-    else:
-        scope = f"absolute floor only: {record['reason']}; the comparison is shown, it does not decide"
     reasons = gate.failed_checks(verdict)
-    print(f"quality gate {'passed' if verdict['passed'] else 'FAILED: ' + '; '.join(reasons)} ({scope})")
-    if not verdict["passed"]:
-        if not blessed_dir.exists():  # DVC needs the output; it says that nothing is blessed
-            with atomic_dir(blessed_dir) as tmp:
-                write_json(
-                    tmp / paths.BLESSED_POINTER_NAME,
-                    {"blessed": False, "reason": "no model has passed the quality gate yet"},
-                )
-        print(f"not promoted: quality gate failed ({'; '.join(reasons)}); the blessed model is unchanged")
+    print(f"quality gate {'passed' if verdict.passed else 'FAILED: ' + '; '.join(reasons)} ({_scope(baseline)})")
+    if not verdict.passed:
+        _hold_back(blessed_dir, reasons)
         return PromoteResult(promoted=False, reasons=reasons, fingerprint=fingerprint)
-    bless(
-        model_dir,
-        evaluation_file,
-        validation_report,
-        blessed_dir,
-        {
-            "blessed": True,
-            "fingerprint": fingerprint,
-            "accuracy": evaluation["accuracy"],
-            "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "handle": evaluation["model"].get("handle"),
-            "identity": candidate,  # the dataset and configuration it was trained with
-            "gate": verdict,
-        },
+    pointer = Blessed(
+        blessed=True,
+        fingerprint=fingerprint,
+        accuracy=evaluation.accuracy,
+        promoted_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        handle=evaluation.model.handle,
+        identity=candidate,
+        gate=verdict,
     )
-    print(f"promoted: {model_dir} is now the blessed model ({blessed_dir}, accuracy {evaluation['accuracy']:.4f})")
+    bless(model_dir, evaluation_file, validation_report, blessed_dir, pointer)
+    print(f"promoted: {model_dir} is now the blessed model ({blessed_dir}, accuracy {evaluation.accuracy:.4f})")
     return PromoteResult(promoted=True, fingerprint=fingerprint)
 
 

@@ -14,6 +14,7 @@ import io
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -30,59 +31,84 @@ def _jitter(rng: np.random.Generator, colour: np.ndarray, spread: float) -> tupl
     return tuple(int(c) for c in np.clip(colour + rng.normal(0, spread, 3), 0, 255))
 
 
-def draw_face(rng: np.random.Generator, male: bool) -> Image.Image:
-    """Draw one synthetic face crop; ``rng`` fixes everything about it."""
-    bg_a, bg_b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    ramp = np.linspace(0, 1, HEIGHT)[:, None, None]
-    canvas = (bg_a * (1 - ramp) + bg_b * ramp).repeat(WIDTH, axis=1)
-    img = Image.fromarray(canvas.astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(img)
-
-    skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 12)
-    hair = _jitter(rng, _HAIR[rng.integers(len(_HAIR))], 15)
-    cx = WIDTH / 2 + rng.normal(0, 6)
-    cy = HEIGHT * 0.47 + rng.normal(0, 6)
-    fw = rng.uniform(30, 38) * (1.08 if male else 1.0)  # half-widths of the face
-    fh = rng.uniform(44, 52)
-
-    if not male:  # long hair behind and beside the face, down to the shoulders
+def _body(draw: ImageDraw.ImageDraw, rng: np.random.Generator, face: _Face) -> None:
+    """Long hair behind the face ("Female"), then neck, shoulders and shirt."""
+    cx, cy, fw, fh = face.cx, face.cy, face.fw, face.fh
+    if not face.male:  # long hair behind and beside the face, down to the shoulders
         hair_len = rng.uniform(0.9, 1.6) * fh
         draw.rounded_rectangle(
             [cx - fw - rng.uniform(10, 18), cy - fh - 10, cx + fw + rng.uniform(10, 18), cy + hair_len],
             radius=int(fw),
-            fill=hair,
+            fill=face.hair,
         )
-    # neck and shoulders
-    draw.rectangle([cx - fw * 0.45, cy + fh * 0.7, cx + fw * 0.45, HEIGHT], fill=skin)
+    draw.rectangle([cx - fw * 0.45, cy + fh * 0.7, cx + fw * 0.45, HEIGHT], fill=face.skin)
     shirt = tuple(int(v) for v in rng.integers(0, 256, 3))
     draw.ellipse([cx - fw * 2.4, cy + fh * 1.35, cx + fw * 2.4, cy + fh * 3.2], fill=shirt)
-    # the face: a squarer jaw for "Male"
+
+
+def _head(draw: ImageDraw.ImageDraw, rng: np.random.Generator, face: _Face) -> None:
+    """The face (a squarer jaw for "Male"), the hair on top, and a beard shadow for most "Male" faces."""
+    cx, cy, fw, fh, male = face.cx, face.cy, face.fw, face.fh, face.male
     if male:
-        draw.rounded_rectangle([cx - fw, cy - fh, cx + fw, cy + fh], radius=int(fw * 0.7), fill=skin)
+        draw.rounded_rectangle([cx - fw, cy - fh, cx + fw, cy + fh], radius=int(fw * 0.7), fill=face.skin)
     else:
-        draw.ellipse([cx - fw, cy - fh, cx + fw, cy + fh], fill=skin)
-    # hair on top: a short crop for "Male", a fuller top for "Female"
+        draw.ellipse([cx - fw, cy - fh, cx + fw, cy + fh], fill=face.skin)
+    # a short crop for "Male", a fuller top for "Female"
     top = fh * (rng.uniform(0.25, 0.4) if male else rng.uniform(0.45, 0.6))
-    draw.chord([cx - fw * 1.05, cy - fh - top * 0.8, cx + fw * 1.05, cy - fh + top * 2], 180, 360, fill=hair)
+    draw.chord([cx - fw * 1.05, cy - fh - top * 0.8, cx + fw * 1.05, cy - fh + top * 2], 180, 360, fill=face.hair)
     if male and rng.random() < 0.85:  # beard shadow of random strength
         shade = rng.uniform(0.35, 0.8)
-        beard = tuple(int(s * (1 - shade) + h * shade) for s, h in zip(skin, hair))
+        beard = tuple(int(s * (1 - shade) + h * shade) for s, h in zip(face.skin, face.hair))
         draw.chord([cx - fw, cy - fh * 0.1, cx + fw, cy + fh * 1.0], 0, 180, fill=beard)
-    # eyes, brows and mouth
+
+
+def _features(draw: ImageDraw.ImageDraw, rng: np.random.Generator, face: _Face) -> None:
+    """Eyes, brows, nose and mouth."""
+    cx, cy, fw, fh = face.cx, face.cy, face.fw, face.fh
     eye_y = cy - fh * 0.15
     for side in (-1, 1):
         ex = cx + side * fw * 0.42
-        socket = tuple(int(c * 0.45) for c in skin)
+        socket = tuple(int(c * 0.45) for c in face.skin)
         draw.ellipse([ex - 11, eye_y - 8, ex + 11, eye_y + 6], fill=socket)
         draw.ellipse([ex - 5, eye_y - 3, ex + 5, eye_y + 3], fill=(245, 245, 245))
         draw.ellipse([ex - 2.5, eye_y - 2.5, ex + 2.5, eye_y + 2.5], fill=(30, 30, 30))
-        draw.line([ex - 7, eye_y - 9, ex + 7, eye_y - 9 - side * rng.uniform(-1, 1)], fill=hair, width=4 if male else 3)
-    nose = tuple(int(c * 0.75) for c in skin)
+        brow_tilt = side * rng.uniform(-1, 1)
+        draw.line([ex - 7, eye_y - 9, ex + 7, eye_y - 9 - brow_tilt], fill=face.hair, width=4 if face.male else 3)
+    nose = tuple(int(c * 0.75) for c in face.skin)
     draw.line([cx + 2, eye_y + 4, cx + 4, cy + fh * 0.22], fill=nose, width=2)
     draw.ellipse([cx - 7, cy + fh * 0.18, cx + 7, cy + fh * 0.3], fill=nose)
     lips = _jitter(rng, np.array([170, 70, 70]), 25)
     draw.line([cx - fw * 0.3, cy + fh * 0.45, cx + fw * 0.3, cy + fh * 0.45], fill=lips, width=int(rng.integers(2, 5)))
 
+
+@dataclass(frozen=True)
+class _Face:
+    """Where a face is and its colours (half-widths ``fw``, ``fh`` around the centre ``cx``, ``cy``)."""
+
+    male: bool
+    skin: tuple[int, ...]
+    hair: tuple[int, ...]
+    cx: float
+    cy: float
+    fw: float
+    fh: float
+
+
+def draw_face(rng: np.random.Generator, male: bool) -> Image.Image:
+    """Draw one synthetic face crop; ``rng`` fixes everything about it (its draws are in a fixed order)."""
+    bg_a, bg_b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    ramp = np.linspace(0, 1, HEIGHT)[:, None, None]
+    canvas = (bg_a * (1 - ramp) + bg_b * ramp).repeat(WIDTH, axis=1)
+    img = Image.fromarray(canvas.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 12)
+    hair = _jitter(rng, _HAIR[rng.integers(len(_HAIR))], 15)
+    cx = WIDTH / 2 + rng.normal(0, 6)
+    cy = HEIGHT * 0.47 + rng.normal(0, 6)
+    fw = rng.uniform(30, 38) * (1.08 if male else 1.0)  # half-widths of the face
+    face = _Face(male=male, skin=skin, hair=hair, cx=cx, cy=cy, fw=fw, fh=rng.uniform(44, 52))
+    for part in (_body, _head, _features):
+        part(draw, rng, face)
     # pose, lighting, blur and sensor noise
     img = img.rotate(rng.normal(0, 7), resample=Image.BILINEAR, center=(cx, cy), fillcolor=tuple(int(v) for v in bg_a))
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))

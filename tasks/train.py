@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from tasks import backbones, dataset, paths, precision
+from tasks import backbones, dataset, paths, precision, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
 from tasks.files import atomic_outputs, read_json, write_json
 from tasks.params.model import ModelParams
 from tasks.params.train import TrainParams
+from tasks.reports import TrainingInfo
 
 log = logger("train")
 PHASES = ("head", "fine_tune")
@@ -44,12 +45,17 @@ class TrainResult(StageResult):
     model: Any = field(default=None, repr=False)  # the trained tf_keras model, in memory (not shown in the flow)
 
 
-def setup(params: TrainParams) -> str:
-    """Seeds from params; reports the devices used; returns the precision to train in (``tasks.precision``)."""
+def setup(params: TrainParams, strategy: Any) -> str:
+    """Seeds from params, deterministic ops on one replica; reports the devices used; returns the
+    precision to train in (``tasks.precision``)."""
     import tensorflow as tf
     import tf_keras
 
     tf_keras.utils.set_random_seed(params.seed)
+    if strategy.num_replicas_in_sync == 1:
+        # Same params, same machine, same numbers. Not under MirroredStrategy: its replicas' random
+        # ops (dropout) refuse deterministic mode, and its all-reduce order varies anyway.
+        tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
     log.info("devices: %s", ", ".join(d.name for d in gpus) or "CPU only")
     chosen, why = precision.choose(params.mixed_precision, gpus=len(gpus))
@@ -333,21 +339,37 @@ def write_outputs(
     history = read_history(run.checkpoints)
     exported = staging / outputs["model_dir"].name
     export(model, run.model.image_size, run.class_names, exported)
-    write_json(
-        exported / paths.TRAINING_INFO_NAME,
-        {
-            "handle": run.model.handle,
-            "image_size": run.model.image_size,
-            "model": asdict(run.model),
-            "train": asdict(run.params),
-            "train_images": sizes[0],
-            "validation_images": sizes[1],
-            "final_epoch": history[-1],
-        },
+    info = TrainingInfo(
+        handle=run.model.handle,
+        image_size=run.model.image_size,
+        model=asdict(run.model),
+        train=asdict(run.params),
+        train_images=sizes[0],
+        validation_images=sizes[1],
+        final_epoch=history[-1],
     )
+    reports.write(exported / paths.TRAINING_INFO_NAME, info)
     write_json(staging / outputs["history"].name, history)
     plot_curves(history, staging / outputs["curves"].name)
     return history
+
+
+def fit(run: Run, handle: str) -> tuple[Any, int, tuple[int, int]]:
+    """Phase 1, then phase 2 when asked, in the run's precision.
+
+    Returns:
+        ``(classifier, images passed through the backbone now, (train, validation) sizes)``.
+    """
+    with precision.rewrite(run.compute):
+        start = time.perf_counter()
+        frozen, head, seen, sizes = phase1(run, handle)
+        log.info("phase 1 took %.1f s", time.perf_counter() - start)
+        if not run.params.fine_tune_epochs:
+            return build_classifier(frozen, head, run.model.image_size), seen, sizes
+        start = time.perf_counter()
+        classifier = phase2(run, handle, head, sizes[1])
+        log.info("phase 2 took %.1f s", time.perf_counter() - start)
+    return classifier, seen, sizes
 
 
 def train(
@@ -372,7 +394,6 @@ def train(
         model: the ``model`` section (backbone handle, image size, head).
         params: the ``train`` section.
     """
-    import tensorflow as tf
 
     outputs = {"model_dir": model_dir, "tensorboard": tensorboard, "history": history, "curves": curves}
     # The strategy first: MultiWorkerMirroredStrategy must set up collective ops before any op runs.
@@ -381,11 +402,7 @@ def train(
     # global random state, so seeding first made a run with the cache differ from a run without it.
     handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
     log.info("backbone %s (%s)", model.handle, handle)
-    chosen = setup(params)
-    if strategy.num_replicas_in_sync == 1:
-        # Same params, same machine, same numbers. Not under MirroredStrategy: its replicas' random
-        # ops (dropout) refuse deterministic mode, and its all-reduce order varies anyway.
-        tf.config.experimental.enable_op_determinism()
+    chosen = setup(params, strategy)
     batch = params.batch_size * strategy.num_replicas_in_sync
     log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync, batch)
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
@@ -393,27 +410,18 @@ def train(
     ckpt.mkdir(parents=True, exist_ok=True)
     with atomic_outputs(list(outputs.values())) as staging:
         run = Run(
-            model,
-            params,
-            strategy,
-            batch,
-            ckpt,
-            staging / outputs["tensorboard"].name,
-            dataset.shard_files(processed, "Train"),
-            dataset.shard_files(processed, "Validation"),
-            class_names,
-            chosen,
+            model=model,
+            params=params,
+            strategy=strategy,
+            batch=batch,
+            checkpoints=ckpt,
+            tensorboard=staging / outputs["tensorboard"].name,
+            train_files=dataset.shard_files(processed, "Train"),
+            val_files=dataset.shard_files(processed, "Validation"),
+            class_names=class_names,
+            compute=chosen,
         )
-        with precision.rewrite(chosen):
-            start = time.perf_counter()
-            frozen, head, seen, sizes = phase1(run, handle)
-            log.info("phase 1 took %.1f s", time.perf_counter() - start)
-            if params.fine_tune_epochs:
-                start = time.perf_counter()
-                classifier = phase2(run, handle, head, sizes[1])
-                log.info("phase 2 took %.1f s", time.perf_counter() - start)
-            else:
-                classifier = build_classifier(frozen, head, model.image_size)
+        classifier, seen, sizes = fit(run, handle)
         epochs = write_outputs(run, classifier, sizes, staging, outputs)
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
     last = epochs[-1]

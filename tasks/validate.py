@@ -16,15 +16,25 @@ import io
 import multiprocessing
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import archive, drift, near_duplicates, paths
+from tasks import archive, drift, near_duplicates, paths, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
-from tasks.files import atomic_outputs, read_json, write_json
+from tasks.files import atomic_outputs
 from tasks.params.validate import ValidateParams
+from tasks.reports import (
+    DataProfile,
+    Drift,
+    Dropped,
+    Expectation,
+    NearDuplicate,
+    NearDuplicates,
+    Source,
+    ValidationReport,
+)
 
 log = logger("validate")
 MANIFEST_COLUMNS = [
@@ -233,12 +243,11 @@ def _expectations(p: ValidateParams, files_count: int) -> dict[str, list[Any]]:
     return {"files": files, "groups": groups, "drift": shift}
 
 
-def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[dict[str, Any]]:
-    """Run the GX suites on ``frames`` in a File Data Context at ``gx_dir``; build Data Docs in ``docs_dir``.
+INDEX_COLUMN = {"files": "path", "groups": "group", "drift": "feature"}  # how each table names an offender
 
-    Returns:
-        One dict per expectation: table, type, column, intent, success, unexpected_count, offenders.
-    """
+
+def _context(gx_dir: Path, docs_dir: Path) -> Any:
+    """A GX File Data Context at ``gx_dir`` whose one Data Docs site is built in ``docs_dir``."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from GX
     import great_expectations as gx
 
@@ -257,49 +266,58 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
     for name in list(context.get_config().data_docs_sites or {}):
         context.delete_data_docs_site(name)
     context.add_data_docs_site("local_site", site)
+    return context
+
+
+def _checkpoint(context: Any, source: Any, table: str, expectations: list[Any]) -> Any:
+    """The checkpoint that runs ``expectations`` on the dataframe ``table`` and updates the Data Docs."""
+    import great_expectations as gx
+
+    batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(name=f"dataset_{table}"))
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite))
+    return context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"check_{table}",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [INDEX_COLUMN[table]]},
+        )
+    )
+
+
+def _expectation(table: str, r: Any) -> Expectation:
+    """One GX expectation result, as the report keeps it."""
+    offenders = [row[INDEX_COLUMN[table]] for row in r.result.get("unexpected_index_list") or []]
+    cfg = r.expectation_config
+    return Expectation(
+        table=table,
+        type=cfg.type,
+        column=cfg.kwargs.get("column"),
+        intent=(cfg.meta or {}).get("intent", ""),
+        success=bool(r.success),
+        unexpected_count=int(r.result.get("unexpected_count") or 0),
+        found=sorted({str(v) for v in r.result.get("partial_unexpected_list") or []})[:FIRST_FOUND],
+        offenders=sorted(dict.fromkeys(offenders))[:FIRST_OFFENDERS],
+    )
+
+
+def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[Expectation]:
+    """Run the GX suites on ``frames`` in a File Data Context at ``gx_dir``; build Data Docs in ``docs_dir``.
+
+    Returns:
+        One result per expectation: table, type, column, intent, success, unexpected_count, offenders.
+    """
+    context = _context(gx_dir, docs_dir)
     source = context.data_sources.add_pandas("manifest")
-    definitions = []
-    for table, expectations in _expectations(params, len(frames["files"])).items():
-        if table not in frames:
-            continue
-        batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
-        suite = context.suites.add(gx.ExpectationSuite(name=f"dataset_{table}"))
-        for expectation in expectations:
-            suite.add_expectation(expectation)
-        definitions.append(
-            context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite))
-        )
+    tables = {t: e for t, e in _expectations(params, len(frames["files"])).items() if t in frames}
+    checkpoints = {table: _checkpoint(context, source, table, e) for table, e in tables.items()}
     results = []
-    index_column = {"files": "path", "groups": "group", "drift": "feature"}
-    for definition in definitions:
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"check_{definition.name}",
-                validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-                result_format={
-                    "result_format": "COMPLETE",
-                    "unexpected_index_column_names": [index_column[definition.name]],
-                },
-            )
-        )
-        outcome = checkpoint.run(batch_parameters={"dataframe": frames[definition.name]})
-        for run in outcome.run_results.values():
-            for r in run.results:
-                offenders = [row[index_column[definition.name]] for row in r.result.get("unexpected_index_list") or []]
-                cfg = r.expectation_config
-                results.append(
-                    {
-                        "table": definition.name,
-                        "type": cfg.type,
-                        "column": cfg.kwargs.get("column"),
-                        "intent": (cfg.meta or {}).get("intent", ""),
-                        "success": bool(r.success),
-                        "unexpected_count": int(r.result.get("unexpected_count") or 0),
-                        "found": sorted({str(v) for v in r.result.get("partial_unexpected_list") or []})[:FIRST_FOUND],
-                        "offenders": sorted(dict.fromkeys(offenders))[:FIRST_OFFENDERS],
-                    }
-                )
+    for table, checkpoint in checkpoints.items():
+        outcome = checkpoint.run(batch_parameters={"dataframe": frames[table]})
+        results += [_expectation(table, r) for run in outcome.run_results.values() for r in run.results]
     return results
 
 
@@ -307,40 +325,72 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
 class ValidationResult(StageResult):
     """The report of a validation that passed (a failing one raises :class:`StageError`)."""
 
-    report: dict[str, Any]
+    report: ValidationReport
 
 
-def _failure_message(report: dict[str, Any], report_file: Path, data_docs: Path) -> str:
+def _failure_message(report: ValidationReport, report_file: Path, data_docs: Path) -> str:
     lines = [f"data validation failed ({report_file}; Data Docs: {data_docs}/index.html):"]
-    for f in report["failed"]:
-        found = f" (found: {', '.join(f['found'])})" if f.get("found") else ""
+    for f in report.failed:
+        found = f" (found: {', '.join(f.found)})" if f.found else ""
         lines.append(
-            f"  - {f['type']}({f['column']}) [{f['intent']}]: {f['unexpected_count']} bad{found}; "
-            f"first: {', '.join(map(str, f['offenders'])) or '-'}"
+            f"  - {f.type}({f.column}) [{f.intent}]: {f.unexpected_count} bad{found}; "
+            f"first: {', '.join(map(str, f.offenders)) or '-'}"
         )
     lines.append("Fix or remove these files (or relax the bounds in params.yaml 'validate') and rerun.")
     return "\n".join(lines)
 
 
-def reference_profile(reference: Path) -> tuple[dict[str, Any] | None, str]:
+def reference_profile(reference: Path) -> tuple[DataProfile | None, str]:
     """The blessed model's data profile, or None and why there is none."""
     if not reference.is_file():
         return None, (
             f"no reference: {reference} is absent (no model is blessed yet, or it was blessed before the drift "
             "check existed), so drift is not checked"
         )
-    profile = read_json(reference, "promote").get("profile")
-    if not profile:
-        return None, f"no reference: {reference} holds no data profile (blessed before the drift check existed)"
-    return profile, f"against the data of the blessed model ({reference}, {profile['images']} images)"
+    try:
+        remedy = "drift is not checked until a model is blessed again"
+        profile = reports.read(reference, ValidationReport, "promote", remedy).profile
+    except reports.VersionError as exc:  # blessed by an older version: no comparable profile
+        return None, f"no reference: {exc}"
+    return profile, f"against the data of the blessed model ({reference}, {profile.images} images)"
 
 
-def _drift_message(drift_record: dict[str, Any]) -> str:
-    shifted = [f"{r['feature']} PSI {r['psi']:.3f}" for r in drift_record["rows"] if r["psi"] > drift_record["max_psi"]]
+def _drift_message(record: Drift) -> str:
+    shifted = [f"{r.feature} PSI {r.psi:.3f}" for r in record.rows if r.psi > record.max_psi]
     return (
-        f"data drift {drift_record['scope']}: {', '.join(shifted)} above validate.max_drift_psi="
-        f"{drift_record['max_psi']}. If the new data is meant to differ, raise validate.max_drift_psi and rerun."
+        f"data drift {record.scope}: {', '.join(shifted)} above validate.max_drift_psi="
+        f"{record.max_psi}. If the new data is meant to differ, raise validate.max_drift_psi and rerun."
     )
+
+
+def manifest_tables(raw_dir: Path, params: ValidateParams) -> tuple[Any, Any, int]:
+    """The manifest of every file (``dropped`` marked), the kept files with their cross-checks, and junk skipped.
+
+    Undecodable files are dropped (and reported) only when they are at most ``validate.max_dropped``;
+    otherwise none is, and the suite fails on them.
+    """
+    manifest, junk = build_manifest(
+        raw_dir / paths.RAW_ARCHIVE_NAME, params.max_pixels, params.max_file_mb, params.workers
+    )
+    bad = ~manifest["decodes"]
+    dropped = manifest[bad] if bad.sum() <= params.max_dropped else manifest.iloc[0:0]
+    manifest["dropped"] = manifest.index.isin(dropped.index)
+    kept = manifest[~manifest["dropped"]].copy()
+    kept["splits_with_same_content"] = kept.groupby("sha256")["split"].transform("nunique")
+    kept["labels_with_same_content"] = kept.groupby("sha256")["label"].transform("nunique")
+    kept["copies_in_split"] = kept.groupby(["split", "sha256"])["sha256"].transform("size")
+    return manifest, kept, junk
+
+
+def mark_near_duplicates(kept: Any, archive_path: Path) -> list[NearDuplicate]:
+    """Near-duplicate pairs across splits; each kept file gets how many pairs it is in."""
+    import pandas as pd
+
+    decoded = kept[kept["decodes"].astype(bool)]
+    near = near_duplicates.find(decoded, archive_path)
+    involved = pd.Series([path for p in near for path in (p.a, p.b)], dtype=object).value_counts()
+    kept["near_duplicates_in_other_splits"] = kept["path"].map(involved).fillna(0).astype(int)
+    return near
 
 
 def validate(
@@ -367,66 +417,59 @@ def validate(
     """
     import pandas as pd
 
-    read_json(raw_dir / paths.SOURCE_NAME, "download")  # the raw stage finished
-    manifest, junk = build_manifest(
-        raw_dir / paths.RAW_ARCHIVE_NAME, params.max_pixels, params.max_file_mb, params.workers
-    )
-    bad = ~manifest["decodes"]
-    dropped = manifest[bad] if bad.sum() <= params.max_dropped else manifest.iloc[0:0]
-    manifest["dropped"] = manifest.index.isin(dropped.index)
-    kept = manifest[~manifest["dropped"]].copy()
-    kept["splits_with_same_content"] = kept.groupby("sha256")["split"].transform("nunique")
-    kept["labels_with_same_content"] = kept.groupby("sha256")["label"].transform("nunique")
-    kept["copies_in_split"] = kept.groupby(["split", "sha256"])["sha256"].transform("size")
+    reports.read(raw_dir / paths.SOURCE_NAME, Source, "download")  # the raw stage finished
+    manifest, kept, junk = manifest_tables(raw_dir, params)
     groups = group_table(kept, params.class_names)
+    near = mark_near_duplicates(kept, raw_dir / paths.RAW_ARCHIVE_NAME)
     decoded = kept[kept["decodes"].astype(bool)]
-    near = near_duplicates.find(decoded, raw_dir / paths.RAW_ARCHIVE_NAME)
-    involved = pd.Series([p[k] for p in near for k in ("a", "b")], dtype=object).value_counts()
-    kept["near_duplicates_in_other_splits"] = kept["path"].map(involved).fillna(0).astype(int)
     ref, scope = reference_profile(reference)
     log.info("drift: %s", scope)
     rows = drift.compare(decoded, params.class_names, ref) if ref else []
-    frames = {"files": kept, "groups": groups} | ({"drift": pd.DataFrame(rows)} if rows else {})
+    frames = {"files": kept, "groups": groups} | ({"drift": pd.DataFrame(map(asdict, rows))} if rows else {})
 
     with atomic_outputs([report_file, manifest_file, gx_dir, data_docs, drift_file]) as tmp:
         manifest.to_csv(tmp / manifest_file.name, index=False, lineterminator="\n")
         results = run_suite(tmp / gx_dir.name, tmp / data_docs.name, frames, params)
-        drifted = [r for r in results if r["table"] == "drift" and not r["success"]]
-        results = [r for r in results if r["table"] != "drift"]
-        failed = [r for r in results if not r["success"]]
-        drift_record = {"scope": scope, "max_psi": params.max_drift_psi, "passed": not drifted, "rows": rows}
-        write_json(tmp / drift_file.name, drift_record)
-        report = {
-            "success": not failed,
-            "class_names": params.class_names,  # preprocess takes the label map from here
-            "images": int(len(manifest)),
-            "kept": int(len(kept)),
-            "skipped_junk_files": junk,
-            "dropped": [{"path": r.path, "error": r.error} for r in dropped.itertuples()],
-            "counts": {f"{g.split}/{g.label}": int(g.count) for g in groups.itertuples()},
-            "expectations": results,
-            "failed": failed,
-            "data_docs": f"{data_docs.name}/index.html",  # relative to the report: the same bytes wherever it runs
-            "profile": drift.profile(decoded, params.class_names),
-            "near_duplicates": {"pairs": len(near), "first": near[:NEAR_DUPLICATES_LISTED]},
-        }
-        write_json(tmp / report_file.name, report)
+        drift_record = Drift(
+            scope=scope,
+            max_psi=params.max_drift_psi,
+            passed=all(r.success for r in results if r.table == "drift"),
+            rows=rows,
+        )
+        reports.write(tmp / drift_file.name, drift_record)
+        results = [r for r in results if r.table != "drift"]
+        failed = [r for r in results if not r.success]
+        report = ValidationReport(
+            success=not failed,
+            class_names=params.class_names,  # preprocess takes the label map from here
+            images=int(len(manifest)),
+            kept=int(len(kept)),
+            skipped_junk_files=junk,
+            dropped=[Dropped(path=r.path, error=r.error) for r in manifest[manifest["dropped"]].itertuples()],
+            counts={f"{g.split}/{g.label}": int(g.count) for g in groups.itertuples()},
+            expectations=results,
+            failed=failed,
+            data_docs=f"{data_docs.name}/index.html",  # relative to the report: the same bytes wherever it runs
+            profile=drift.profile(decoded, params.class_names),
+            near_duplicates=NearDuplicates(pairs=len(near), first=near[:NEAR_DUPLICATES_LISTED]),
+        )
+        reports.write(tmp / report_file.name, report)
     _print_summary(report, groups, drift_record)
     if failed:
         raise StageError(_failure_message(report, report_file, data_docs))
-    if drifted:
+    if not drift_record.passed:
         raise StageError(f"{_drift_message(drift_record)} ({drift_file}; Data Docs: {data_docs}/index.html)")
     return ValidationResult(report=report)
 
 
-def _print_summary(report: dict[str, Any], groups, drift_record: dict[str, Any]) -> None:
+def _print_summary(report: ValidationReport, groups: Any, drift_record: Drift) -> None:
     print(f"{'split/class':<22}{'images':>8}{'share':>8}")
     for g in groups.itertuples():
         print(f"{g.group:<22}{g.count:>8}{g.share:>8.2f}")
-    passed = sum(r["success"] for r in report["expectations"])
-    print(f"expectations passed: {passed}/{len(report['expectations'])}; dropped files: {len(report['dropped'])}")
-    psi = ", ".join(f"{r['feature']} {r['psi']:.3f}" for r in drift_record["rows"])
-    print(f"drift {drift_record['scope']}" + (f": PSI {psi} (max {drift_record['max_psi']})" if psi else ""))
+    passed = sum(r.success for r in report.expectations)
+    print(f"expectations passed: {passed}/{len(report.expectations)}; dropped files: {len(report.dropped)}")
+    psi = ", ".join(f"{r.feature} {r.psi:.3f}" for r in drift_record.rows)
+    print(f"drift {drift_record.scope}" + (f": PSI {psi} (max {drift_record.max_psi})" if psi else ""))
 
 
 STAGE = Stage(

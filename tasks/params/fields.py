@@ -50,6 +50,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ParamsError(f"{key}: expected a list, got {value!r}")
         return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    return _scalar(tp, value, key)
+
+
+def _scalar(tp: type, value: Any, key: str) -> Any:
+    """Check a scalar ``value`` against ``tp`` (an int is a float too; a bool is neither)."""
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is int and isinstance(value, str) and _INT_LIKE.fullmatch(value.strip()):
@@ -62,6 +67,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
 
 
 def build(cls: type, raw: Any, where: str) -> Any:
+    """The params dataclass ``cls`` from its parsed mapping ``raw`` (the section at ``where``), checked."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from flows.artifacts import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, PLOTS, plots_markdown, png_data_uri
+from tasks.reports import DataProfile, Drift, DriftRow, NearDuplicates, ValidationReport
 
 
 def _decode(uri: str) -> bytes:
@@ -38,16 +40,41 @@ def test_plots_markdown_embeds_what_exists_and_says_what_does_not(tmp_path):
     assert "file://" not in markdown and all(f"`{r}`" in markdown for _, r in PLOTS)
 
 
+def _empty_report() -> ValidationReport:
+    return ValidationReport(
+        success=False,
+        class_names=["Female", "Male"],
+        images=0,
+        kept=0,
+        skipped_junk_files=0,
+        dropped=[],
+        counts={},
+        expectations=[],
+        failed=[],
+        data_docs="data_docs/index.html",
+        profile=DataProfile(images=0, class_shares={}, features={}),
+        near_duplicates=NearDuplicates(pairs=0, first=[]),
+    )
+
+
+def _row(feature: str, psi: float) -> DriftRow:
+    return DriftRow(feature=feature, psi=psi, reference=[], current=[], bins=[])
+
+
 def test_the_validation_summary_shows_the_drift_table():
     from flows.artifacts import _validation_markdown
 
-    report = {"success": True, "kept": 10, "dropped": [], "counts": {"Train/Male": 5}, "failed": []}
-    record = {
-        "scope": "against the data of the blessed model (models/blessed/validation.json, 10 images)",
-        "max_psi": 0.25,
-        "rows": [{"feature": "class shares", "psi": 0.01}, {"feature": "brightness", "psi": 0.4}],
-    }
+    report = replace(
+        _empty_report(), success=True, kept=10, counts={"Train/Male": 5}
+    )  # what the summary shows; the rest of the report is left empty
+    record = Drift(
+        scope="against the data of the blessed model (models/blessed/validation.json, 10 images)",
+        max_psi=0.25,
+        passed=False,
+        rows=[_row("class shares", 0.01), _row("brightness", 0.4)],
+    )
     markdown = _validation_markdown(report, record)
     assert "## Drift against the data of the blessed model" in markdown
-    assert "| class shares | 0.010 | ok |" in markdown and "| brightness | 0.400 | SHIFTED |" in markdown
+    assert "| class shares | 0.010 | ok |" in markdown
+    assert "| brightness | 0.400 | SHIFTED |" in markdown
     assert "## Drift" not in _validation_markdown(report, None)

@@ -61,7 +61,9 @@ def test_kaggle_source_calls_the_client_and_records_provenance(dataset_folder, t
     assert not Path(kwargs["path"]).exists()  # removed once the output is in place
     assert api.calls[1] == ("dataset_list", "gender-recognition-200k-images-celeba", "ashishjangra27")
     source = json.loads((tmp_path / "raw" / paths.SOURCE_NAME).read_text())
-    assert source["slug"] == SLUG and source["version"] == 1 and source["last_updated"].startswith("2021-06-01")
+    assert source["slug"] == SLUG
+    assert source["dataset_version"] == 1
+    assert source["last_updated"].startswith("2021-06-01")
     assert source["sha256"] == sha256_file(result.archive)
     assert source["images"] == sum(TINY.values())
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [paths.RAW_ARCHIVE_NAME, paths.SOURCE_NAME]
@@ -118,13 +120,13 @@ def test_local_zip_is_copied(dataset_folder, tmp_path):
     archive.pack_folder(dataset_folder, zipped)
     result = dl.download(tmp_path / "raw", DataParams(source="local", path=str(zipped)))
     assert sha256_file(result.archive) == sha256_file(zipped)
-    assert result.source["counts"]["Train"] == {"Female": 7, "Male": 5}
+    assert result.source.counts["Train"] == {"Female": 7, "Male": 5}
 
 
 def test_local_folder_is_packed_either_as_parent_or_as_dataset_folder(dataset_folder, tmp_path):
     a = dl.download(tmp_path / "a", DataParams(source="local", path=str(dataset_folder)))
     b = dl.download(tmp_path / "b", DataParams(source="local", path=str(dataset_folder / "Dataset")))
-    assert a.source["sha256"] == b.source["sha256"]
+    assert a.source.sha256 == b.source.sha256
     with zipfile.ZipFile(a.archive) as zf:
         assert "Dataset/Train/Male/000001.jpg" in zf.namelist()
 
@@ -133,8 +135,8 @@ def test_synthetic_is_deterministic_by_seed_and_in_the_kaggle_layout(tmp_path):
     one = dl.download(tmp_path / "one", tiny_synthetic())
     two = dl.download(tmp_path / "two", tiny_synthetic())
     other = dl.download(tmp_path / "other", tiny_synthetic(seed=4))
-    assert one.source["sha256"] == two.source["sha256"] != other.source["sha256"]
-    assert one.source["counts"] == {
+    assert one.source.sha256 == two.source.sha256 != other.source.sha256
+    assert one.source.counts == {
         "Train": {"Female": 23, "Male": 17},
         "Validation": {"Female": 9, "Male": 7},
         "Test": {"Female": 9, "Male": 7},
@@ -170,10 +172,10 @@ def test_failed_run_leaves_previous_output_untouched(dataset_folder, tmp_path, m
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dl, "write_json", boom)
+    monkeypatch.setattr("tasks.files.write_json", boom)  # the report is the last file written
     with pytest.raises(KeyboardInterrupt):
         dl.download(raw, DataParams(source="local", path=str(dataset_folder)))
-    assert sha256_file(raw / paths.RAW_ARCHIVE_NAME) == first.source["sha256"]
+    assert sha256_file(raw / paths.RAW_ARCHIVE_NAME) == first.source.sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "src"]
 
 

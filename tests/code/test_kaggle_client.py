@@ -74,7 +74,8 @@ def test_the_real_client_downloads_with_progress_and_fills_source_json(project, 
         done = stage(project, fake)
     assert done.returncode == 0, done.stderr
     source = check_output(project, archive)
-    assert source["slug"] == SLUG and source["version"] == 2  # from the ListDatasets answer
+    assert source["slug"] == SLUG
+    assert source["dataset_version"] == 2  # from the ListDatasets answer
     assert source["last_updated"].startswith("2024-01-01 00:00:00")
     assert source["images"] == 300
     output = done.stdout + done.stderr

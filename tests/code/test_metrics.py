@@ -21,6 +21,7 @@ from tasks.metrics import (
     roc_curve,
 )
 from tasks.params.promote import PromoteParams
+from tasks.reports import Baseline, Check, Difference
 
 
 @pytest.mark.parametrize(
@@ -46,14 +47,15 @@ def test_classification_metrics_on_a_small_example():
     y = np.array([0, 0, 0, 1, 1])
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4]])
     m = classification_metrics(y, probs, ["Female", "Male"], positive=1)
-    assert m["accuracy"] == pytest.approx(3 / 5)
-    assert m["confusion_matrix"]["rows_true_columns_predicted"] == [[2, 1], [1, 1]]
-    assert m["per_class"]["Female"]["precision"] == pytest.approx(2 / 3)
-    assert m["per_class"]["Male"]["recall"] == pytest.approx(1 / 2)
-    assert m["per_class"]["Male"]["f1"] == pytest.approx(0.5)
+    assert m.accuracy == pytest.approx(3 / 5)
+    assert m.confusion_matrix.rows_true_columns_predicted == [[2, 1], [1, 1]]
+    assert m.per_class["Female"].precision == pytest.approx(2 / 3)
+    assert m.per_class["Male"].recall == pytest.approx(1 / 2)
+    assert m.per_class["Male"].f1 == pytest.approx(0.5)
     expected_loss = -np.mean(np.log([0.9, 0.8, 0.3, 0.6, 0.4]))
-    assert m["log_loss"] == pytest.approx(expected_loss)
-    assert m["images"] == 5 and m["roc_positive_class"] == "Male"
+    assert m.log_loss == pytest.approx(expected_loss)
+    assert m.images == 5
+    assert m.roc_positive_class == "Male"
 
 
 @pytest.mark.parametrize("class_names", [["Female", "Male"], ["Male", "Female"]])
@@ -66,10 +68,10 @@ def test_the_positive_class_is_chosen_by_name_in_either_order(class_names):
     y = np.where(y_male == 1, class_names.index("Male"), class_names.index("Female"))
     positive = positive_index(class_names, "Male")
     m = classification_metrics(y, probs, class_names, positive)
-    assert m["roc_positive_class"] == "Male"
-    assert m["roc_auc"] == pytest.approx(roc_auc(y_male, p_male)) == pytest.approx(8 / 9)
-    bins = calibration(y, probs, 2, positive)["bins"]
-    assert [(b["images"], b["predicted"], b["observed"]) for b in bins] == [
+    assert m.roc_positive_class == "Male"
+    assert m.roc_auc == pytest.approx(roc_auc(y_male, p_male)) == pytest.approx(8 / 9)
+    _, bins = calibration(y, probs, 2, positive)
+    assert [(b.images, b.predicted, b.observed) for b in bins] == [
         (3, pytest.approx(0.7 / 3), pytest.approx(1 / 3)),
         (3, pytest.approx(2.2 / 3), pytest.approx(2 / 3)),
     ]
@@ -82,11 +84,9 @@ def test_an_unknown_positive_class_is_refused_by_name():
 
 @pytest.mark.parametrize(("accuracy", "passed"), [(0.95, True), (0.9, True), (0.89, False)])
 def test_gate_uses_the_absolute_floor(accuracy, passed):
-    verdict = gate({"accuracy": accuracy}, PromoteParams(min_accuracy=0.9))
-    assert verdict["passed"] is passed
-    assert verdict["checks"] == [
-        {"name": "accuracy", "value": accuracy, "op": ">=", "threshold": 0.9, "passed": passed}
-    ]
+    verdict = gate(accuracy, PromoteParams(min_accuracy=0.9))
+    assert verdict.passed is passed
+    assert verdict.checks == [Check(name="accuracy", value=accuracy, op=">=", threshold=0.9, passed=passed)]
 
 
 def _answers(n: int, wrong: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,34 +108,36 @@ def _also_wrong(correct: np.ndarray, extra: int, where: np.ndarray | None = None
 
 def _verdict(y, candidate, baseline, gating=True):
     differences = paired_differences(y, candidate, baseline, ["Female", "Male"], samples=2000, seed=3)
-    metrics = {"accuracy": float(candidate.mean())}
-    return gate(metrics, PromoteParams(min_accuracy=0.5, max_regression=0.01), differences, gating)
+    baseline = Baseline(model="blessed", fingerprint="0" * 64, promoted_at=None, trained_on=None, gating=gating)
+    return gate(float(candidate.mean()), PromoteParams(min_accuracy=0.5, max_regression=0.01), differences, baseline)
 
 
 @pytest.mark.parametrize("extra", [1, 2])
 def test_one_or_two_more_mistakes_are_noise_and_pass(extra):
     y, blessed = _answers(1000, 50)
     verdict = _verdict(y, _also_wrong(blessed, extra), blessed)
-    assert verdict["passed"], failed_checks(verdict)
-    acc = next(c for c in verdict["checks"] if c["name"] == "accuracy vs blessed")
-    assert acc["difference"] == pytest.approx(-extra / 1000)
-    assert acc["interval"][0] < acc["difference"] < acc["interval"][1]
+    assert verdict.passed, failed_checks(verdict)
+    acc = next(c for c in verdict.checks if c.name == "accuracy vs blessed")
+    assert acc.difference == pytest.approx(-extra / 1000)
+    assert acc.interval[0] < acc.difference < acc.interval[1]
 
 
 def test_a_real_regression_of_five_points_fails():
     y, blessed = _answers(1000, 50)
     verdict = _verdict(y, _also_wrong(blessed, 50), blessed)  # accuracy 0.95 -> 0.90
-    assert not verdict["passed"]
-    acc = next(c for c in verdict["checks"] if c["name"] == "accuracy vs blessed")
-    assert acc["difference"] == pytest.approx(-0.05) and acc["interval"][1] < -0.01
+    assert not verdict.passed
+    acc = next(c for c in verdict.checks if c.name == "accuracy vs blessed")
+    assert acc.difference == pytest.approx(-0.05)
+    assert acc.interval[1] < -0.01
     assert failed_checks(verdict)[0].startswith("accuracy vs blessed -0.0500 (95% upper bound -0.0")
 
 
 def test_a_regression_confined_to_one_class_fails_on_that_class_only():
     y, blessed = _answers(1000, 30)
     candidate = _also_wrong(blessed, 40, where=y == 1)  # 40 more Male mistakes of 420 Male images: ~9.5 points
-    failed = {c["name"] for c in _verdict(y, candidate, blessed)["checks"] if not c["passed"]}
-    assert "Male recall vs blessed" in failed and "Female recall vs blessed" not in failed
+    failed = {c.name for c in _verdict(y, candidate, blessed).checks if not c.passed}
+    assert "Male recall vs blessed" in failed
+    assert "Female recall vs blessed" not in failed
 
 
 def test_the_interval_narrows_with_more_images_and_is_zero_for_the_same_answers():
@@ -143,23 +145,27 @@ def test_the_interval_narrows_with_more_images_and_is_zero_for_the_same_answers(
     for n in (300, 3000):
         y, blessed = _answers(n, n // 20)
         d = paired_differences(y, _also_wrong(blessed, n // 100), blessed, ["Female", "Male"], samples=2000, seed=1)
-        widths.append(d["accuracy"]["interval"][1] - d["accuracy"]["interval"][0])
+        widths.append(d["accuracy"].interval[1] - d["accuracy"].interval[0])
     assert widths[1] < widths[0] / 2.5  # about 1/sqrt(10)
     same = paired_differences(y, blessed, blessed, ["Female", "Male"], samples=200, seed=1)
-    assert same["accuracy"] == {"difference": 0.0, "interval": [0.0, 0.0]}
+    assert same["accuracy"] == Difference(difference=0.0, interval=[0.0, 0.0])
 
 
 def test_a_comparison_that_does_not_gate_is_shown_but_does_not_decide():
     y, blessed = _answers(1000, 50)
     verdict = _verdict(y, _also_wrong(blessed, 50), blessed, gating=False)
-    assert verdict["passed"] and not failed_checks(verdict)
-    shown = [c for c in verdict["checks"] if "difference" in c]
-    assert len(shown) == 3 and not all(c["passed"] for c in shown) and not any(c["gating"] for c in shown)
+    assert verdict.passed
+    assert not failed_checks(verdict)
+    shown = [c for c in verdict.checks if c.difference is not None]
+    assert len(shown) == 3
+    assert not all(c.passed for c in shown)
+    assert not any(c.gating for c in shown)
 
 
 def test_gate_without_a_baseline_has_only_the_floor():
-    verdict = gate({"accuracy": 0.5}, PromoteParams(min_accuracy=0.4, max_regression=0.0))
-    assert verdict["passed"] and [c["name"] for c in verdict["checks"]] == ["accuracy"]
+    verdict = gate(0.5, PromoteParams(min_accuracy=0.4, max_regression=0.0))
+    assert verdict.passed
+    assert [c.name for c in verdict.checks] == ["accuracy"]
 
 
 def _predictions(n: int, accuracy: float, seed: int = 0):
@@ -174,11 +180,11 @@ def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_more_data():
     for n in (200, 5000):
         y, pred = _predictions(n, 0.9)
         ci = bootstrap_intervals(y, pred, 2, samples=1000, seed=1)
-        lo, hi = ci["accuracy"]
+        lo, hi = ci.accuracy
         assert lo <= (pred == y).mean() <= hi
         for k in (0, 1):
             recall = (pred[y == k] == k).mean()
-            assert ci["recall"][k][0] <= recall <= ci["recall"][k][1]
+            assert ci.recall[k][0] <= recall <= ci.recall[k][1]
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 3  # about 1/sqrt(25) = 1/5 as wide
     # roughly the normal approximation 2 * 1.96 * sqrt(p(1-p)/n)
@@ -196,13 +202,13 @@ def test_ece_on_a_known_example():
     # ECE = 10/20 * 0.1 + 10/20 * 0 = 0.05
     probs = np.array([[0.9, 0.1]] * 10 + [[0.4, 0.6]] * 10)
     y = np.array([1] * 2 + [0] * 8 + [1] * 6 + [0] * 4)
-    result = calibration(y, probs, bins=10, positive=1)
-    assert result["ece"] == pytest.approx(0.05)
-    assert [(b["images"], b["observed"]) for b in result["bins"]] == [
+    ece, bins = calibration(y, probs, bins=10, positive=1)
+    assert ece == pytest.approx(0.05)
+    assert [(b.images, b.observed) for b in bins] == [
         (10, pytest.approx(0.2)),
         (10, pytest.approx(0.6)),
     ]
-    assert [(b["lo"], b["hi"]) for b in result["bins"]] == [
+    assert [(b.lo, b.hi) for b in bins] == [
         (pytest.approx(0.0), pytest.approx(0.1)),
         (pytest.approx(0.5), pytest.approx(0.6)),
     ]
@@ -211,7 +217,7 @@ def test_ece_on_a_known_example():
 def test_ece_is_zero_when_the_predicted_probability_matches_the_share():
     probs = np.array([[0.75, 0.25]] * 8)
     y = np.array([0, 0, 0, 1, 0, 0, 0, 1])
-    assert calibration(y, probs, bins=4, positive=1)["ece"] == pytest.approx(0.0)
+    assert calibration(y, probs, bins=4, positive=1)[0] == pytest.approx(0.0)
 
 
 def test_temperature_scaling_recovers_a_known_temperature():
@@ -222,9 +228,7 @@ def test_temperature_scaling_recovers_a_known_temperature():
     overconfident = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     t = fit_temperature(y, overconfident)
     assert t == pytest.approx(2.0, rel=0.08)
-    after, before = (
-        calibration(y, p, 10, positive=1)["ece"] for p in (apply_temperature(overconfident, t), overconfident)
-    )
+    after, before = (calibration(y, p, 10, positive=1)[0] for p in (apply_temperature(overconfident, t), overconfident))
     assert after < before / 2
     assert (apply_temperature(overconfident, t).argmax(1) == overconfident.argmax(1)).all()
 
@@ -238,13 +242,14 @@ def test_slices_add_up_to_the_whole():
         class_slices(y, correct, ["Female", "Male"]),
         quantile_slices("brightness", values, correct, 4, "luma"),
     ):
-        assert sum(r["images"] for r in rows) == 503
-        assert sum(r["images"] * r["accuracy"] for r in rows) == pytest.approx(correct.sum())
+        assert sum(r.images for r in rows) == 503
+        assert sum(r.images * r.accuracy for r in rows) == pytest.approx(correct.sum())
     rows = quantile_slices("brightness", values, correct, 4, "luma")
-    assert len(rows) == 4 and max(r["images"] for r in rows) - min(r["images"] for r in rows) <= 1
+    assert len(rows) == 4
+    assert max(r.images for r in rows) - min(r.images for r in rows) <= 1
 
 
 def test_slices_keep_tied_values_in_one_bin():
     correct = np.array([True, False, True, True])
     rows = quantile_slices("jpeg_size", np.array([5.0, 5.0, 5.0, 5.0]), correct, 4, "kB")
-    assert [(r["images"], r["accuracy"]) for r in rows] == [(4, 0.75)]
+    assert [(r.images, r.accuracy) for r in rows] == [(4, 0.75)]

@@ -6,7 +6,7 @@ Each fault test states the intent of the expectation it exercises.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 from PIL import Image
@@ -26,7 +26,7 @@ def test_clean_data_passes_and_writes_report_manifest_and_data_docs(
     result = _run(make_raw, dataset_folder, tiny_validate_params, tmp_path)
     out = tmp_path / "data" / "validation"
     report = json.loads((out / "report.json").read_text())
-    assert report == result.report  # the returned report is the one on disk
+    assert report == asdict(result.report)  # the returned report is the one on disk
     assert report["success"]
     assert report["kept"] == 24
     assert len(report["expectations"]) >= 11
@@ -76,5 +76,5 @@ def test_junk_files_are_skipped_and_counted(packed, dataset_folder, make_raw, ti
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_bytes(b"junk")
     result = _run(make_raw, source, tiny_validate_params, tmp_path)
-    assert result.report["kept"] == 24
-    assert result.report["skipped_junk_files"] == (3 if packed == "zip" else 0)  # pack_folder leaves it out
+    assert result.report.kept == 24
+    assert result.report.skipped_junk_files == (3 if packed == "zip" else 0)  # pack_folder leaves it out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ def _stage_root(tmp_path: Path, prepared_root: Path, model_dir: Path) -> Path:
 
 
 def _run(root: Path) -> dict:
-    return run_stage("evaluate", root, evaluate=tiny_params().evaluate).metrics
+    return asdict(run_stage("evaluate", root, evaluate=tiny_params().evaluate).evaluation)
 
 
 def _promote(root: Path, **gate_params):

@@ -19,6 +19,7 @@ import pytest
 
 from tasks import files, paths
 from tasks.files import tree_hash, write_json
+from tasks.reports import Blessed
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
@@ -26,12 +27,13 @@ import os, shutil, sys
 from pathlib import Path
 from tasks import files
 from tasks.promote import bless
+from tasks.reports import Blessed
 mode, work = sys.argv[1], Path(sys.argv[2])
 blessed = work / "models" / "blessed"
 
 def bless_one(name):
     model = work / "candidates" / name
-    pointer = {"blessed": True, "fingerprint": (model.parent / f"{name}.fingerprint").read_text()}
+    pointer = Blessed(blessed=True, fingerprint=(model.parent / f"{name}.fingerprint").read_text())
     bless(model, work / "evaluation.json", work / "validation.json", blessed, pointer)
 
 if mode == "loop":  # bless A and B in turn until killed
@@ -83,7 +85,7 @@ def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         work / "evaluation.json",
         work / "validation.json",
         work / paths.BLESSED_DIR,
-        {"blessed": True, "fingerprint": hashes["A"]},
+        Blessed(blessed=True, fingerprint=hashes["A"]),
     )
     return work, hashes
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,7 @@ def test_the_kaggle_key_never_appears_in_output_reports_or_errors(
         dl.download(tmp_path / "raw2", DataParams(source="kaggle"), api_factory=lambda: _LeakyApi(dataset_folder))
     out = capsys.readouterr()
     written = "".join(p.read_text(errors="replace") for p in (tmp_path / "raw").iterdir() if p.suffix == ".json")
-    everything = out.out + out.err + caplog.text + written + json.dumps(result.source) + str(failure.value)
+    everything = out.out + out.err + caplog.text + written + json.dumps(asdict(result.source)) + str(failure.value)
     assert "retrying" in caplog.text  # the retries were logged...
     assert SECRET not in everything  # ...and the key appears nowhere
 

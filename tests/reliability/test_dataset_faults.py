@@ -254,7 +254,7 @@ def test_undecodable_files_within_the_limit_are_dropped_and_reported(
     zero_bytes_path.write_bytes(b"")
     make_raw(dataset_folder)
     result = run_stage("validate", tmp_path, validate=replace(tiny_validate_params, max_dropped=2))
-    assert sorted(d["path"] for d in result.report["dropped"]) == ["Train/Female/000001.jpg", FIRST]
+    assert sorted(d.path for d in result.report.dropped) == ["Train/Female/000001.jpg", FIRST]
     # one more than the limit: refused, nothing dropped silently
     make_raw(dataset_folder)
     with pytest.raises(StageError, match="decodes"):
@@ -277,18 +277,20 @@ def test_duplicates_within_the_limits_pass_and_are_listed(dataset_folder, make_r
     # Train has 000001.jpg and its exact copy; Test has a resized copy of both (two near-duplicate pairs)
     params = replace(tiny_validate_params, max_duplicates=2, max_near_duplicates=3)
     report = run_stage("validate", tmp_path, validate=params).report
-    checks = {e["column"]: e for e in report["expectations"]}
-    assert checks["copies_in_split"]["success"] and checks["copies_in_split"]["unexpected_count"] == 2
-    assert set(checks["copies_in_split"]["offenders"]) == {FIRST, "Train/Male/copy.jpg"}
+    checks = {e.column: e for e in report.expectations}
+    assert checks["copies_in_split"].success
+    assert checks["copies_in_split"].unexpected_count == 2
+    assert set(checks["copies_in_split"].offenders) == {FIRST, "Train/Male/copy.jpg"}
     near = checks["near_duplicates_in_other_splits"]
-    assert near["success"] and set(near["offenders"]) == {FIRST, "Train/Male/copy.jpg", "Test/Male/near.jpg"}
-    pairs = report["near_duplicates"]["first"]
-    assert report["near_duplicates"]["pairs"] == 2
-    assert {(p["a"], p["b"]) for p in pairs} == {
+    assert near.success
+    assert set(near.offenders) == {FIRST, "Train/Male/copy.jpg", "Test/Male/near.jpg"}
+    assert report.near_duplicates.pairs == 2
+    assert {(p.a, p.b) for p in report.near_duplicates.first} == {
         (FIRST, "Test/Male/near.jpg"),
         ("Train/Male/copy.jpg", "Test/Male/near.jpg"),
     }
-    assert all(p["distance"] <= 24 and p["correlation"] >= 0.99 for p in pairs)
+    assert all(p.distance <= 24 for p in report.near_duplicates.first)
+    assert all(p.correlation >= 0.99 for p in report.near_duplicates.first)
     # one more than allowed fails
     with pytest.raises(StageError, match="near_duplicates_in_other_splits"):
         run_stage("validate", tmp_path, validate=replace(params, max_near_duplicates=2))
@@ -313,7 +315,7 @@ def test_the_same_shapes_in_other_colours_are_not_a_near_duplicate(
     recoloured.save(dataset_folder / "Dataset" / "Test" / "Male" / "recoloured.jpg", quality=95)
     make_raw(dataset_folder)
     report = run_stage("validate", tmp_path, validate=tiny_validate_params).report  # max_near_duplicates: 0
-    assert report["near_duplicates"]["pairs"] == 0
+    assert report.near_duplicates.pairs == 0
 
 
 @pytest.mark.parametrize(
