@@ -89,21 +89,16 @@ def quality(
     the model ``computed_in`` and which model it was."""
     point = metrics.classification_metrics(pred.y_true, pred.probs, class_names, positive)
     y_pred = pred.probs.argmax(axis=1)
-    ci = metrics.bootstrap_intervals(pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed)
+    intervals = metrics.bootstrap_intervals(
+        pred.y_true, y_pred, len(class_names), params.bootstrap_samples, params.seed
+    )
     ece, bins = metrics.calibration(pred.y_true, pred.probs, params.calibration_bins, positive)
     correct = y_pred == pred.y_true
+    per_class = {name: replace(m, recall_ci95=ci) for (name, m), ci in zip(point.per_class.items(), intervals.recall)}
     return Evaluation(
-        accuracy=point.accuracy,
-        accuracy_ci95=ci.accuracy,
-        per_class={
-            name: replace(m, recall_ci95=interval) for (name, m), interval in zip(point.per_class.items(), ci.recall)
-        },
-        confusion_matrix=point.confusion_matrix,
-        log_loss=point.log_loss,
-        roc_auc=point.roc_auc,
-        roc_positive_class=point.roc_positive_class,
-        images=point.images,
-        bootstrap=Bootstrap(samples=ci.samples, level=ci.level, seed=params.seed),
+        **vars(replace(point, per_class=per_class)),
+        accuracy_ci95=intervals.accuracy,
+        bootstrap=Bootstrap(samples=intervals.samples, level=intervals.level, seed=params.seed),
         calibration=Calibration(ece=ece, bins=bins, temperature_scaling=scaling),
         slices=(
             metrics.class_slices(pred.y_true, correct, class_names)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks.errors import StageError
-from tasks.reports import CalibrationBin, ClassMetrics, Confusion, Difference, Slice
+from tasks.reports import CalibrationBin, Classification, ClassMetrics, Confusion, Difference, Slice
 
 CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
 REGRESSION_CONFIDENCE = 0.95  # a regression fails the gate only when it is this certain (one-sided)
@@ -52,19 +52,6 @@ def positive_index(class_names: list[str], positive_class: str) -> int:
             f"{class_names}; set it in params.yaml"
         )
     return class_names.index(positive_class)
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The point estimates of :func:`classification_metrics`."""
-
-    accuracy: float
-    per_class: dict[str, ClassMetrics]
-    confusion_matrix: Confusion
-    log_loss: float
-    roc_auc: float
-    roc_positive_class: str
-    images: int
 
 
 def classification_metrics(

@@ -255,18 +255,24 @@ class ModelInfo(TrainingInfo):
     fingerprint: str
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """``reports/evaluation.json``: the model on the Test split (promote, the model card and the flow read it)."""
+@dataclass(frozen=True, kw_only=True)
+class Classification:
+    """The point estimates on a split: accuracy, per-class precision/recall/F1, confusion, log loss, ROC AUC."""
 
     accuracy: float
-    accuracy_ci95: list[float]
     per_class: dict[str, ClassMetrics]
     confusion_matrix: Confusion
     log_loss: float
     roc_auc: float
     roc_positive_class: str
     images: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation(Classification):
+    """``reports/evaluation.json``: the model on the Test split (promote, the model card and the flow read it)."""
+
+    accuracy_ci95: list[float]
     bootstrap: Bootstrap
     calibration: Calibration
     slices: list[Slice]
