@@ -4,9 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint dvc-yaml repro doctor clean-outputs use-kaggle use-demo
+.PHONY: help setup demo test test-fast lint dvc-yaml repro doctor experiments use-kaggle use-demo
+.DEFAULT_GOAL := help
 
-setup: $(STAMP)
+help:  ## list the targets (this text)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP)  ## make .venv and install the pinned versions (constraints.txt); the other targets do it first
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +30,9 @@ repro: setup  ## dvc repro, after checking DVC's own state files (see `make doct
 doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 	$(BIN)/python -m tasks.doctor
 
+experiments: setup  ## every experiment: headline metrics and the params that differ, whole in 120 columns
+	$(BIN)/python -m flows.experiments
+
 test: setup browser lint  ## lint, then every test, slow ones included (the UI test needs Debian's chromium)
 	$(BIN)/python -m pytest
 
@@ -37,7 +44,7 @@ lint: setup  ## ruff (lint, import order, formatting) and a check that dvc.yaml 
 dvc-yaml: setup  ## regenerate dvc.yaml from the stage contracts (STAGE in tasks/<stage>.py)
 	$(BIN)/python -m tasks.stages
 
-test-fast: setup
+test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
 	$(BIN)/python -m pytest -m "not slow"
 
 use-kaggle:  ## switch params.yaml to the real configuration (Kaggle data, TF Hub ResNet50 v2, GPU)
@@ -67,7 +74,7 @@ deploy: setup  ## the work-pool route: register prefect.yaml's deployments on a 
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create local-process --type process --overwrite
 	PREFECT_API_URL=$(PREFECT_API_URL) PIPELINE_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 
-worker: setup
+worker: setup  ## a worker for the process pool of `make deploy`
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process
 
 .PHONY: bench bench-200k

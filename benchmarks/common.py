@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -68,29 +67,6 @@ def synthetic_folder(root: Path, count: int, seed: int = 0) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
-
-
-def copy_repo(dest: Path) -> Path:
-    """Copy the repository's files (tracked or not ignored) into ``dest`` as a fresh git repository.
-
-    Outputs, caches and the DVC remote are not copied; ``.venv`` is linked.
-    """
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True, capture_output=True, text=True
-    ).stdout.split()
-    for rel in listed:
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / ".venv").symlink_to(REPO / ".venv")
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True)
-    return dest
 
 
 def run_measured(cmd: list[str], cwd: Path, env: dict | None = None, log: Path | None = None) -> tuple[float, float]:

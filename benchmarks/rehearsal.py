@@ -26,9 +26,10 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import REPO, copy_repo, run_measured, save
+from benchmarks.common import REPO, run_measured, save
 from benchmarks.scale import DVC, local_zip, split_counts
 from tasks import precision
+from tests.helpers.repo import copy_repo
 
 KAGGLE = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}  # the real set's splits
 DATA_STAGES = ("download", "validate", "preprocess")

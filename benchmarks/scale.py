@@ -28,9 +28,10 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import copy_repo, run_measured, save
+from benchmarks.common import run_measured, save
 from tasks import archive, paths, synthetic
 from tasks.stages import BY_NAME as STAGES
+from tests.helpers.repo import copy_repo
 
 DVC = [sys.executable, "-m", "dvc"]
 

@@ -252,7 +252,7 @@ def promote(
     baseline, differences = compare_with_blessed(
         blessed_dir, evaluation, candidate, predictions_file, processed, params
     )
-    verdict = gate.gate(evaluation, params, differences, gating=bool(baseline and baseline.gating), baseline=baseline)
+    verdict = gate.gate(evaluation.accuracy, params, differences, baseline)
     card = model_card.render(evaluation, verdict, source, reports.read(validation_report, ValidationReport, "validate"))
     with atomic_outputs([gate_file, metrics_file, card_file]) as tmp:
         reports.write(tmp / gate_file.name, verdict)

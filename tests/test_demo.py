@@ -14,7 +14,8 @@ from tasks import dataset, paths, precision, synthetic
 from tasks.evaluate import BLANK_COLOURS
 from tasks.inference import load_model, predict_split
 from tasks.stages import BY_NAME
-from tests.conftest import digest, dvc, overlap, ran, set_params
+from tests.helpers.data import digest, overlap
+from tests.helpers.repo import dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,7 @@ ALL_STAGES = list(BY_NAME)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from benchmarks.common import copy_repo
+    from tests.helpers.repo import copy_repo
 
     repo = copy_repo(tmp_path_factory.mktemp("demo") / "repo")
     out = dvc(repo, "repro")
@@ -53,6 +54,14 @@ def _stale(repo) -> set[str]:
         ("tasks/metrics.py", {"evaluate", "promote"}),  # the quality gate's arithmetic
         ("tasks/dataset.py", {"preprocess", "train", "evaluate", "promote"}),  # the TFRecord encoder
         ("tasks/synthetic.py", {"download"}),
+        # deps at the grain of what computes the outputs: what runs a stage reruns nothing ...
+        ("tasks/run.py", set()),
+        ("tasks/cli.py", set()),
+        ("tasks/doctor.py", set()),
+        ("tasks/quiet.py", set()),
+        ("tasks/params/config.py", set()),
+        # ... and a params section's code reruns only the stages that read that section
+        ("tasks/params/promote.py", {"promote"}),
     ],
 )
 def test_touching_a_module_makes_stale_exactly_the_stages_that_import_it(demo, module, expected):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
 from tasks import paths
-from tests.conftest import TINY_PARAMS, dvc, ran, set_params
+from tests.helpers.repo import TINY_PARAMS, dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -46,28 +47,6 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(r
     ).stdout
     written = {line[3:].split("/")[0] for line in status.splitlines()}
     assert written <= {"params.yaml", "dvc.lock", "data", "models", "reports", ".venv", ".dvc"}, written
-
-
-def _stale_after_editing(repo, rel: str) -> set[str]:
-    """The stages ``dvc status`` calls changed after a comment is appended to ``rel`` (then restored)."""
-    path = repo / rel
-    before = path.read_bytes()
-    path.write_bytes(before + b"\n# an edit\n")
-    try:
-        return set(json.loads(dvc(repo, "status", "--json")))
-    finally:
-        path.write_bytes(before)
-
-
-def test_code_deps_are_at_the_grain_of_what_computes_the_outputs(repo_copy):
-    """Issue 23: runner, CLI, doctor and other stages' params code rerun nothing; the TFRecord encoder does."""
-    set_params(repo_copy, TINY_PARAMS)
-    dvc(repo_copy, "repro")
-    for runner in ("tasks/run.py", "tasks/cli.py", "tasks/doctor.py", "tasks/quiet.py", "tasks/params/config.py"):
-        assert _stale_after_editing(repo_copy, runner) == set(), runner
-    assert _stale_after_editing(repo_copy, "tasks/params/promote.py") == {"promote"}
-    assert _stale_after_editing(repo_copy, "tasks/dataset.py") == {"preprocess", "train", "evaluate", "promote"}
-    assert ran(dvc(repo_copy, "repro")) == []  # each edit was undone: nothing to rerun
 
 
 def test_validate_alone_from_a_fresh_copy(repo_copy):
@@ -132,3 +111,16 @@ def test_an_experiment_shows_its_headline_metrics_in_120_columns(repo_copy):
     assert "recall.Female" in table and "recall.Male" in table and "train.epochs" in table  # further right
     row = next(line for line in screen if "strict-gate" in line)
     assert "…" not in header + row and str(metrics["strict-gate"]["acc"]) in row, "\n".join(screen)
+
+    # `make experiments`: the same rows without a pager, the headline and only the params that differ
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.experiments"], cwd=repo_copy, capture_output=True, text=True, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 120, done.stdout
+    assert "…" not in done.stdout, done.stdout
+    header = next(line for line in lines if "Experiment" in line)
+    for name in (*FIRST_SCREEN, "recall.Female", "recall.Male", "promote.min_accuracy"):
+        assert f" {name} " in f" {header} ", (name, done.stdout)
+    assert "train.epochs" not in done.stdout  # the same in every row: left out
+    assert "strict-gate" in done.stdout

@@ -16,7 +16,7 @@ from tasks import download as dl
 from tasks.errors import StageError
 from tasks.files import sha256_file
 from tasks.params.data import DataParams
-from tests.conftest import TINY, tiny_synthetic
+from tests.helpers.data import TINY, tiny_synthetic
 
 SLUG = "ashishjangra27/gender-recognition-200k-images-celeba"
 

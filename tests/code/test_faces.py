@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tasks import faces, synthetic
-from tests.conftest import overlap
+from tests.helpers.data import overlap
 
 
 def test_a_detected_training_crop_maps_back_onto_itself():

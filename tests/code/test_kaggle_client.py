@@ -20,8 +20,9 @@ import yaml
 from tasks import download as dl
 from tasks import paths
 from tasks.files import sha256_file
-from tests.conftest import REPO, tiny_synthetic
-from tests.kaggle_fake import client_env, serve
+from tests.helpers.data import tiny_synthetic
+from tests.helpers.kaggle_fake import client_env, serve
+from tests.helpers.repo import REPO
 
 OWNER, NAME = "someone", "faces"
 SLUG = f"{OWNER}/{NAME}"

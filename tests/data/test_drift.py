@@ -16,7 +16,7 @@ from tasks import drift, paths
 from tasks.errors import StageError
 from tasks.params.data import DataParams
 from tasks.reports import FeatureProfile
-from tests.conftest import TINY, jpeg, run_stage, write_folder
+from tests.helpers.data import TINY, jpeg, run_stage, write_folder
 
 MORE = {"Train": 60, "Validation": 20, "Test": 20}
 

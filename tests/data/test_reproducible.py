@@ -15,7 +15,7 @@ import yaml
 
 from tasks import synthetic
 from tasks.stages import BY_NAME
-from tests.conftest import digest
+from tests.helpers.data import digest
 
 DATA_STAGES = ("download", "validate", "preprocess")
 PARAMS = {

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tasks.errors import StageError
-from tests.conftest import jpeg, run_stage
+from tests.helpers.data import jpeg, run_stage
 
 
 def _run(make_raw, folder, params, tmp_path):

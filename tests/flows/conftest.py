@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TINY_PARAMS, copy_repo, set_params
+from tests.helpers.repo import TINY_PARAMS, copy_repo, set_params
 
 
 def free_port() -> int:

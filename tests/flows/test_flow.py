@@ -15,8 +15,8 @@ import pytest
 from flows.dvc_state import DvcState
 from flows.pipeline import STAGE_NAMES
 from tasks import paths
-from tests.conftest import dvc, ran, set_params
 from tests.flows.conftest import run
+from tests.helpers.repo import dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
 ARTIFACT_KEYS = ["validation-summary", "metrics", "quality-gate", "slices", "metrics-comparison", "pipeline-outputs"]

@@ -16,8 +16,8 @@ import yaml
 from tasks import dataset, paths
 from tasks.errors import StageError
 from tasks.inference import load_model, predict_split
-from tests.conftest import REPO
 from tests.flows.conftest import free_port
+from tests.helpers.repo import REPO
 
 from .conftest import TINY_MODEL_PARAMS
 

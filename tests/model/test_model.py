@@ -12,7 +12,7 @@ import pytest
 from tasks import backbones, paths
 from tasks import train as train_mod
 from tasks.inference import load_model
-from tests.conftest import run_stage
+from tests.helpers.data import run_stage
 from tests.model.conftest import prepare, tiny_params, train_at
 
 pytestmark = pytest.mark.slow

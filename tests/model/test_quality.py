@@ -15,7 +15,7 @@ from tasks.errors import StageError
 from tasks.files import read_json, tree_hash, write_json
 from tasks.inference import load_model, predict_split
 from tasks.params.promote import PromoteParams
-from tests.conftest import run_stage
+from tests.helpers.data import run_stage
 
 from .conftest import tiny_params
 

@@ -13,7 +13,7 @@ from tasks.archive import pack_folder
 from tasks.download import copy_local, download
 from tasks.errors import StageError
 from tasks.params.data import DataParams
-from tests.conftest import run_stage
+from tests.helpers.data import run_stage
 
 
 def _zip_with(tmp_path: Path, dataset_folder: Path, name: str, data: bytes = b"x", mode: int | None = None) -> Path:

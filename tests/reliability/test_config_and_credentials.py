@@ -19,7 +19,8 @@ from tasks import paths
 from tasks.cli import run_cli
 from tasks.files import write_json
 from tasks.params.data import DataParams
-from tests.conftest import REPO, jpeg
+from tests.helpers.data import jpeg
+from tests.helpers.repo import REPO
 
 SECRET = "kgl-3f9a7c1d5e2b8a4f6c0d"
 

@@ -33,7 +33,7 @@ from PIL import Image
 from tasks import near_duplicates, paths
 from tasks.errors import StageError
 from tasks.files import sha256_file
-from tests.conftest import jpeg, run_stage
+from tests.helpers.data import jpeg, run_stage
 
 
 def _first_image(folder: Path, split: str = "Train", label: str = "Male") -> Path:

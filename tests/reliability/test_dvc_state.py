@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tasks import doctor
-from tests.conftest import TINY_PARAMS, dvc, set_params
+from tests.helpers.repo import TINY_PARAMS, dvc, set_params
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ import yaml
 from tasks import download as dl
 from tasks import paths
 from tasks.errors import StageError
-from tests.conftest import REPO, run_stage, tiny_synthetic
+from tests.helpers.data import run_stage, tiny_synthetic
+from tests.helpers.repo import REPO
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 

@@ -25,7 +25,7 @@ from tasks import paths
 from tasks.errors import StageError
 from tasks.evaluate import BLANK_COLOURS
 from tasks.inference import load_model
-from tests.conftest import digest
+from tests.helpers.data import digest
 from tests.model.test_quality import _gate, _promote, _run, _stage_root
 
 pytestmark = pytest.mark.slow

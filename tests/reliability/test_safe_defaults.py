@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from flows.pipeline import STAGE_NAMES
-from tests.conftest import REPO, dvc
+from tests.helpers.repo import REPO, dvc
 
 CODE = sorted(p for d in ("tasks", "flows", "benchmarks") for p in (REPO / d).rglob("*.py"))
 
