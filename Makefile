@@ -33,8 +33,8 @@ doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 experiments: setup  ## every experiment: headline metrics and the params that differ, whole in 120 columns
 	$(BIN)/python -m flows.experiments
 
-test: setup browser lint  ## lint, then every test, slow ones included (the UI test needs Debian's chromium)
-	$(BIN)/python -m pytest
+test: setup browser lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: setup  ## ruff (lint, import order, formatting) and a check that dvc.yaml matches the stage contracts
 	$(BIN)/ruff check .
@@ -45,7 +45,7 @@ dvc-yaml: setup  ## regenerate dvc.yaml from the stage contracts (STAGE in tasks
 	$(BIN)/python -m tasks.stages
 
 test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
 
 use-kaggle:  ## switch params.yaml to the real configuration (Kaggle data, TF Hub ResNet50 v2, GPU)
 	cp configs/kaggle.yaml params.yaml

@@ -1,46 +1,91 @@
 """``make experiments``: every experiment's headline metrics and only the params that differ, whole in 120 columns.
 
 ``dvc exp show`` puts every param and every dependency hash in a column; outside a pager (a script, a CI
-log, a pipe) the table is squeezed to the terminal and every cell becomes ``…``. This keeps the
-experiment's name, the headline metrics of ``reports/metrics.json`` (always) and the params whose value
-differs between the rows shown (``--only-changed``), and drops the dependency hashes and the creation
-time, so the table fits as it is, with no pager. Extra arguments go to ``dvc exp show`` (``-A``: the
-experiments of every commit).
+log, a pipe) it squeezes the table to the terminal until every cell reads ``…``. This reads the same rows
+from ``dvc exp show --json`` and prints two small tables: the headline metrics of ``reports/metrics.json``
+(the columns ``tasks.gate.headline`` writes) for each row, then only the params whose value differs
+between the rows. Extra arguments go to ``dvc exp show`` (``-A``: the experiments of every commit).
 """
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
-WIDTH = 120
-HEADLINE = r"^(acc|acc_lo|acc_hi|auc|ece|gate|logloss|recall\..+)$"  # the columns of tasks.gate.headline
-NOT_SHOWN = r"^(Created|bin/.+|data/.+|models/.+|reports/.+|tasks/.+)$"  # when, and dependency hashes
+from tasks import paths
+
+HEADLINE = ("acc", "acc_lo", "acc_hi", "auc", "ece", "gate", "logloss")  # then recall.<class>, as in dvc exp show
 
 
-def command(*extra: str) -> list[str]:
-    """The ``dvc exp show`` command line."""
-    return [
-        sys.executable,
-        "-m",
-        "dvc",
-        "exp",
-        "show",
-        "--no-pager",
-        "--only-changed",
-        "--keep",
-        HEADLINE,
-        "--drop",
-        NOT_SHOWN,
-        *extra,
-    ]
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"epochs": 3}}`` as ``{"train.epochs": 3}``."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def rows(shown: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """``(name, metrics, params)`` per row of ``dvc exp show --json``: each commit, then its experiments."""
+
+    def values(entry: dict[str, Any], kind: str, file: str) -> dict[str, Any]:
+        data = entry.get("data") or {}
+        return _flat(((data.get(kind) or {}).get(file) or {}).get("data") or {})
+
+    def label(entry: dict[str, Any]) -> str:  # "workspace", a branch or experiment name, or a short sha
+        rev = entry["rev"]
+        return entry.get("name") or (rev[:7] if len(rev) == 40 else rev)
+
+    for commit in shown:
+        revs = [(label(commit), commit)]
+        for experiment in commit.get("experiments") or []:
+            revs += [(f"└ {label(rev)}", rev) for rev in experiment.get("revs") or []]
+        for name, entry in revs:
+            yield name, values(entry, "metrics", paths.METRICS), values(entry, "params", paths.PARAMS_FILE)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def table(header: list[str], body: list[list[Any]]) -> str:
+    """Columns as wide as their widest cell, two spaces apart."""
+    cells = [header, *([_cell(v) for v in row] for row in body)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def render(shown: list[dict[str, Any]]) -> str:
+    """The headline table and, when any param differs between the rows, the params table."""
+    found = list(rows(shown))
+    recalls = sorted({k for _, m, _ in found for k in m if k.startswith("recall.")})
+    columns = [*HEADLINE, *recalls]
+    text = table(["experiment", *columns], [[name, *(m.get(c) for c in columns)] for name, m, _ in found])
+    keys = sorted({k for _, _, p in found for k in p})
+    changed = [k for k in keys if len({json.dumps(p.get(k)) for _, _, p in found}) > 1]
+    if changed:
+        text += "\n\n" + table(["experiment", *changed], [[name, *(p.get(k) for k in changed)] for name, _, p in found])
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the table at ``WIDTH`` columns; return dvc's exit status."""
-    env = {**os.environ, "COLUMNS": str(WIDTH)}
-    return subprocess.run(command(*(sys.argv[1:] if argv is None else argv)), env=env).returncode
+    """Print the tables; return dvc's exit status when it fails."""
+    extra = sys.argv[1:] if argv is None else argv
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json", *extra], capture_output=True, text=True
+    )
+    if done.returncode:
+        print(done.stderr, file=sys.stderr, end="")
+        return done.returncode
+    print(render(json.loads(done.stdout)))
+    return 0
 
 
 if __name__ == "__main__":

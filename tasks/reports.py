@@ -405,7 +405,7 @@ def read(path: Path, cls: type[R], stage: str, remedy: str = "") -> R:
     found = data.get("version") if isinstance(data, dict) else None
     if found != expected:
         raise VersionError(
-            f"{path}: a {cls.__name__} of version {found}, and this code reads version {expected}; {remedy}"
+            f"{path}: version {found} of the {cls.__name__} report, and this code reads version {expected}; {remedy}"
         )
     try:
         return _build(cls, data)

@@ -51,7 +51,8 @@ def _scale(r: dict) -> None:
 
 def _data_half(r: dict) -> None:
     run = r["run"]
-    assert run["images"] == 200 and list(run["stages"]) == ["download", "validate", "preprocess"]
+    assert run["images"] == 200
+    assert list(run["stages"]) == ["download", "validate", "preprocess"]
     assert run["full_run_seconds"] == approx(sum(s["seconds"] for s in run["stages"].values()), abs=0.1)
     assert run["disk_mib"]["data"] > 0
 

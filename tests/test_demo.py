@@ -34,11 +34,14 @@ def demo(tmp_path_factory):
 def test_demo_passes_the_gate_and_blesses_its_model(demo):
     repo, out = demo
     assert ran(out) == ALL_STAGES
-    assert "quality gate passed (absolute floor only: no blessed model yet)" in out and "promoted:" in out
+    assert "quality gate passed (absolute floor only: no blessed model yet)" in out
+    assert "promoted:" in out
     metrics = json.loads((repo / paths.EVALUATION).read_text())
-    assert metrics["accuracy"] >= 0.9 and json.loads((repo / paths.GATE).read_text())["passed"]
+    assert metrics["accuracy"] >= 0.9
+    assert json.loads((repo / paths.GATE).read_text())["passed"]
     pointer = json.loads((repo / paths.BLESSED_POINTER).read_text())
-    assert pointer["blessed"] and pointer["fingerprint"] == metrics["model"]["fingerprint"]
+    assert pointer["blessed"]
+    assert pointer["fingerprint"] == metrics["model"]["fingerprint"]
     assert f"{100 * metrics['accuracy']:.2f}%" in (repo / paths.MODEL_CARD).read_text()
     assert "up to date" in dvc(repo, "status")
     assert ran(dvc(repo, "repro")) == []
@@ -109,7 +112,8 @@ def test_flip_and_small_brightness_changes_rarely_change_the_prediction(demo):
     darker = model.predict(np.clip(images - 0.05 * 255, 0, 255).astype(np.uint8)).argmax(1)
     brightness_rate = ((brighter != label) | (darker != label)).mean()
     # measured on the demo model: 1.75% and 0.75% of 400 Test images
-    assert flip_rate <= 0.05 and brightness_rate <= 0.03, (flip_rate, brightness_rate)
+    assert flip_rate <= 0.05, (flip_rate, brightness_rate)
+    assert brightness_rate <= 0.03, (flip_rate, brightness_rate)
     behaviour = json.loads((repo / paths.EVALUATION).read_text())["behaviour"]  # evaluate reports the same
     assert behaviour["flip_changed"] == pytest.approx(flip_rate)
     assert behaviour["brightness_changed"] == pytest.approx(brightness_rate)
@@ -124,7 +128,8 @@ def test_the_demo_model_in_bfloat16_gives_the_same_answers(demo):
         reduced = predict_split(load_model(repo / paths.MODEL_DIR), files, 64)
     a, b = full.probs.argmax(axis=1), reduced.probs.argmax(axis=1)
     # 400 Test images: at most 2 answers differ, accuracy within half a point
-    assert (a == b).mean() >= 0.995 and abs((a == full.y_true).mean() - (b == full.y_true).mean()) <= 0.005
+    assert (a == b).mean() >= 0.995
+    assert abs((a == full.y_true).mean() - (b == full.y_true).mean()) <= 0.005
 
 
 def test_a_blank_image_is_refused_by_the_blessed_model_cli(demo, tmp_path, monkeypatch, capsys):
@@ -160,7 +165,8 @@ def test_face_crops_find_and_classify_pasted_faces(demo, tmp_path, capsys):
             found += 1
             right += hits[0]["label"] == ("Male" if male else "Female")
     # Haar finds about 70% of these drawn faces (measured: 101 of 144 over 6 seeds, 1 stray box)
-    assert found >= 15 and stray <= 1, f"found {found} of 24 pasted faces, {stray} stray boxes"
+    assert found >= 15, f"found {found} of 24 pasted faces, {stray} stray boxes"
+    assert stray <= 1, f"found {found} of 24 pasted faces, {stray} stray boxes"
     assert right / found >= 0.8, f"{right} of {found} faces classified right"
 
     assert predict.main([str(empty), str(tmp_path / "scene00.jpg"), "--detect-faces", *model]) == 0
@@ -176,13 +182,19 @@ def test_a_model_trained_on_another_dataset_is_promoted_when_it_passes_the_floor
     Runs last: it changes the demo repository's data.
     """
     repo, _ = demo
-    set_params(repo, {"data": {"synthetic": {"seed": 7, "male_share": 0.3}}})
+    # another face set, half the demo's Train images (the point is the gate, not the accuracy), and the floor
+    # that decides set where a model of that size passes it
+    set_params(
+        repo, {"data": {"synthetic": {"seed": 7, "male_share": 0.3, "train": 1200}}, "promote": {"min_accuracy": 0.8}}
+    )
     out = dvc(repo, "repro")
-    assert ran(out) == ALL_STAGES and "the comparison is shown, it does not decide" in out
+    assert ran(out) == ALL_STAGES
+    assert "the comparison is shown, it does not decide" in out
     gate = json.loads((repo / paths.GATE).read_text())
-    assert gate["passed"] and not gate["baseline"]["gating"]
+    assert gate["passed"]
+    assert not gate["baseline"]["gating"]
     assert gate["baseline"]["reason"].startswith("the blessed model was trained on another dataset")
-    assert {c["name"] for c in gate["checks"] if "difference" in c} == {
+    assert {c["name"] for c in gate["checks"] if c["difference"] is not None} == {
         "accuracy vs blessed",
         "Female recall vs blessed",
         "Male recall vs blessed",

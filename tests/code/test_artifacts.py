@@ -26,7 +26,8 @@ def test_a_large_noisy_figure_is_downscaled_below_the_size_limit(tmp_path):
     png = _decode(png_data_uri(tmp_path / "big.png"))
     assert len(png) <= MAX_IMAGE_BYTES
     with Image.open(io.BytesIO(png)) as image:
-        assert image.format == "PNG" and max(image.size) <= MAX_IMAGE_SIDE
+        assert image.format == "PNG"
+        assert max(image.size) <= MAX_IMAGE_SIDE
         assert abs(image.size[0] / image.size[1] - 2400 / 1500) < 0.01  # the aspect ratio is kept
 
 
@@ -35,9 +36,11 @@ def test_plots_markdown_embeds_what_exists_and_says_what_does_not(tmp_path):
     (tmp_path / rel).parent.mkdir(parents=True)
     Image.new("RGB", (400, 400), "white").save(tmp_path / rel)
     markdown = plots_markdown(tmp_path)
-    assert markdown.count("](data:image/png;base64,") == 1 and f"![{title}](data:" in markdown
+    assert markdown.count("](data:image/png;base64,") == 1
+    assert f"![{title}](data:" in markdown
     assert markdown.count("_not written yet_") == len(PLOTS) - 1
-    assert "file://" not in markdown and all(f"`{r}`" in markdown for _, r in PLOTS)
+    assert "file://" not in markdown
+    assert all(f"`{r}`" in markdown for _, r in PLOTS)
 
 
 def _empty_report() -> ValidationReport:

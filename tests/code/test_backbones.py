@@ -48,7 +48,8 @@ def test_fine_tuning_unfreezes_only_the_top_layers(local_savedmodel):
     top_two = backbones.load_backbone(str(local_savedmodel), trainable_top=2)
     assert len(all_layers.trainable_weights) == 8  # 4 conv layers, kernel + bias
     names = [w.name for w in top_two.trainable_weights]
-    assert len(names) == 4 and all("conv2d_3" in n or "conv2d_2" in n for n in names), names
+    assert len(names) == 4, names
+    assert all("conv2d_3" in n or "conv2d_2" in n for n in names), names
 
 
 def test_url_handle_is_passed_to_the_hub_loader_unchanged(local_savedmodel, monkeypatch, tmp_path):
@@ -65,6 +66,7 @@ def test_url_handle_is_passed_to_the_hub_loader_unchanged(local_savedmodel, monk
     monkeypatch.setattr(keras_layer, "load_module", fake_load_module)
     resolved = backbones.resolve(URL, 224, 0, tmp_path / "backbones")
     layer = backbones.load_backbone(resolved)
-    assert resolved == URL and seen == [URL]
+    assert resolved == URL
+    assert seen == [URL]
     assert os.environ["TFHUB_CACHE_DIR"] == str(tmp_path / "backbones" / "tfhub")  # not /tmp/tfhub_modules
     assert layer(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 128)

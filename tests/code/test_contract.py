@@ -88,8 +88,10 @@ def test_each_stage_declares_exactly_its_functions_arguments():
 def test_arguments_are_paths_under_root_and_params_sections():
     params = Params()
     args = stages.BY_NAME["train"].arguments(Path("/r"), params)
-    assert args["processed"] == Path("/r/data/processed") and args["model_dir"] == Path("/r/models/model")
-    assert args["params"] is params.train and args["model"] is params.model
+    assert args["processed"] == Path("/r/data/processed")
+    assert args["model_dir"] == Path("/r/models/model")
+    assert args["params"] is params.train
+    assert args["model"] is params.model
 
 
 def test_outputs_render_as_dvc_entries():
@@ -97,7 +99,9 @@ def test_outputs_render_as_dvc_entries():
     assert Output("m", persist=True).dvc() == {"m": {"persist": True}}
     assert Output("p.json", "plots", plot={"x": "step"}, cache=False).dvc() == {"p.json": {"x": "step", "cache": False}}
     entry = stages.dvc_stage(Stage("s", stages.BY_NAME["promote"].fn, deps={"a": "in"}, outs={"b": "out"}))
-    assert entry["deps"][-1] == "in" and entry["outs"] == ["out"] and "params" not in entry
+    assert entry["deps"][-1] == "in"
+    assert entry["outs"] == ["out"]
+    assert "params" not in entry
 
 
 def test_import_closure_follows_every_form_of_import(tmp_path):
@@ -121,4 +125,5 @@ def test_import_closure_follows_every_form_of_import(tmp_path):
         (pkg / name).write_text(text)
     closure = import_closure("tasks.stage", tmp_path)
     expected = {f"tasks/{n}" for n in files if n not in ("unused.py", "runner.py")}
-    assert set(closure) == expected and closure == sorted(closure)
+    assert set(closure) == expected
+    assert closure == sorted(closure)

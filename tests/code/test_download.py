@@ -102,7 +102,8 @@ def test_missing_credentials_say_how_to_provide_them(tmp_path, monkeypatch, no_k
         dl.download(tmp_path / "raw", DataParams(source="kaggle"), api_factory=lambda: called.append(1))
     assert "put kaggle.json in ~/.kaggle (chmod 600)" in str(err.value)
     assert "KAGGLE_USERNAME and KAGGLE_KEY" in str(err.value)
-    assert not called and not (tmp_path / "raw").exists()
+    assert not called
+    assert not (tmp_path / "raw").exists()
 
 
 def test_kaggle_json_readable_by_others_gets_a_chmod_hint(tmp_path, monkeypatch, caplog, no_kaggle_env):

@@ -34,7 +34,8 @@ def test_a_failure_leaves_every_output_as_it_was(tmp_path):
     with pytest.raises(RuntimeError), atomic_outputs([tmp_path / "model"]) as staging:
         (staging / "model").mkdir()
         raise RuntimeError("training failed")
-    assert _tree(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert _tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_outputs_in_different_folders_are_refused(tmp_path):

@@ -80,7 +80,8 @@ def test_the_real_client_downloads_with_progress_and_fills_source_json(project, 
     assert source["last_updated"].startswith("2024-01-01 00:00:00")
     assert source["images"] == 300
     output = done.stdout + done.stderr
-    assert f"Downloading {NAME}.zip" in output and "100%" in output  # the client's own progress display
+    assert f"Downloading {NAME}.zip" in output
+    assert "100%" in output  # the client's own progress display
     assert KEY not in output
     assert [r["range"] for r in fake.file_requests()] == [None]
 
@@ -93,10 +94,12 @@ def test_a_dropped_connection_is_resumed_with_a_range_request(project, archive):
     assert done.returncode == 0, done.stderr
     check_output(project, archive)
     first, second = fake.file_requests()
-    assert first["range"] is None and first["sent"] == size // 2
+    assert first["range"] is None
+    assert first["sent"] == size // 2
     # the client keeps what it had written (whole 1 MiB chunks) and asks for the rest only
     start = int(second["range"].removeprefix("bytes=").removesuffix("-"))
-    assert 0 < start <= size // 2 and second["sent"] == size - start
+    assert 0 < start <= size // 2
+    assert second["sent"] == size - start
 
 
 def test_a_killed_download_resumes_on_the_next_run_from_the_partial_file(project, archive):
@@ -106,18 +109,21 @@ def test_a_killed_download_resumes_on_the_next_run_from_the_partial_file(project
         run = stage(project, fake, wait=False)
         deadline = time.monotonic() + 120
         while not (partial_file(project).is_file() and partial_file(project).stat().st_size >= size // 4):
-            assert run.poll() is None and time.monotonic() < deadline, run.stdout and run.stdout.read()
+            assert run.poll() is None, run.stdout and run.stdout.read()
+            assert time.monotonic() < deadline, run.stdout and run.stdout.read()
             time.sleep(0.05)
         run.send_signal(signal.SIGKILL)
         run.wait(30)
         kept = partial_file(project).stat().st_size
-        assert 0 < kept < size and not (project / paths.RAW_DIR).exists()  # nothing DVC would accept
+        assert 0 < kept < size
+        assert not (project / paths.RAW_DIR).exists()  # nothing DVC would accept
         fake.chunk_delay = 0.0
         done = stage(project, fake)
     assert done.returncode == 0, done.stderr
     check_output(project, archive)
     resumed = fake.file_requests()[-1]
-    assert resumed["range"] == f"bytes={kept}-" and resumed["sent"] == size - kept
+    assert resumed["range"] == f"bytes={kept}-"
+    assert resumed["sent"] == size - kept
 
 
 def test_refusals_name_what_to_fix_and_write_nothing(project, archive):
@@ -127,8 +133,10 @@ def test_refusals_name_what_to_fix_and_write_nothing(project, archive):
         params["data"]["kaggle_dataset"] = f"{OWNER}/no-such-data"
         (project / paths.PARAMS_FILE).write_text(yaml.safe_dump(params))
         wrong_slug = stage(project, fake)
-    assert wrong_key.returncode == 2 and "Kaggle refused the credentials" in wrong_key.stderr
-    assert "HTTP 401" in wrong_key.stderr and "not-the-key" not in wrong_key.stdout + wrong_key.stderr
+    assert wrong_key.returncode == 2
+    assert "Kaggle refused the credentials" in wrong_key.stderr
+    assert "HTTP 401" in wrong_key.stderr
+    assert "not-the-key" not in wrong_key.stdout + wrong_key.stderr
     assert wrong_slug.returncode == 2
     assert f"{OWNER}/no-such-data: no such dataset on Kaggle (HTTP 404)" in wrong_slug.stderr
     assert "Traceback" not in wrong_key.stderr + wrong_slug.stderr

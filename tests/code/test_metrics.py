@@ -40,7 +40,8 @@ def test_roc_auc_known_values(y, score, auc):
 def test_roc_curve_runs_from_origin_to_one():
     fpr, tpr = roc_curve(np.array([0, 1, 1, 0]), np.array([0.1, 0.9, 0.6, 0.3]))
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
-    assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
+    assert (np.diff(fpr) >= 0).all()
+    assert (np.diff(tpr) >= 0).all()
 
 
 def test_classification_metrics_on_a_small_example():

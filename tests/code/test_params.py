@@ -65,7 +65,8 @@ def test_bad_values_name_the_key(raw, message):
 
 def test_int_is_accepted_where_a_float_is_expected():
     p = config.parse({"validate": {"min_class_share": 0}})
-    assert p.validate.min_class_share == 0.0 and isinstance(p.validate.min_class_share, float)
+    assert p.validate.min_class_share == 0.0
+    assert isinstance(p.validate.min_class_share, float)
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

@@ -15,13 +15,15 @@ def test_the_choice_follows_the_param_and_the_hardware():
     assert precision.choose(True, gpus=1, bfloat16=False)[0] == "float16"
     assert precision.choose(True, gpus=0, bfloat16=True)[0] == "bfloat16"
     chosen, why = precision.choose(True, gpus=0, bfloat16=False)
-    assert chosen == "float32" and "no GPU and this CPU has no bfloat16 instructions" in why
+    assert chosen == "float32"
+    assert "no GPU and this CPU has no bfloat16 instructions" in why
 
 
 def test_bfloat16_support_is_read_from_the_cpu_flags(tmp_path):
     (tmp_path / "with").write_text("processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n")
     (tmp_path / "without").write_text("processor: 0\nflags\t\t: fpu sse avx2\n")
-    assert precision.cpu_has_bfloat16(tmp_path / "with") and not precision.cpu_has_bfloat16(tmp_path / "without")
+    assert precision.cpu_has_bfloat16(tmp_path / "with")
+    assert not precision.cpu_has_bfloat16(tmp_path / "without")
     assert not precision.cpu_has_bfloat16(tmp_path / "missing")
 
 

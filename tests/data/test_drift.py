@@ -78,7 +78,8 @@ def test_validate_checks_drift_against_the_blessed_models_data(tmp_path, tiny_va
     first = write_folder(tmp_path / "first", MORE)
     _validate(root, first, tiny_validate_params)
     record = json.loads((root / paths.DRIFT).read_text())
-    assert record["scope"].startswith("no reference: ") and "no model is blessed yet" in record["scope"]
+    assert record["scope"].startswith("no reference: ")
+    assert "no model is blessed yet" in record["scope"]
     assert record["rows"] == []
     assert "drift no reference" in capsys.readouterr().out
 
@@ -86,7 +87,8 @@ def test_validate_checks_drift_against_the_blessed_models_data(tmp_path, tiny_va
     same = write_folder(tmp_path / "same", MORE, seed=8)  # new images drawn the same way
     _validate(root, same, tiny_validate_params)
     record = json.loads((root / paths.DRIFT).read_text())
-    assert record["passed"] and record["scope"].startswith("against the data of the blessed model")
+    assert record["passed"]
+    assert record["scope"].startswith("against the data of the blessed model")
     assert {r["feature"] for r in record["rows"]} == {"class shares", "width", "height", "brightness", "jpeg_kb"}
     assert max(r["psi"] for r in record["rows"]) < 0.25, record["rows"]
     assert "dataset_drift" in (root / paths.DATA_DOCS / "index.html").read_text()  # shown in Data Docs
@@ -95,11 +97,15 @@ def test_validate_checks_drift_against_the_blessed_models_data(tmp_path, tiny_va
     with pytest.raises(StageError) as err:
         _validate(root, brighter, tiny_validate_params)
     message = str(err.value)
-    assert "data drift against the data of the blessed model" in message and "brightness PSI" in message
-    assert "above validate.max_drift_psi=0.25" in message and "raise validate.max_drift_psi" in message
+    assert "data drift against the data of the blessed model" in message
+    assert "brightness PSI" in message
+    assert "above validate.max_drift_psi=0.25" in message
+    assert "raise validate.max_drift_psi" in message
     record = json.loads((root / paths.DRIFT).read_text())
     psi = {r["feature"]: r["psi"] for r in record["rows"]}
-    assert not record["passed"] and psi["brightness"] > 0.25 and f"brightness PSI {psi['brightness']:.3f}" in message
+    assert not record["passed"]
+    assert psi["brightness"] > 0.25
+    assert f"brightness PSI {psi['brightness']:.3f}" in message
     # the report itself (read by preprocess) does not depend on what is blessed: it says the data is fine
     assert json.loads((root / paths.VALIDATION_REPORT).read_text())["success"]
     _validate(root, brighter, replace(tiny_validate_params, max_drift_psi=100.0))  # a deliberate change
@@ -113,5 +119,5 @@ def test_a_blessed_report_of_an_older_version_is_no_reference(tmp_path, tiny_val
     _validate(root, folder, tiny_validate_params)
     record = json.loads((root / paths.DRIFT).read_text())
     assert "no reference: " in record["scope"]
-    assert "ValidationReport of version None, and this code reads version 1" in record["scope"]
+    assert "version None of the ValidationReport report, and this code reads version 1" in record["scope"]
     assert record["passed"]

@@ -41,7 +41,8 @@ def _run_data_stages(root: Path) -> dict[str, str]:
 
 def test_data_stages_write_the_same_bytes_in_fresh_processes(tmp_path):
     first, second = _run_data_stages(tmp_path / "a"), _run_data_stages(tmp_path / "b")
-    assert any(name.endswith(".tfrecord") for name in first) and "data/validation/report.json" in first
+    assert any(name.endswith(".tfrecord") for name in first)
+    assert "data/validation/report.json" in first
     assert first == second
 
 

@@ -40,9 +40,11 @@ def test_first_run_runs_every_stage_in_order_and_records_dvc_lock(flow_repo, pre
     assert stage_states(prefect_server, latest) == [(s, "Completed") for s in STAGE_NAMES]
     assert prefect_server.graph_edges(latest["id"]) == CHAIN  # each stage waits for the one before it
     download = prefect_server.task_runs(latest["id"])[0]
-    assert download["task_version"] and {t.split(":")[0] for t in download["tags"]} >= {"stage", "git", "dvc"}
+    assert download["task_version"]
+    assert {t.split(":")[0] for t in download["tags"]} >= {"stage", "git", "dvc"}
     logs = prefect_server.logs(latest["id"])
-    assert "wrote " in logs and "Dataset.zip" in logs  # the stage's own log lines reach the run logs
+    assert "wrote " in logs
+    assert "Dataset.zip" in logs  # the stage's own log lines reach the run logs
     assert "Test accuracy:" in logs
     artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ARTIFACT_KEYS}}})
     assert {a["key"] for a in artifacts} == set(ARTIFACT_KEYS)
@@ -50,7 +52,8 @@ def test_first_run_runs_every_stage_in_order_and_records_dvc_lock(flow_repo, pre
     gate = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}}})[0]["data"]
     assert "promoted: this model is now the blessed one" in gate
     summary = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["validation-summary"]}}})
-    assert "## Drift no reference: " in summary[0]["data"] and "no model is blessed yet" in summary[0]["data"]
+    assert "## Drift no reference: " in summary[0]["data"]
+    assert "no model is blessed yet" in summary[0]["data"]
     # the invariant: after a flow run, DVC has nothing to do
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
@@ -104,16 +107,19 @@ def test_a_failing_gate_leaves_the_blessed_model_and_the_run_says_not_promoted(f
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
     metrics = json.loads((flow_repo / paths.EVALUATION).read_text())
-    assert metrics["accuracy"] < 1.0 and not json.loads((flow_repo / paths.GATE).read_text())["passed"]
+    assert metrics["accuracy"] < 1.0
+    assert not json.loads((flow_repo / paths.GATE).read_text())["passed"]
     runs = {t["name"]: t["state"] for t in prefect_server.task_runs(latest["id"])}
     # only the gate's params changed: evaluate is up to date, promote reruns and refuses
-    assert runs["evaluate"]["name"] == "Skipped" and runs["promote"]["name"] == "Not promoted"
+    assert runs["evaluate"]["name"] == "Skipped"
+    assert runs["promote"]["name"] == "Not promoted"
     assert runs["promote"]["message"] == f"not promoted: accuracy {metrics['accuracy']:.4f} < 1.0000"
     assert _files(blessed) == before
     gate = prefect_server.post(
         "/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}}, "sort": "CREATED_DESC"}
     )[0]["data"]
-    assert "# Quality gate: FAILED" in gate and "not promoted: accuracy" in gate
+    assert "# Quality gate: FAILED" in gate
+    assert "not promoted: accuracy" in gate
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
 

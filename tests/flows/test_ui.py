@@ -58,7 +58,8 @@ def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, 
             images = page.locator("img[src^='data:image/png;base64,']")
             images.nth(len(PLOTS) - 1).wait_for(timeout=60_000)
             widths = images.evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : 0)")
-            assert len(widths) == len(PLOTS) and all(w > 0 for w in widths), widths
+            assert len(widths) == len(PLOTS), widths
+            assert all(w > 0 for w in widths), widths
             assert [t for t, _ in PLOTS] == page.locator("img[src^='data:']").evaluate_all("els => els.map(e => e.alt)")
             page.screenshot(path=str(SCREENSHOTS / "prefect-plots-artifact.png"), full_page=True)
         finally:

@@ -26,7 +26,8 @@ def test_the_model_learns_the_synthetic_signal(trained):
     assert metrics["roc_auc"] >= 0.9
     assert json.loads((root / paths.EVALUATION).read_text())["accuracy"] == metrics["accuracy"]
     rows = (root / paths.PREDICTIONS).read_text().splitlines()
-    assert rows[0] == "path,true_label,predicted_label,probability" and len(rows) == 101
+    assert rows[0] == "path,true_label,predicted_label,probability"
+    assert len(rows) == 101
     for name in ("confusion_matrix.png", "roc.png", "sample_predictions.png"):
         assert (root / paths.FIGURES_DIR / name).stat().st_size > 1000
 

@@ -42,7 +42,8 @@ def test_a_bad_file_gets_a_message_and_the_others_are_predicted(trained, images,
     captured = capsys.readouterr()
     results = json.loads(captured.out)
     assert code == 1
-    assert len(results) == 11 and sum("label" in r for r in results) == 10
+    assert len(results) == 11
+    assert sum("label" in r for r in results) == 10
     assert "broken.jpg: error: cannot read this image" in captured.err
 
 

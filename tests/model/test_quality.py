@@ -75,11 +75,12 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     # ECE and its bins, recomputed from predictions.csv (another output of the same pass)
     rows = [line.split(",") for line in (root / paths.PREDICTIONS).read_text().splitlines()[1:]]
     y, p_male = _probabilities_of(rows, "Male")
-    recomputed = metrics.calibration(y, np.stack([1 - p_male, p_male], axis=1), 10, positive=1)
-    assert m["calibration"]["ece"] == pytest.approx(recomputed["ece"], abs=1e-5)
-    assert [b["images"] for b in m["calibration"]["bins"]] == [b["images"] for b in recomputed["bins"]]
+    ece, bins = metrics.calibration(y, np.stack([1 - p_male, p_male], axis=1), 10, positive=1)
+    assert m["calibration"]["ece"] == pytest.approx(ece, abs=1e-5)
+    assert [b["images"] for b in m["calibration"]["bins"]] == [b.images for b in bins]
     ts = m["calibration"]["temperature_scaling"]
-    assert ts["validation_images"] == 100 and ts["test_ece_before"] == m["calibration"]["ece"]
+    assert ts["validation_images"] == 100
+    assert ts["test_ece_before"] == m["calibration"]["ece"]
     # the fitted temperature minimises Validation log loss: 10% either way is worse
     val = predict_split(
         load_model(root / paths.MODEL_DIR), dataset.shard_files(root / paths.PROCESSED_DIR, "Validation"), 64
@@ -95,9 +96,11 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
         assert sum(r["images"] for r in rows) == n, kind
         assert sum(r["images"] * r["accuracy"] for r in rows) == pytest.approx(m["accuracy"] * n), kind
     assert [b["colour"] for b in m["behaviour"]["blank"]] == ["black", "grey", "white", "red", "skin tone", "blue"]
-    assert m["model"]["fingerprint"] == tree_hash(root / paths.MODEL_DIR) and m["model"]["handle"] == "small_cnn"
+    assert m["model"]["fingerprint"] == tree_hash(root / paths.MODEL_DIR)
+    assert m["model"]["handle"] == "small_cnn"
     gate = _gate(root)
-    assert gate["baseline"] is None and [c["name"] for c in gate["checks"]] == ["accuracy"]
+    assert gate["baseline"] is None
+    assert [c["name"] for c in gate["checks"]] == ["accuracy"]
     assert (root / paths.FIGURES_DIR / "reliability.png").stat().st_size > 1000
 
     card = (root / paths.MODEL_CARD).read_text()
@@ -110,7 +113,8 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     ):
         assert figure in card
     source = read_json(root / paths.SOURCE_FILE, "download")
-    assert source["sha256"] in card and "synthetic face set (seed 11)" in card
+    assert source["sha256"] in card
+    assert "synthetic face set (seed 11)" in card
     for heading in (
         "## Data",
         "## Metrics",
@@ -122,8 +126,10 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
         "## Licence",
     ):
         assert heading in card
-    assert "not for any decision about a person" in card.lower() and "1-2%" in card
-    assert "| brightness |" in card and "| jpeg_size |" in card
+    assert "not for any decision about a person" in card.lower()
+    assert "1-2%" in card
+    assert "| brightness |" in card
+    assert "| jpeg_size |" in card
 
 
 def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(trained, worse_model, tmp_path):
@@ -132,7 +138,8 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
 
     first = _run(root)
     assert _promote(root, min_accuracy=0.6).promoted  # no blessed model yet: the floor only
-    assert _gate(root)["passed"] and _gate(root)["baseline"] is None
+    assert _gate(root)["passed"]
+    assert _gate(root)["baseline"] is None
     blessed = root / paths.BLESSED_MODEL
     pointer = read_json(root / paths.BLESSED_POINTER, "promote")
     assert pointer["fingerprint"] == tree_hash(blessed) == first["model"]["fingerprint"]
@@ -160,13 +167,18 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
     before = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
     outcome = _promote(root, min_accuracy=0.0, max_regression=0.01)
     base = _gate(root)["baseline"]
-    assert base["gating"] and base["reason"] is None and base["fingerprint"] == pointer["fingerprint"]
-    assert base["trained_on"] == pointer["identity"] and pointer["identity"]["config"]["handle"] == "small_cnn"
+    assert base["gating"]
+    assert base["reason"] is None
+    assert base["fingerprint"] == pointer["fingerprint"]
+    assert base["trained_on"] == pointer["identity"]
+    assert pointer["identity"]["config"]["handle"] == "small_cnn"
     assert base["accuracy"] == pytest.approx(first["accuracy"])  # re-evaluated on the same Test images
     assert second["accuracy"] < first["accuracy"] - 0.01, "the weak model should be clearly worse"
     failed = {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
-    assert "accuracy vs blessed" in failed and not _gate(root)["passed"]
-    assert not outcome.promoted and any("accuracy vs blessed" in r for r in outcome.reasons)
+    assert "accuracy vs blessed" in failed
+    assert not _gate(root)["passed"]
+    assert not outcome.promoted
+    assert any("accuracy vs blessed" in r for r in outcome.reasons)
     after = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
     assert after == before, "a failing gate must leave the blessed model untouched"
     assert "**failed**" in (root / paths.MODEL_CARD).read_text()
@@ -188,14 +200,18 @@ def test_a_blessed_model_from_another_dataset_does_not_gate_unless_the_policy_sa
     assert not _promote(root, min_accuracy=0.0, baseline="always").promoted  # the comparison decides
     assert "accuracy vs blessed" in {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
     base = _gate(root)["baseline"]
-    assert base["gating"] and base["reason"].startswith("the blessed model was trained on another dataset")
+    assert base["gating"]
+    assert base["reason"].startswith("the blessed model was trained on another dataset")
 
     outcome = _promote(root, min_accuracy=0.0)  # same_data, the default: only the floor decides
     gate = _gate(root)
-    assert outcome.promoted and gate["passed"] and not gate["baseline"]["gating"]
+    assert outcome.promoted
+    assert gate["passed"]
+    assert not gate["baseline"]["gating"]
     assert gate["baseline"]["reason"].startswith("the blessed model was trained on another dataset")
-    shown = {c["name"]: c for c in gate["checks"] if "difference" in c}
-    assert not shown["accuracy vs blessed"]["passed"] and shown["accuracy vs blessed"]["difference"] < -0.01
+    shown = {c["name"]: c for c in gate["checks"] if c["difference"] is not None}
+    assert not shown["accuracy vs blessed"]["passed"]
+    assert shown["accuracy vs blessed"]["difference"] < -0.01
     card = (root / paths.MODEL_CARD).read_text()
     assert "Only the absolute floor decided: the blessed model was trained on another dataset" in card
     assert "FAIL (shown only)" in card
@@ -205,8 +221,10 @@ def test_first_failing_gate_writes_an_empty_pointer(prepared, worse_model, tmp_p
     root = _stage_root(tmp_path, prepared[0], worse_model)
     metrics = _run(root)
     outcome = _promote(root, min_accuracy=0.9)
-    assert metrics["accuracy"] < 0.9 and not _gate(root)["passed"]
-    assert not outcome.promoted and outcome.reasons == [f"accuracy {metrics['accuracy']:.4f} < 0.9000"]
+    assert metrics["accuracy"] < 0.9
+    assert not _gate(root)["passed"]
+    assert not outcome.promoted
+    assert outcome.reasons == [f"accuracy {metrics['accuracy']:.4f} < 0.9000"]
     assert json.loads((root / paths.BLESSED_POINTER).read_text())["blessed"] is False
     assert not (root / paths.BLESSED_MODEL).exists()
 

@@ -103,7 +103,8 @@ def test_a_zip_made_with_windows_separators_is_read(dataset_folder, tmp_path):
             zf.write(f, "Dataset\\" + "\\".join(f.relative_to(dataset_folder / "Dataset").parts))
     result = download(tmp_path / "data" / "raw", DataParams(source="local", path=str(zipped)))
     names = zipfile.ZipFile(result.archive).namelist()
-    assert len(names) == result.source.images == 24 and all("\\" not in n for n in names)  # repacked
+    assert len(names) == result.source.images == 24
+    assert all("\\" not in n for n in names)  # repacked
     assert result.source.counts["Train"] == {"Female": 7, "Male": 5}
 
 

@@ -101,8 +101,10 @@ def _whole(work: Path, hashes: dict[str, str]) -> str:
     blessed = work / paths.BLESSED_DIR
     model = tree_hash(blessed / "model")
     pointer = files.read_json(blessed / "blessed.json", "promote")
-    assert model in hashes.values() and pointer["fingerprint"] == model, (model, pointer)
-    assert (blessed / "evaluation.json").is_file() and (blessed / "validation.json").is_file()
+    assert model in hashes.values(), (model, pointer)
+    assert pointer["fingerprint"] == model, (model, pointer)
+    assert (blessed / "evaluation.json").is_file()
+    assert (blessed / "validation.json").is_file()
     return next(name for name, h in hashes.items() if h == model)
 
 
@@ -130,7 +132,8 @@ def test_a_kill_right_after_each_filesystem_step_leaves_a_whole_blessed_model(mo
         seen.add(_whole(work, hashes))
         _no_leftovers(work)
         if child.returncode == 0:
-            assert out.startswith("done after") and step > 10, out
+            assert out.startswith("done after"), out
+            assert step > 10, out
             break
         assert child.returncode == 9
         shutil.rmtree(work)

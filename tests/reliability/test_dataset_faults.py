@@ -183,7 +183,9 @@ def test_each_fault_is_refused_naming_the_file(fault, dataset_folder, make_raw, 
     with pytest.raises(StageError) as err:
         run_stage("validate", tmp_path, validate=tiny_validate_params)
     message = str(err.value)
-    assert "data validation failed" in message and offender in message and f"({column})" in message
+    assert "data validation failed" in message
+    assert offender in message
+    assert f"({column})" in message
     assert "Fix or remove these files" in message  # what to do
     report = json.loads((tmp_path / "data" / "validation" / "report.json").read_text())
     assert any(offender in f["offenders"] and f["column"] == column for f in report["failed"])
@@ -236,7 +238,8 @@ def test_allowed_modes_and_formats_are_converted_to_rgb_jpeg(
     run_stage("validate", tmp_path, validate=params)
     result = run_stage("preprocess", tmp_path, preprocess=PreprocessParams())
     summary = json.loads((tmp_path / "data" / "processed" / paths.PREPROCESS_SUMMARY_NAME).read_text())
-    assert summary["converted_to_rgb_jpeg"] == 1 and result.counts["Train"] == 12
+    assert summary["converted_to_rgb_jpeg"] == 1
+    assert result.counts["Train"] == 12
     for shard in (tmp_path / "data" / "processed").glob("Train-*.tfrecord"):
         for record in tf.data.TFRecordDataset(str(shard)):
             ex = tf.train.Example.FromString(record.numpy())
@@ -267,7 +270,9 @@ def test_a_label_conflict_names_both_files(dataset_folder, make_raw, tiny_valida
     with pytest.raises(StageError) as err:
         run_stage("validate", tmp_path, validate=tiny_validate_params)
     line = next(x for x in str(err.value).splitlines() if "(labels_with_same_content)" in x)
-    assert "label conflict" in line and FIRST in line and "Train/Female/conflict.jpg" in line
+    assert "label conflict" in line
+    assert FIRST in line
+    assert "Train/Female/conflict.jpg" in line
 
 
 def test_duplicates_within_the_limits_pass_and_are_listed(dataset_folder, make_raw, tiny_validate_params, tmp_path):
@@ -311,7 +316,8 @@ def test_the_same_shapes_in_other_colours_are_not_a_near_duplicate(
         recoloured = Image.merge("YCbCr", (y, cr, cb)).convert("RGB")
         hashes = near_duplicates._bits([near_duplicates.phash(i.convert("L")) for i in (img, recoloured)])
         grey = float(_grey_thumbnail(img) @ _grey_thumbnail(recoloured))
-    assert near_duplicates.close_pairs(hashes[:1], hashes[1:]) and grey >= 0.99  # a candidate, alike in grey
+    assert near_duplicates.close_pairs(hashes[:1], hashes[1:])
+    assert grey >= 0.99  # a candidate, alike in grey
     recoloured.save(dataset_folder / "Dataset" / "Test" / "Male" / "recoloured.jpg", quality=95)
     make_raw(dataset_folder)
     report = run_stage("validate", tmp_path, validate=tiny_validate_params).report  # max_near_duplicates: 0

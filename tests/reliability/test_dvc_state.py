@@ -27,13 +27,16 @@ def test_a_truncated_dvc_lock_and_rwlock_are_found_and_repaired(repo_copy):
     lock, kept = repo_copy / doctor.LOCKFILE, repo_copy / doctor.LAST_GOOD
     # each stage keeps dvc.lock as the stages before it left it: with this download, the old validate
     before, after = yaml.safe_load(kept.read_text())["stages"], yaml.safe_load(lock.read_text())["stages"]
-    assert before["download"] == after["download"] and before["validate"] != after["validate"]
+    assert before["download"] == after["download"]
+    assert before["validate"] != after["validate"]
 
     lock.write_text("")  # what a kill while DVC writes it leaves
     broken = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=repo_copy, capture_output=True, text=True)
-    assert broken.returncode != 0 and "dvc.lock' validation failed" in broken.stdout + broken.stderr
+    assert broken.returncode != 0
+    assert "dvc.lock' validation failed" in broken.stdout + broken.stderr
     check = _doctor(repo_copy, "--check")
-    assert check.returncode == 1 and "dvc.lock: empty; run `make doctor`" in check.stderr
+    assert check.returncode == 1
+    assert "dvc.lock: empty; run `make doctor`" in check.stderr
 
     from flows.pipeline import gender_pipeline
     from tasks.errors import StageError
@@ -44,9 +47,11 @@ def test_a_truncated_dvc_lock_and_rwlock_are_found_and_repaired(repo_copy):
     fixed = _doctor(repo_copy)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert f"repaired: dvc.lock: restored the last good copy ({doctor.LAST_GOOD})" in fixed.stdout
-    assert "dvc status" in fixed.stdout and "dvc repro" in fixed.stdout  # what to run next
+    assert "dvc status" in fixed.stdout
+    assert "dvc repro" in fixed.stdout  # what to run next
     stale = dvc(repo_copy, "status", "validate")
-    assert "validate:" in stale and "download:" not in stale  # only what the copy did not record
+    assert "validate:" in stale
+    assert "download:" not in stale  # only what the copy did not record
     dvc(repo_copy, "repro", "validate")  # (DVC's run cache restores it without running)
     assert yaml.safe_load(lock.read_text())["stages"] == after
 
@@ -81,4 +86,5 @@ def test_without_a_good_copy_the_committed_lock_or_nothing(tmp_path):
         f"{doctor.LOCKFILE}: no good copy anywhere; set the broken file aside as "
         + next(root.glob("dvc.lock.broken-*")).name
     ]
-    assert not (root / doctor.LOCKFILE).exists() and not doctor.problems(root)
+    assert not (root / doctor.LOCKFILE).exists()
+    assert not doctor.problems(root)

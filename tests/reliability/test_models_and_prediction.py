@@ -51,7 +51,8 @@ def test_a_damaged_blessed_model_stops_promote_instead_of_falling_back_to_the_fl
     gate_before = _gate(root)
     with pytest.raises(StageError, match=expected + ".*dvc checkout models/blessed.*rm -r models/blessed"):
         _promote(root, min_accuracy=0.0)
-    assert digest(root, paths.BLESSED_DIR) == before and _gate(root) == gate_before  # nothing written
+    assert digest(root, paths.BLESSED_DIR) == before
+    assert _gate(root) == gate_before  # nothing written
 
 
 def test_fifos_devices_and_oversized_files_are_not_read_and_the_rest_is_predicted(
@@ -77,7 +78,8 @@ def test_fifos_devices_and_oversized_files_are_not_read_and_the_rest_is_predicte
     finally:
         signal.alarm(0)
     out, err = capsys.readouterr()
-    assert code == 1 and len(out.strip().splitlines()) == 10  # every readable image still predicted
+    assert code == 1
+    assert len(out.strip().splitlines()) == 10  # every readable image still predicted
     assert "pipe.jpg: error: cannot read this image (not a regular file (a FIFO, device or socket); not read)" in err
     assert "/dev/zero: error: cannot read this image (not a regular file" in err
     assert "big.jpg: error: cannot read this image (larger than validate.max_file_mb=1; not read)" in err
@@ -92,7 +94,8 @@ def test_a_photo_stored_sideways_is_turned_upright_as_its_exif_says(trained, ima
     exif[images_module.ORIENTATION_TAG] = 6  # "turn 90 degrees clockwise to show": a phone held upright
     upright.rotate(90, expand=True).save(tmp_path / "sideways.jpg", quality=95, exif=exif)
     a, b = predict.predict_files([tmp_path / "upright.jpg", tmp_path / "sideways.jpg"], model)
-    assert a["label"] == b["label"] and a["probability"] == pytest.approx(b["probability"], abs=0.03)
+    assert a["label"] == b["label"]
+    assert a["probability"] == pytest.approx(b["probability"], abs=0.03)
     pixels = predict._read_image(tmp_path / "sideways.jpg", predict.project_limits())
     assert pixels.shape == (upright.height, upright.width, 3)  # as a viewer shows it
 

@@ -30,7 +30,8 @@ def test_the_prefect_server_binds_to_loopback_by_default():
     ).stdout.strip()
     assert host == "127.0.0.1"
     makefile = (REPO / "Makefile").read_text()
-    assert "server start --host 127.0.0.1" in makefile and "0.0.0.0" not in makefile
+    assert "server start --host 127.0.0.1" in makefile
+    assert "0.0.0.0" not in makefile
     assert "0.0.0.0" not in (REPO / "flows" / "serve.py").read_text()
 
 
@@ -66,7 +67,8 @@ def test_no_shell_true_and_no_pickles(path):
 
 def test_models_are_loaded_with_tf_saved_model_load_only():
     source = (REPO / "tasks" / "inference.py").read_text()
-    assert "tf.saved_model.load(" in source and "load_model(" not in source.replace("def load_model(", "")
+    assert "tf.saved_model.load(" in source
+    assert "load_model(" not in source.replace("def load_model(", "")
 
 
 @pytest.mark.slow
@@ -91,7 +93,8 @@ def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, pre
     before = yaml.safe_load((flow_repo / "dvc.lock").read_text())["stages"]["validate"]  # for other params
     deadline = time.monotonic() + 300
     while validate_entry() == before:  # kill right after the flow recorded validate
-        assert proc.poll() is None and time.monotonic() < deadline, "the flow ended before it could be killed"
+        assert proc.poll() is None, "the flow ended before it could be killed"
+        assert time.monotonic() < deadline, "the flow ended before it could be killed"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
