@@ -34,7 +34,7 @@ experiments: setup  ## every experiment: headline metrics and the params that di
 	$(BIN)/python -m flows.experiments
 
 test: setup browser lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
 lint: setup  ## ruff (lint, import order, formatting) and a check that dvc.yaml matches the stage contracts
 	$(BIN)/ruff check .

@@ -33,7 +33,7 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 def rows(shown: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """``(name, metrics, params)`` per row of ``dvc exp show --json``: each commit, then its experiments."""
 
-    def values(entry: dict[str, Any], kind: str, file: str) -> dict[str, Any]:
+    def _values(entry: dict[str, Any], kind: str, file: str) -> dict[str, Any]:
         data = entry.get("data") or {}
         return _flat(((data.get(kind) or {}).get(file) or {}).get("data") or {})
 
@@ -46,7 +46,7 @@ def rows(shown: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dic
         for experiment in commit.get("experiments") or []:
             revs += [(f"└ {label(rev)}", rev) for rev in experiment.get("revs") or []]
         for name, entry in revs:
-            yield name, values(entry, "metrics", paths.METRICS), values(entry, "params", paths.PARAMS_FILE)
+            yield name, _values(entry, "metrics", paths.METRICS), _values(entry, "params", paths.PARAMS_FILE)
 
 
 def _cell(value: Any) -> str:

@@ -22,6 +22,7 @@ from tests.helpers.repo import REPO
 from .conftest import TINY_MODEL_PARAMS
 
 pytestmark = pytest.mark.slow
+FINE_TUNE_EPOCHS = 8  # enough for both runs to leave the majority answer on a 2-core CPU
 
 # Runs in a fresh interpreter: logical devices must be set before TensorFlow starts.
 SCRIPT = """
@@ -34,7 +35,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from tasks.train import make_strategy
 from tests.model.conftest import tiny_params, train_at
 root, kind, per_replica = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-params = tiny_params(fine_tune_epochs=3, distribution=kind, batch_size=per_replica)
+params = tiny_params(fine_tune_epochs=int(sys.argv[4]), distribution=kind, batch_size=per_replica)
 replicas = make_strategy(kind).num_replicas_in_sync
 result = train_at(root / kind, root / "data" / "processed", params)
 print("RESULT " + json.dumps({"replicas": replicas, "history": result.history, "features": result.backbone_images}))
@@ -43,7 +44,10 @@ print("RESULT " + json.dumps({"replicas": replicas, "history": result.history, "
 
 def _train(root, kind: str, per_replica: int) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(root), kind, str(per_replica)], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-c", SCRIPT, str(root), kind, str(per_replica), str(FINE_TUNE_EPOCHS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT "))
@@ -59,10 +63,15 @@ def test_mirrored_on_two_cpu_devices_matches_single_device(prepared, tmp_path):
     mirrored = _train(tmp_path, "mirrored", 16)  # the same global batch of 32 over 2 replicas
     assert (single["replicas"], mirrored["replicas"]) == (1, 2)
     assert mirrored["features"] == single["features"] == 580  # the feature cache works under the strategy
-    for a, b in zip(single["history"], mirrored["history"]):
-        assert a["phase"] == b["phase"]
-        assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=0.1)
-        assert b["loss"] == pytest.approx(a["loss"], rel=0.25, abs=0.05)
+    assert [h["phase"] for h in mirrored["history"]] == [h["phase"] for h in single["history"]]
+    # Two replicas reduce the batch in another order and draw their own dropout masks, so the epochs take
+    # other paths (on a CPU without AVX-512 one run leaves the 0.58 majority answer epochs before the other);
+    # where they end is what must agree: both learn the signal, to the same accuracy (within 0.1).
+    first, last = single["history"][-1], mirrored["history"][-1]
+    for run in (single, mirrored):
+        assert run["history"][-1]["val_accuracy"] >= 0.68  # above the majority answer (0.58) by 0.1
+        assert run["history"][-1]["loss"] < run["history"][0]["loss"]
+    assert last["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.1)
     assert (tmp_path / "mirrored" / paths.MODEL_DIR / "saved_model.pb").is_file()
 
 
