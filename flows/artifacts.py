@@ -14,16 +14,14 @@ import io
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import model_card, paths, reports
 from tasks.errors import StageError
 from tasks.gate import failed_checks
-from tasks.reports import Blessed, Drift, Evaluation, ValidationReport, Verdict
-
-R = TypeVar("R")
+from tasks.reports import Blessed, Drift, Evaluation, R, ValidationReport, Verdict
 
 MAX_IMAGE_BYTES = 200_000  # each embedded PNG, before base64
 MAX_IMAGE_SIDE = 900  # pixels; larger figures (the sample grid) are downscaled first
