@@ -11,6 +11,10 @@ run is going on):
   the committed one (``git show HEAD:dvc.lock``); failing that, it sets the broken file aside;
 * ``.dvc/tmp/rwlock`` empty or not JSON: removes it (DVC makes a new one).
 
+It also reads ``params.yaml`` as the stages do (strictly: no duplicate keys, aliases or merge keys,
+which DVC's own reader refuses or reads differently) and reports what is wrong with it; that one is
+left to the user to fix.
+
 It says what it did and what to run next. ``--check`` only reports (exit status 1 when something
 is broken); ``make repro`` and ``make demo`` run it before ``dvc repro``.
 """
@@ -24,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tasks.paths import PARAMS_FILE
 
 LOCKFILE = "dvc.lock"
 LAST_GOOD = ".dvc/tmp/dvc.lock.last-good"
@@ -83,6 +89,18 @@ def problems(root: Path) -> list[str]:
     return found
 
 
+def params_problem(root: Path) -> str | None:
+    """What is wrong with ``root``'s params.yaml, read as the stages read it, or None."""
+    from tasks.errors import ParamsError
+    from tasks.params.config import load
+
+    try:
+        load(root / PARAMS_FILE)
+    except ParamsError as exc:
+        return f"{exc}; fix it by hand (the doctor repairs only DVC's own files)"
+    return None
+
+
 def _committed_lockfile(root: Path) -> str | None:
     done = subprocess.run(["git", "show", f"HEAD:{LOCKFILE}"], cwd=root, capture_output=True, text=True)
     return done.stdout if done.returncode == 0 and not lockfile_problem(done.stdout) else None
@@ -118,10 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report; exit status 1 when something is broken")
     args = parser.parse_args(argv)
     root = args.root.resolve()
-    found = problems(root)
+    found, params = problems(root), params_problem(root)
+    if params:
+        print(f"broken: {params}", file=sys.stderr)
     if not found:
         print("DVC state files: OK")
-        return 0
+        return 1 if params else 0
     if args.check:
         for line in found:
             print(f"broken: {line}; {HELP}", file=sys.stderr)
@@ -138,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in actions:
         print(f"repaired: {line}")
     print("next: `dvc status` shows which stages changed since; `dvc repro` reruns only those")
-    return 0
+    return 1 if params else 0
 
 
 if __name__ == "__main__":

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tasks import paths
 from tasks.errors import ParamsError
+from tasks.params import strict_yaml
 from tasks.params.data import DataParams
 from tasks.params.evaluate import EvaluateParams
 from tasks.params.fields import build
@@ -54,18 +53,17 @@ def parse(raw: Any, source: str = paths.PARAMS_FILE) -> Params:
 
 
 def load(path: Path | str = paths.PARAMS_FILE) -> Params:
-    """Load and check params.yaml (or another params file)."""
+    """Load and check params.yaml (or another params file), read strictly (:mod:`tasks.params.strict_yaml`)."""
+    return parse(read_raw(path), str(path))
+
+
+def read_raw(path: Path | str = paths.PARAMS_FILE) -> dict[str, Any]:
+    """The parsed mapping of a params file, unchecked beyond the strict reading."""
     path = Path(path)
     try:
-        with path.open(encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found; run from the repository root or pass --params") from None
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    if raw is None:  # an empty file would silently mean "all defaults"
-        raise ParamsError(
-            f"{path}: empty; it must hold the pipeline's sections (restore it: git checkout {path}, "
-            "or cp configs/kaggle.yaml for the real configuration)"
-        )
-    return parse(raw, str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: cannot be read ({exc})") from None
+    return strict_yaml.read(text, str(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict
@@ -97,6 +98,44 @@ def test_an_empty_params_file_is_refused_by_the_stages_and_the_flow(tmp_path):
 
     (tmp_path / paths.PARAMS_FILE).write_text("\n")
     with pytest.raises(ParamsError, match="params.yaml: empty"):
+        gender_pipeline.fn(root=str(tmp_path))
+
+
+STRICT_CASES = [
+    ("train:\n  epochs: 3\n  epochs: 50\n", "line 3: train.epochs: duplicate key (first at line 2); keep one of them"),
+    ("train: {epochs: 3}\ntrain: {epochs: 50}\n", "line 2: train: duplicate key (first at line 1)"),
+    ("- data\n- train\n", "line 1: the top level must be a mapping of sections"),
+    ("train:\n  epochs: &n 3\n  fine_tune_epochs: *n\n", "line 3: train.fine_tune_epochs: an alias (*name) repeats"),
+    ("base: &b {epochs: 3}\ntrain:\n  <<: *b\n", "line 3: train.<<: a merge key (<<) hides which values apply"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), STRICT_CASES)
+def test_params_are_read_strictly_by_the_stages_the_flow_and_the_doctor(text, message, tmp_path):
+    """A value DVC would read differently (or refuse) stops every entry point with one line: key and line."""
+    (tmp_path / "bad.yaml").write_text(text)
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    stage = subprocess.run(
+        [sys.executable, "-m", "tasks.train", "--params", "bad.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert stage.returncode == 2
+    assert f"error: bad.yaml: {message}" in stage.stderr
+    assert "Traceback" not in stage.stderr
+    (tmp_path / paths.PARAMS_FILE).write_text(text)
+    doctor = subprocess.run(
+        [sys.executable, "-m", "tasks.doctor", "--check"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert doctor.returncode == 1
+    assert f"params.yaml: {message}" in doctor.stderr
+
+    from flows.pipeline import gender_pipeline
+    from tasks.errors import ParamsError
+
+    with pytest.raises(ParamsError, match=re.escape(message)):
         gender_pipeline.fn(root=str(tmp_path))
 
 
