@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import stat
 import sys
+import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -83,16 +86,39 @@ def _read_image(path: Path, limits: ValidateParams) -> Any:
         raise OSError(0, f"larger than validate.max_file_mb={limits.max_file_mb}; not read")
     turn = 1
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > limits.max_pixels:
-                raise OSError(0, f"{img.width}x{img.height} exceeds {limits.max_pixels} pixels; not decoded")
-            turn = images.orientation(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of corrupt EXIF; the file still gets its one line
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > limits.max_pixels:
+                    raise OSError(0, f"{img.width}x{img.height} exceeds {limits.max_pixels} pixels; not decoded")
+                turn = _orientation(img)
     except Image.DecompressionBombError as exc:
         raise OSError(0, f"refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         pass  # not an image Pillow knows: TensorFlow's decoder gives the error
     # TensorFlow's decoder, as in training (16-bit images are scaled to 8 bits, not clipped)
     return images.upright(tf.io.decode_image(data, channels=3, expand_animations=False).numpy(), turn)
+
+
+def _orientation(img: Any) -> int:
+    """The EXIF orientation, or 1 (as stored) when the EXIF block cannot be read."""
+    try:
+        return images.orientation(img)
+    except Exception:  # Pillow raises many kinds for odd EXIF (struct.error, ValueError, ...)
+        return 1
+
+
+def failure(exc: Exception) -> str:
+    """Why a file could not be read, on one line: any decoder's exception (Pillow's, TensorFlow's, ours)."""
+    import tensorflow as tf
+
+    if isinstance(exc, tf.errors.OpError):
+        text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())
 
 
 def is_blank(image: Any) -> bool:
@@ -136,8 +162,6 @@ def predict_files(
     ``limits`` default to the project's ``validate`` section (:func:`project_limits`). A file that
     cannot be read gets an error and never stops the others.
     """
-    import tensorflow as tf
-
     limits = project_limits() if limits is None else limits
 
     results: list[dict[str, Any]] = [{"path": str(f)} for f in files]
@@ -163,9 +187,8 @@ def predict_files(
     for i, path in enumerate(files):
         try:
             inputs = model_inputs(path, model.image_size, limits, detect_faces)
-        except (OSError, tf.errors.OpError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message)
-            results[i]["error"] = f"cannot read this image ({reason})"
+        except Exception as exc:  # any decoder's fault is this file's line; the others are still predicted
+            results[i]["error"] = f"cannot read this image ({failure(exc)})"
             continue
         if detect_faces:
             results[i]["faces"] = []
@@ -234,9 +257,10 @@ def batch_predict(
     results = predict_files(files, open_model(Path(model)), detect_faces=detect_faces)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # runs at once never share it
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(results, indent=2))
+    os.replace(tmp, out)
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(answers(r)[0])
