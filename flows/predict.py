@@ -34,7 +34,7 @@ from prefect.artifacts import create_table_artifact
 
 from tasks import dataset, faces, images, paths, precision, quiet
 from tasks.cli import run_cli, setup
-from tasks.errors import StageError
+from tasks.errors import StageError, shown
 from tasks.faces import Face
 from tasks.inference import LoadedModel, load_model
 from tasks.params import config
@@ -202,7 +202,7 @@ def predict_files(
 
 def answers(result: dict[str, Any]) -> list[str]:
     """One line per answer for a file: its label, each face's label and box, no face, or the error."""
-    path = result["path"]
+    path = shown(result["path"])
     if "error" in result:
         return [f"{path}: error: {result['error']}"]
     if "faces" not in result:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tasks import paths
-from tasks.errors import StageError
+from tasks.errors import StageError, shown
 
 # Files that operating systems leave in folders and zips; skipped and counted, never data.
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
@@ -172,15 +172,17 @@ def pack_folder(folder: Path, out: Path) -> None:
     root = folder / paths.DATASET_TOP if (folder / paths.DATASET_TOP).is_dir() else folder
     with ArchiveWriter(out) as writer:
         for path in sorted(root.rglob("*")):
-            rel = path.relative_to(root)
+            rel, name = path.relative_to(root), shown(path)
             if path.is_symlink():
-                raise StageError(f"{path}: is a symbolic link; copy the real file into the dataset folder instead")
+                raise StageError(f"{name}: is a symbolic link; copy the real file into the dataset folder instead")
             if path.is_dir() or is_junk(rel.as_posix()):
                 continue
             if not path.is_file():
-                raise StageError(f"{path}: not a regular file (a FIFO, device or socket); remove it from the dataset")
+                raise StageError(f"{name}: not a regular file (a FIFO, device or socket); remove it from the dataset")
             if len(rel.parts) != 3:
                 raise StageError(
-                    f"{path}: not in the Kaggle layout <Split>/<Class>/<image> under {root}; move or remove it"
+                    f"{name}: not in the Kaggle layout <Split>/<Class>/<image> under {shown(root)}; move or remove it"
                 )
+            if "\\" in rel.as_posix():  # zip readers (and this project's) take it for a folder separator
+                raise StageError(f"{name}: a backslash in a file or folder name reads as a folder in a zip; rename it")
             writer.add(rel.parts[0], rel.parts[1], path.read_bytes(), name=rel.parts[2])

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from tasks import archive, paths, reports, synthetic
 from tasks.contract import Stage, StageResult
-from tasks.errors import StageError, logger
+from tasks.errors import StageError, logger, shown
 from tasks.files import atomic_dir, sha256_file
 from tasks.params.data import DataParams
 from tasks.reports import Source
@@ -212,11 +212,13 @@ def copy_local(path: Path, dest: Path, max_archive_mb: int) -> dict[str, Any]:
         archive.pack_folder(path, target)
         return {"path": str(path)}
     if not path.is_file():
-        raise StageError(f"{path}: not a regular file or a folder (a FIFO, device or socket); point data.path at a zip")
+        raise StageError(
+            f"{shown(path)}: not a regular file or a folder (a FIFO, device or socket); point data.path at a zip"
+        )
     size_mb = path.stat().st_size / 2**20
     if size_mb > max_archive_mb:
         raise StageError(
-            f"{path}: {size_mb:,.0f} MB is more than data.max_archive_mb={max_archive_mb}; raise it if this is "
+            f"{shown(path)}: {size_mb:,.0f} MB is more than data.max_archive_mb={max_archive_mb}; raise it if this is "
             "really the dataset"
         )
     entries, _ = archive.read_entries(path)

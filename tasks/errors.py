@@ -18,6 +18,16 @@ class ParamsError(ValueError):
     """A bad value in params.yaml; the message names the key and what to do."""
 
 
+def shown(name: object) -> str:
+    """A file name as messages print it: as it is when printable, escaped (``repr``) when not.
+
+    A name holding a newline, a tab or another control character would otherwise break the one-line
+    message (or the tab-separated output of predict) and hide what the file is called.
+    """
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 def logger(name: str) -> logging.Logger:
     """The stage's logger. Under Prefect the flow adds a handler that forwards it to the run logs."""
     return logging.getLogger(f"pipeline.{name}")

@@ -113,6 +113,24 @@ def test_a_fifo_inside_a_dataset_folder_is_refused_not_read(dataset_folder, tmp_
     _refused(tmp_path, dataset_folder, "pipe.jpg: not a regular file \\(a FIFO")
 
 
+def test_a_backslash_in_a_local_file_name_is_named_as_the_users_file(dataset_folder, tmp_path):
+    bad = dataset_folder / "Dataset" / "Train" / "Male" / "back\\slash.jpg"
+    bad.write_bytes((dataset_folder / "Dataset" / "Train" / "Male" / "000001.jpg").read_bytes())
+    with pytest.raises(StageError) as err:
+        download(tmp_path / "data" / "raw", DataParams(source="local", path=str(dataset_folder)))
+    assert str(err.value).startswith(f"{bad}: a backslash in a file or folder name reads as a folder in a zip; rename")
+    assert ".tmp" not in str(err.value)  # not the temporary zip the folder was packed into
+    assert "top folder" not in str(err.value)  # the user has one: no advice to repack with it
+
+
+def test_a_file_name_that_cannot_be_printed_is_shown_escaped(dataset_folder, tmp_path):
+    (dataset_folder / "Dataset" / "Train" / "odd\nname.jpg").write_bytes(b"x")
+    with pytest.raises(StageError) as err:
+        download(tmp_path / "data" / "raw", DataParams(source="local", path=str(dataset_folder)))
+    assert "\n" not in str(err.value)
+    assert repr(str(dataset_folder / "Dataset" / "Train" / "odd\nname.jpg")) in str(err.value)
+
+
 def test_a_local_zip_over_the_size_limit_is_refused(dataset_folder, tmp_path):
     zipped = tmp_path / "in.zip"
     pack_folder(dataset_folder, zipped)

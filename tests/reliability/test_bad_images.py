@@ -29,6 +29,7 @@ def fuzzed(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fuzz")
     for name, data in cases().items():
         (folder / f"{name}.{'png' if name.startswith('png') else 'jpg'}").write_bytes(data)
+    (folder / "new\nline\ttab.jpg").write_bytes(data[:10])  # a name that cannot be printed as it is
     return folder
 
 
@@ -40,6 +41,7 @@ def test_every_fuzzed_file_gets_exactly_one_line_or_a_prediction(fuzzed, capfd):
         assert ("label" in r) != ("error" in r), r
         (line,) = predict.answers(r)
         assert "\n" not in line
+        assert line.count("\t") in (0, 2)  # path, label, probability: a tab in a name is escaped
     errors = {Path(r["path"]).stem: r["error"] for r in results if "error" in r}
     assert "png-ztxt-bomb" in errors
     assert "MAX_TEXT_CHUNK" in errors["png-ztxt-bomb"]
@@ -74,6 +76,6 @@ def test_two_batch_predictions_at_once_do_not_share_a_temporary_file(fuzzed, tmp
     monkeypatch.setattr(predict.os, "replace", replace_after_the_other_run)
     runs.append("first")
     runs.append(predict.batch_predict.fn([str(fuzzed)], output=str(out)))
-    assert runs[2] == runs[3] == {"images": len(cases()), "failed": runs[2]["failed"]}
-    assert len(json.loads(out.read_text())) == len(cases())
+    assert runs[2] == runs[3] == {"images": len(cases()) + 1, "failed": runs[2]["failed"]}
+    assert len(json.loads(out.read_text())) == len(cases()) + 1
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.json"]
