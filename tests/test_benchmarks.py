@@ -74,11 +74,12 @@ def _rehearsal(r: dict) -> None:
 def _predict(r: dict) -> None:
     images = r["params"]["images"]
     for name, m in r["models"].items():
-        if "command_seconds" in m:
-            assert m["command_images_per_second"] == approx(images / m["command_seconds"], rel=0.02), name
+        if "command_seconds" in m:  # the rate is rounded to 0.1: at ~1.5 images/s that alone is 3%
+            assert m["command_images_per_second"] == approx(images / m["command_seconds"], abs=0.05 + 1e-9), name
     faces = r["models"]["face detection"]
-    ratio = faces["whole_photo_photos_per_second"] / faces["detect_faces_photos_per_second"]
-    assert faces["detection_cost_ratio"] == approx(ratio, rel=0.02)
+    whole, detect = faces["whole_photo_photos_per_second"], faces["detect_faces_photos_per_second"]
+    ratio = whole / detect  # both rates rounded to 0.1, the ratio to 0.01
+    assert faces["detection_cost_ratio"] == approx(ratio, abs=ratio * (0.05 / whole + 0.05 / detect) + 0.005)
 
 
 def _near_duplicates(r: dict) -> None:

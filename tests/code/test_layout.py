@@ -28,6 +28,8 @@ UNTYPED_RESULTS = {
     "tasks/train.py::write_outputs": "per-epoch rows of Keras metrics: models/history.json, a DVC plot",
     "tasks/download.py::copy_local": "the Source fields of a local copy (spread into the typed Source)",
     "tasks/download.py::make_synthetic": "the Source fields of the synthetic set (spread into the typed Source)",
+    "tasks/params/strict_yaml.py::read": "params.yaml as YAML holds it, before the typed Params parse it",
+    "tasks/params/config.py::read_raw": "params.yaml as YAML holds it, before the typed Params parse it",
 }
 
 
