@@ -4,15 +4,18 @@ Each stage is the same function that ``dvc repro`` runs, called through its cont
 (``tasks.stages.STAGES``, the same declarations ``dvc.yaml`` is generated from), wrapped as a task.
 Before a stage runs, the flow asks DVC whether it is up to date; if so, its task run ends in a
 ``Skipped`` state that says why. A stale stage runs in-process and is then recorded in dvc.lock
-(``dvc commit``), exactly as ``dvc repro`` would record it. Retries are the download stage's own
+(``dvc commit``), exactly as ``dvc repro`` would record it, unless its params changed while it ran
+or its code changed since the flow started (``tasks.snapshot``): then the run stops with nothing
+recorded. Retries are the download stage's own
 (network errors only), so the tasks themselves do not retry. Task runs carry the git commit as
 their version and the stage's DVC input hash as a tag. A failed quality gate ends the ``promote``
 task in a ``Not promoted`` state with the reasons (the stage result's ``outcome``).
 The run publishes artifacts with stable keys (flows/artifacts.py): validation summary, metrics, the quality gate and
 promotion, slices, the comparison with the previous metrics, the plots embedded as images and where the outputs are.
 
-``python -m flows.pipeline`` runs it with no server started (Prefect's temporary local server on
-SQLite); set PREFECT_API_URL to record runs in a running server instead (``make ui``).
+``python -m flows.pipeline`` runs it with no server started: a temporary local server on SQLite that
+ends with the run, however it ends (``flows.server``); set PREFECT_API_URL to record runs in a
+running server instead (``make ui``).
 """
 
 from __future__ import annotations
@@ -31,14 +34,16 @@ from prefect.states import Completed
 
 from flows.artifacts import publish_artifacts, read_if_present
 from flows.dvc_state import DvcState, git_version
+from flows.server import prefect_api
 from tasks import paths, quiet
 from tasks.cli import run_cli, setup
 from tasks.doctor import HELP as DOCTOR_HELP
 from tasks.doctor import keep_last_good, problems
 from tasks.errors import StageError
-from tasks.params.config import load
+from tasks.params.config import load, parse
 from tasks.quiet import add_verbose_flag
 from tasks.reports import Evaluation
+from tasks.snapshot import Snapshot, code_hashes
 from tasks.stages import BY_NAME
 
 STAGE_NAMES = tuple(BY_NAME)  # DAG order, as in dvc.yaml
@@ -68,8 +73,8 @@ def _summary(result: Any) -> dict[str, Any]:
     return json.loads(json.dumps(shown, default=str))
 
 
-def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
-    """Run one stage, or end in a ``Skipped`` state when there is no reason to (DVC: up to date)."""
+def run_stage(stage: str, root: str, reasons: list[str], snapshot: Snapshot) -> Any:
+    """Run one stage with the params ``snapshot`` read, or end ``Skipped`` with no reason to (DVC: up to date)."""
     logger = get_run_logger()
     if not reasons:
         message = f"{stage}: skipped, up to date in dvc.lock (same code, params and inputs)"
@@ -77,7 +82,7 @@ def run_stage(stage: str, root: str, reasons: list[str]) -> Any:
         return Completed(name="Skipped", message=message)
     logger.info("%s: running because %s", stage, "; ".join(reasons))
     with stage_logs_to_prefect():
-        result = BY_NAME[stage].run(Path(root), load(Path(root) / paths.PARAMS_FILE))
+        result = BY_NAME[stage].run(Path(root), parse(snapshot.raw, str(snapshot.params_file)))
     outcome = result.outcome()
     if outcome is not None:  # the stage held back (promote: the gate failed); its outputs are whole
         logger.warning("%s: %s", stage, outcome.message)
@@ -116,17 +121,20 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
         raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGE_NAMES)}")
     previous_metrics = read_if_present(state.root / paths.EVALUATION, Evaluation, "evaluate")
     version, results, previous = git_version(state.root), {}, None
+    imported = code_hashes(state.root)  # the code this run imported: it runs that, whatever the files say later
     with state.locked():
         for stage in STAGE_NAMES:
             reasons = [json.dumps(c, default=str) for c in state.changes(stage)]
             reasons += ["forced by the force parameter"] if stage in (force or ()) else []
             run = stage_task(stage, version, state.inputs_hash(stage))
+            snapshot = Snapshot.take(stage, state.root, code=imported)
             # wait_for records the DAG's edge, so the UI's flow-run graph draws the stages as a chain
             previous = run(
-                stage, str(state.root), reasons, wait_for=[previous] if previous else None, return_state=True
+                stage, str(state.root), reasons, snapshot, wait_for=[previous] if previous else None, return_state=True
             )
             results[stage] = previous.result()
             if reasons:
+                snapshot.check("run the flow again")  # dvc.lock must describe what made the outputs
                 state.record(stage)  # dvc.lock now says what dvc repro would have written
                 keep_last_good(state.root)  # for `make doctor`
                 print(f"{stage}: recorded in dvc.lock")
@@ -145,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     setup()
-    gender_pipeline(root=args.root, force=args.force)
+    with prefect_api():  # PREFECT_API_URL, or a temporary server that ends with this process
+        gender_pipeline(root=args.root, force=args.force)
 
 
 if __name__ == "__main__":

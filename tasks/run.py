@@ -6,6 +6,10 @@ block calls :func:`main`).
 The runner parses the command line, sets up logging and the quiet TensorFlow import, keeps the last
 good ``dvc.lock`` for ``make doctor``, loads params.yaml and calls the stage's function through its
 contract. No stage imports it, so none of that is in a stage's code deps: editing it reruns nothing.
+
+The params and code deps are taken when the stage starts (``tasks.snapshot``); if either changed by
+the time it ends, it exits 2 with one line, so ``dvc repro`` records nothing the outputs were not
+made with.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from pathlib import Path
 from tasks import paths
 from tasks.cli import run_cli, setup
 from tasks.doctor import keep_last_good
-from tasks.params.config import load
+from tasks.params.config import parse
 from tasks.quiet import add_verbose_flag
+from tasks.snapshot import Snapshot
 from tasks.stages import BY_NAME
 
 
@@ -31,7 +36,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m tasks.run") -> No
     args = parser.parse_args(argv)
     setup()
     keep_last_good(Path("."))  # dvc.lock as the previous stages left it, for `make doctor`
-    run_cli(lambda: BY_NAME[args.stage].run(Path("."), load(args.params)))
+    run_cli(lambda: run(args.stage, Path(args.params)))
+
+
+def run(stage: str, params_file: Path) -> None:
+    """Run ``stage`` with the params file as it is now; refuse to end well if its params or code changed meanwhile."""
+    snapshot = Snapshot.take(stage, Path("."), params_file)
+    BY_NAME[stage].run(Path("."), parse(snapshot.raw, str(params_file)))
+    snapshot.check("run dvc repro again")
 
 
 def main_of(stage: str) -> None:

@@ -1,0 +1,87 @@
+"""What a stage's outputs are made from, taken when it starts and checked before they are recorded.
+
+DVC reads params.yaml and hashes the code deps when it *records* a stage, after its command has
+ended; the flow records a stage after running code it imported when it started. An edit in between
+(planning the next experiment while train runs) would be recorded as if it had made the outputs,
+and ``dvc status`` would call them up to date. So each run takes a :class:`Snapshot` of its params
+sections and its code deps at the start, and before anything is recorded it compares that with the
+files: a difference stops the run with one line, and the stage stays stale.
+
+Used by the entry points only (``tasks.run`` under ``dvc repro``, the flow), so it is in no
+stage's code deps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks import paths
+from tasks.errors import ParamsError, StageError
+from tasks.params.config import read_raw
+from tasks.stages import BY_NAME, import_closure
+
+
+def code_hashes(root: Path, stages: list[str] | None = None) -> dict[str, str]:
+    """sha256 of each code dep of ``stages`` (default: all) under ``root``, keyed by relative path."""
+    files = sorted({f for s in stages or list(BY_NAME) for f in import_closure(BY_NAME[s].module, root)})
+    return {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files}
+
+
+def _flat(value: Any, key: str) -> dict[str, Any]:
+    """``{"train.epochs": 3, ...}`` for the section ``value`` at ``key``."""
+    if isinstance(value, dict):
+        return {k: v for name, item in value.items() for k, v in _flat(item, f"{key}.{name}").items()}
+    return {key: value}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stage's params sections and code deps as they were when it started."""
+
+    stage: str
+    root: Path
+    params_file: Path
+    raw: dict[str, Any]  # the whole params file as read at the start: what the stage runs with
+    code: dict[str, str]  # code dep -> sha256
+    code_since: str  # when the code was taken: "while train ran", "since the flow started ..."
+
+    @classmethod
+    def take(
+        cls, stage: str, root: Path, params_file: Path | None = None, code: dict[str, str] | None = None
+    ) -> Snapshot:
+        """Read the params file once (the stage runs with ``raw``) and hash the code deps, or keep ``code``."""
+        params_file = params_file or root / paths.PARAMS_FILE
+        mine = code_hashes(root, [stage])
+        raw = read_raw(params_file)
+        if code is None:
+            return cls(stage, root, params_file, raw, mine, f"while {stage} ran")
+        kept = {f: code.get(f, "") for f in mine}  # what the flow imported when it started
+        return cls(stage, root, params_file, raw, kept, "since the flow started (it ran the code of then)")
+
+    def _params(self, raw: dict[str, Any]) -> dict[str, Any]:
+        sections = sorted(set(BY_NAME[self.stage].params.values()))
+        return {k: v for s in sections for k, v in _flat(raw.get(s), s).items()}
+
+    def changes(self) -> list[str]:
+        """What differs now from the start, one phrase each; empty when nothing does."""
+        found = []
+        try:
+            before, now = self._params(self.raw), self._params(read_raw(self.params_file))
+            keys = sorted(k for k in before.keys() | now.keys() if before.get(k, ...) != now.get(k, ...))
+        except ParamsError as exc:
+            keys = [f"now unreadable: {exc}"]
+        if keys:
+            found.append(f"{self.params_file.name} changed while {self.stage} ran ({', '.join(keys)})")
+        edited = [f for f, digest in code_hashes(self.root, [self.stage]).items() if self.code.get(f) != digest]
+        if edited:
+            found.append(f"{', '.join(edited)} changed {self.code_since}")
+        return found
+
+    def check(self, remedy: str) -> None:
+        """Stop with one line when the params or code differ from the start: nothing may be recorded."""
+        found = self.changes()
+        if found:
+            raise StageError(f"{'; '.join(found)}: nothing recorded; {remedy}")
