@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,13 @@ def stage_task(stage: str, version: str, inputs_hash: str) -> Any:
     )
 
 
+def start_fresh(root: Path, stage: str) -> None:
+    """A forced stage resumes nothing: its checkpoints (train's, after an interrupted run) are removed."""
+    if paths.CHECKPOINTS_DIR in BY_NAME[stage].work.values() and (root / paths.CHECKPOINTS_DIR).exists():
+        shutil.rmtree(root / paths.CHECKPOINTS_DIR)
+        print(f"{stage}: forced, so it starts fresh: removed {paths.CHECKPOINTS_DIR}")
+
+
 @flow(name="gender-pipeline", log_prints=True)
 def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str, Any]:
     """Run the stages in order, skipping those DVC reports up to date.
@@ -125,7 +133,9 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
     with state.locked():
         for stage in STAGE_NAMES:
             reasons = [json.dumps(c, default=str) for c in state.changes(stage)]
-            reasons += ["forced by the force parameter"] if stage in (force or ()) else []
+            if stage in (force or ()):
+                reasons.append("forced by the force parameter")
+                start_fresh(state.root, stage)
             run = stage_task(stage, version, state.inputs_hash(stage))
             snapshot = Snapshot.take(stage, state.root, code=imported)
             # wait_for records the DAG's edge, so the UI's flow-run graph draws the stages as a chain

@@ -5,9 +5,10 @@ every epoch (the seed notebook recomputed them every epoch and every validation 
 Phase 2 (``train.fine_tune_epochs`` > 0) unfreezes the top of the backbone, recompiles with a low
 learning rate, keeps BatchNorm in inference mode and trains with augmentation.
 Train on Train, validate on Validation; Test is never read here. Every epoch is checkpointed under
-``data/checkpoints/`` (outside the DVC outs), so a rerun after an interruption resumes from the
-last complete epoch. The export is a SavedModel that takes raw uint8 images of any size and
-returns class probabilities, with ``class_names.json`` inside its folder.
+``data/checkpoints/<key>`` (outside the DVC outs), so a rerun after an interruption resumes from
+the last complete epoch; the key (:func:`run_key`) keeps a run from resuming another's. The
+export is a SavedModel that takes raw uint8 images of any size and returns class probabilities,
+with ``class_names.json`` inside its folder.
 """
 
 from __future__ import annotations
@@ -121,11 +122,36 @@ def _callbacks(ckpt: Path, tensorboard: Path, phase: str) -> list[Any]:
     ]
 
 
-def run_key(model: ModelParams, params: TrainParams, processed: Path) -> str:
-    """Checkpoints are only reused for the same params and the same processed data."""
+def _fingerprint(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """sha256 of each named file under ``folder`` that exists (a SavedModel: its graph and variable index)."""
+    return [hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names if (folder / n).is_file()]
+
+
+def run_key(model: ModelParams, params: TrainParams, processed: Path, handle: str) -> str:
+    """What a checkpoint may be resumed by: the same params, data, code and backbone.
+
+    The code is every module of the ``tasks`` package (more than train imports: an edit elsewhere
+    only costs a fresh start); the backbone is the resolved handle, and for a folder its
+    ``saved_model.pb`` and variable index (which holds a checksum of every tensor).
+    """
     summary = (processed / paths.PREPROCESS_SUMMARY_NAME).read_text()
-    blob = json.dumps([asdict(params), asdict(model), summary], sort_keys=True)
+    package = Path(__file__).parent
+    code = [[str(f.relative_to(package)), f.read_text()] for f in sorted(package.rglob("*.py"))]
+    backbone = [handle, *_fingerprint(Path(handle), ("saved_model.pb", "variables/variables.index"))]
+    blob = json.dumps([asdict(params), asdict(model), summary, code, backbone], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def checkpoint_folder(checkpoints: Path, key: str) -> Path:
+    """This run's checkpoint folder; checkpoints of any other run are removed, saying so."""
+    for other in sorted(p for p in checkpoints.glob("*") if p.name != key):
+        log.info("removed %s: checkpoints of another run (its params, data, code or backbone differ)", other)
+        shutil.rmtree(other, ignore_errors=True)
+    ckpt = checkpoints / key
+    if ckpt.is_dir():
+        log.info("resuming from %s (a run with the same params, data, code and backbone stopped there)", ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    return ckpt
 
 
 def read_history(ckpt: Path) -> list[dict[str, Any]]:
@@ -406,8 +432,7 @@ def train(
     batch = params.batch_size * strategy.num_replicas_in_sync
     log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync, batch)
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
-    ckpt = checkpoints / run_key(model, params, processed)
-    ckpt.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoint_folder(checkpoints, run_key(model, params, processed, handle))
     with atomic_outputs(list(outputs.values())) as staging:
         run = Run(
             model=model,

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.pipeline import start_fresh
 from tasks import download as dl
 from tasks import paths
 from tasks.errors import StageError
+from tasks.train import checkpoint_folder
 from tests.helpers.data import run_stage, tiny_synthetic
 from tests.helpers.repo import REPO
 
@@ -109,3 +111,51 @@ def test_training_killed_mid_run_resumes_and_matches_an_uninterrupted_run(tmp_pa
     assert f"Epoch {done_before + 1}/8" in resumed.stdout  # resumed after the last complete epoch
     assert "Epoch 1/8" not in resumed.stdout
     assert a[-1]["val_accuracy"] == pytest.approx(b[-1]["val_accuracy"], abs=0.1)
+
+
+def _key_in(repo: Path, processed: Path, handle: str, epochs: int = 2) -> str:
+    """train.run_key as ``repo``'s code computes it, in a fresh process."""
+    code = (
+        "import sys; from pathlib import Path; from tasks.train import run_key; from tasks.params.config import parse;"
+        f"p = parse({{'train': {{'epochs': {epochs}}}}});"
+        f"print(run_key(p.model, p.train, Path({str(processed)!r}), {handle!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_a_checkpoint_is_resumed_only_with_the_same_params_data_code_and_backbone(repo_copy, tmp_path):
+    processed, backbone = tmp_path / "processed", tmp_path / "backbone"
+    for folder in (processed, backbone / "variables"):
+        folder.mkdir(parents=True)
+    (processed / paths.PREPROCESS_SUMMARY_NAME).write_text('{"images": 40}')
+    (backbone / "saved_model.pb").write_bytes(b"graph")
+    (backbone / "variables" / "variables.index").write_bytes(b"index")
+    key = _key_in(repo_copy, processed, str(backbone))
+    assert _key_in(repo_copy, processed, str(backbone)) == key
+    assert _key_in(repo_copy, processed, str(backbone), epochs=3) != key  # params
+    (backbone / "variables" / "variables.index").write_bytes(b"other weights")
+    assert _key_in(repo_copy, processed, str(backbone)) != key  # backbone
+    changed = _key_in(repo_copy, processed, str(backbone))
+    (processed / paths.PREPROCESS_SUMMARY_NAME).write_text('{"images": 41}')
+    assert _key_in(repo_copy, processed, str(backbone)) != changed  # data
+    changed = _key_in(repo_copy, processed, str(backbone))
+    with (repo_copy / "tasks" / "dataset.py").open("a") as fh:
+        fh.write("# an edit\n")
+    assert _key_in(repo_copy, processed, str(backbone)) != changed  # code
+
+
+def test_checkpoints_of_another_run_are_removed_saying_so_and_a_forced_flow_stage_starts_fresh(tmp_path, caplog):
+    checkpoints = tmp_path / paths.CHECKPOINTS_DIR
+    (checkpoints / "other").mkdir(parents=True)
+    (checkpoints / "mine").mkdir()
+    with caplog.at_level("INFO", logger="pipeline"):
+        assert checkpoint_folder(checkpoints, "mine") == checkpoints / "mine"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["mine"]
+    assert f"removed {checkpoints / 'other'}: checkpoints of another run" in caplog.text
+    assert f"resuming from {checkpoints / 'mine'}" in caplog.text
+
+    start_fresh(tmp_path, "download")  # a stage without checkpoints leaves train's alone
+    assert (checkpoints / "mine").is_dir()
+    start_fresh(tmp_path, "train")
+    assert not checkpoints.exists()
