@@ -44,9 +44,9 @@ def bypass_proxy_for_loopback() -> None:
 
 
 def answers(api_url: str) -> bool:
-    """Whether the Prefect API at ``api_url`` answers its health check."""
+    """Whether the Prefect API at ``api_url`` answers its health check (a server error is no answer)."""
     try:
-        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=5).status_code == 200
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=5).status_code < 500
     except httpx.HTTPError:
         return False
 
