@@ -6,18 +6,19 @@ Phase 2 (``train.fine_tune_epochs`` > 0) unfreezes the top of the backbone, reco
 learning rate, keeps BatchNorm in inference mode and trains with augmentation.
 Train on Train, validate on Validation; Test is never read here. Every epoch is checkpointed under
 ``data/checkpoints/<key>`` (outside the DVC outs), so a rerun after an interruption resumes from
-the last complete epoch; the key (:func:`run_key`) keeps a run from resuming another's. The
-export is a SavedModel that takes raw uint8 images of any size and returns class probabilities,
-with ``class_names.json`` inside its folder.
+the last complete epoch, to exactly the weights of an uninterrupted run (:func:`fit_epochs`); the
+key (:func:`run_key`) keeps a run from resuming another's. The export is a SavedModel that takes
+raw uint8 images of any size and returns class probabilities, with ``class_names.json`` inside its
+folder.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tasks.reports import TrainingInfo
 
 log = logger("train")
 PHASES = ("head", "fine_tune")
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # per epoch, in models/history.json
 
 
 @dataclass(frozen=True)
@@ -112,14 +114,45 @@ def _compile(model: Any, learning_rate: float, loss_scaling: bool = False) -> No
     )
 
 
-def _callbacks(ckpt: Path, tensorboard: Path, phase: str) -> list[Any]:
+def epoch_seed(seed: int, phase: str, epoch: int) -> int:
+    """The seed of one epoch of one phase: its order, augmentation and dropout all come from it."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{phase}/{epoch}".encode()).digest()[:4], "big") >> 2
+
+
+def fit_epochs(run: Run, model: Any, phase: str, epochs: int, fit_one: Callable[[int, int, Any], Any]) -> None:
+    """Train ``model`` (compiled) for ``epochs`` epochs of ``phase``, resuming after the last one saved.
+
+    Each epoch is one ``fit_one(epoch, seed, callbacks)`` call (a ``fit`` of that epoch only), after
+    the global seed is set to :func:`epoch_seed` and the train function dropped (traced again, its
+    dropout draws start from that seed); ``fit_one`` builds the epoch's shuffled, augmented data
+    from ``seed``. So an epoch trains the same whether the run started before it or resumed at it.
+    After each epoch its metrics (``epoch-NNNN.json``) and then the weights and optimizer state
+    (``ckpt-N``) are saved in ``checkpoints/<phase>``; an epoch whose checkpoint is missing is redone.
+    """
+    import tensorflow as tf
     import tf_keras
 
-    return [
-        tf_keras.callbacks.BackupAndRestore(str(ckpt / phase)),  # resume from the last complete epoch
-        tf_keras.callbacks.CSVLogger(str(ckpt / f"{phase}.csv"), append=True),  # history across restarts
-        tf_keras.callbacks.TensorBoard(str(tensorboard / phase)),
-    ]
+    folder = run.checkpoints / phase
+    folder.mkdir(parents=True, exist_ok=True)
+    state = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(state, str(folder), max_to_keep=1)
+    done = 0
+    if manager.latest_checkpoint:
+        state.restore(manager.latest_checkpoint)
+        done = int(manager.latest_checkpoint.rsplit("-", 1)[1])
+        log.info("%s: resuming after epoch %d of %d", phase, done, epochs)
+    callbacks = [tf_keras.callbacks.TensorBoard(str(run.tensorboard / phase))]
+    for epoch in range(done, epochs):
+        seed = epoch_seed(run.params.seed, phase, epoch)
+        tf_keras.utils.set_random_seed(seed)
+        model.train_function = None
+        log.info("%s: epoch %d/%d", phase, epoch + 1, epochs)
+        metrics = fit_one(epoch, seed, callbacks).history
+        row = {"epoch": epoch + 1, **{k: float(metrics[k][-1]) for k in METRICS}}
+        staged = folder / f"epoch-{epoch + 1:04d}.json.tmp"
+        write_json(staged, row)
+        staged.replace(folder / f"epoch-{epoch + 1:04d}.json")
+        manager.save(checkpoint_number=epoch + 1)
 
 
 def _fingerprint(folder: Path, names: tuple[str, ...]) -> list[str]:
@@ -158,19 +191,8 @@ def read_history(ckpt: Path) -> list[dict[str, Any]]:
     """Per-epoch metrics of both phases, numbered across phases (``step``)."""
     rows: list[dict[str, Any]] = []
     for phase in PHASES:
-        log_file = ckpt / f"{phase}.csv"
-        if not log_file.is_file():
-            continue
-        with log_file.open(newline="") as fh:
-            for rec in csv.DictReader(fh):
-                rows.append(
-                    {
-                        "step": len(rows) + 1,
-                        "phase": phase,
-                        "epoch": int(rec["epoch"]) + 1,
-                        **{k: float(rec[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
-                    }
-                )
+        for row_file in sorted((ckpt / phase).glob("epoch-*.json")):
+            rows.append({"step": len(rows) + 1, "phase": phase, **read_json(row_file, "train")})
     return rows
 
 
@@ -296,23 +318,22 @@ def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
     )
     with run.strategy.scope():
         head = build_head(x_tr.shape[1], len(run.class_names), run.model.dropout)
-    head_done = run.checkpoints / "head.weights.h5"
-    if head_done.is_file():
-        head.load_weights(str(head_done))
-    else:
-        with run.strategy.scope():
-            _compile(head, run.params.learning_rate)
-        head.fit(
+        _compile(head, run.params.learning_rate)
+
+    def fit_one(epoch: int, seed: int, callbacks: list[Any]) -> Any:  # the head's data is in memory
+        return head.fit(
             x_tr,
             y_tr,
             validation_data=(x_val, y_val),
-            epochs=run.params.epochs,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
             batch_size=run.batch,
             shuffle=True,
             verbose=2,
-            callbacks=_callbacks(run.checkpoints, run.tensorboard, "head"),
+            callbacks=callbacks,
         )
-        head.save_weights(str(head_done))
+
+    fit_epochs(run, head, "head", run.params.epochs, fit_one)
     return frozen, head, seen, (len(x_tr), len(x_val))
 
 
@@ -327,7 +348,6 @@ def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
         # recompile after changing what is trainable
         _compile(model, tp.fine_tune_learning_rate, loss_scaling=run.compute == precision.FLOAT16)
     log.info("phase 2 (%s): %d trainable backbone weights", run.compute, len(tunable.trainable_weights))
-    augmentation = {"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": tp.seed}
     # Restored Hub functions fail on a ragged last batch split over replicas, so several
     # replicas see whole batches only: the validation metric then skips validation_images % batch images.
     whole = run.strategy.num_replicas_in_sync > 1
@@ -338,23 +358,32 @@ def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
             validation_images,
             run.strategy.num_replicas_in_sync,
         )
-    train_ds = dataset.make_dataset(
-        run.train_files, size, run.batch, shuffle_seed=tp.seed, augmentation=augmentation, drop_remainder=whole
-    )
     val_ds = dataset.make_dataset(run.val_files, size, run.batch, drop_remainder=whole)
+    options = tf.data.Options()
     if isinstance(run.strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # Sharding by file gives each worker whatever its files hold: unequal step counts, and no whole
         # validation batch on small sets. Every worker reads everything; each replica takes its slice.
-        options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=tp.fine_tune_epochs,
-        verbose=2,
-        callbacks=_callbacks(run.checkpoints, run.tensorboard, "fine_tune"),
-    )
+
+    def fit_one(epoch: int, seed: int, callbacks: list[Any]) -> Any:  # this epoch's order and augmentation
+        train_ds = dataset.make_dataset(
+            run.train_files,
+            size,
+            run.batch,
+            shuffle_seed=seed,
+            augmentation={"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": seed},
+            drop_remainder=whole,
+        )
+        return model.fit(
+            train_ds.with_options(options),
+            validation_data=val_ds.with_options(options),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            verbose=2,
+            callbacks=callbacks,
+        )
+
+    fit_epochs(run, model, "fine_tune", tp.fine_tune_epochs, fit_one)
     return model
 
 
