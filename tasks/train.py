@@ -138,7 +138,9 @@ def fit_epochs(run: Run, model: Any, phase: str, epochs: int, fit_one: Callable[
     manager = tf.train.CheckpointManager(state, str(folder), max_to_keep=1)
     done = 0
     if manager.latest_checkpoint:
-        state.restore(manager.latest_checkpoint)
+        # expect_partial: Adam's slots are restored when the next step makes them; if none follows (the
+        # head had finished), TensorFlow would warn about them at exit
+        state.restore(manager.latest_checkpoint).expect_partial()
         done = int(manager.latest_checkpoint.rsplit("-", 1)[1])
         log.info("%s: resuming after epoch %d of %d", phase, done, epochs)
     callbacks = [tf_keras.callbacks.TensorBoard(str(run.tensorboard / phase))]

@@ -22,7 +22,7 @@ from tests.helpers.repo import REPO
 from .conftest import TINY_MODEL_PARAMS
 
 pytestmark = pytest.mark.slow
-FINE_TUNE_EPOCHS = 8  # enough for both runs to leave the majority answer on a 2-core CPU
+FINE_TUNE_EPOCHS = 14  # enough for both runs to leave the majority answer on a 2-core CPU (8 were not)
 
 # Runs in a fresh interpreter: logical devices must be set before TensorFlow starts.
 SCRIPT = """
@@ -68,8 +68,9 @@ def test_mirrored_on_two_cpu_devices_matches_single_device(prepared, tmp_path):
     # other paths (on a CPU without AVX-512 one run leaves the 0.58 majority answer epochs before the other);
     # where they end is what must agree: both learn the signal, to the same accuracy (within 0.1).
     first, last = single["history"][-1], mirrored["history"][-1]
+    curves = {name: [round(h["val_accuracy"], 2) for h in r["history"]] for name, r in (("1", single), ("2", mirrored))}
     for run in (single, mirrored):
-        assert run["history"][-1]["val_accuracy"] >= 0.68  # above the majority answer (0.58) by 0.1
+        assert run["history"][-1]["val_accuracy"] >= 0.68, curves  # above the majority answer (0.58) by 0.1
         assert run["history"][-1]["loss"] < run["history"][0]["loss"]
     assert last["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.1)
     assert (tmp_path / "mirrored" / paths.MODEL_DIR / "saved_model.pb").is_file()

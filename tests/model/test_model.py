@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from tasks import backbones, paths
-from tasks import train as train_mod
 from tasks.inference import load_model
 from tests.helpers.data import run_stage
 from tests.model.conftest import prepare, tiny_params, train_at
@@ -132,25 +131,23 @@ def test_resume_after_an_interruption_continues_from_the_last_complete_epoch(pre
     root, params = prepared
     params = replace(params, train=replace(params.train, fine_tune_epochs=6))
     started: list[tuple[str, int]] = []
-    real_callbacks = train_mod._callbacks
 
-    def callbacks(ckpt, tensorboard, phase, crash_at=(3,)):
-        class Spy(tf_keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                started.append((phase, epoch))
+    class Spy(tf_keras.callbacks.TensorBoard):  # the one callback of every epoch (its folder is the phase)
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append((Path(self.log_dir).name, epoch))
+            super().on_epoch_begin(epoch, logs)
 
-            def on_epoch_end(self, epoch, logs=None):
-                if phase == "fine_tune" and epoch in crash_at and not resumed:
-                    raise _Interrupt  # killed after fine-tuning epoch 4 was saved
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if Path(self.log_dir).name == "fine_tune" and epoch == 4 and not resumed:
+                raise _Interrupt  # killed in fine-tuning epoch 5, after epoch 4 was saved
 
-        return [*real_callbacks(ckpt, tensorboard, phase), Spy()]
-
-    monkeypatch.setattr(train_mod, "_callbacks", callbacks)
+    monkeypatch.setattr(tf_keras.callbacks, "TensorBoard", Spy)
     resumed = False
     with pytest.raises(_Interrupt):
         train_at(tmp_path, root / paths.PROCESSED_DIR, params)
     assert not (tmp_path / paths.MODEL_DIR).exists()  # nothing half-exported
-    assert started[-1] == ("fine_tune", 3)
+    assert started[-1] == ("fine_tune", 4)
     started.clear()
     resumed = True
     result = train_at(tmp_path, root / paths.PROCESSED_DIR, params)
