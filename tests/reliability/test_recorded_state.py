@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tasks import download
 from tasks.errors import StageError
@@ -41,12 +40,6 @@ def parse_then_edit(*args, **kwargs):  # the stage has its params: now the user 
 
 config.parse = parse_then_edit
 """
-
-
-def _edit_params(repo: Path, section: str, key: str, value) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params[section][key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture
@@ -77,36 +70,38 @@ def test_params_edited_while_dvc_repro_runs_a_stage_are_not_recorded(tiny_repo, 
     assert "download" in json.loads(dvc(tiny_repo, "status", "download", "--json"))
 
 
-def test_params_edited_while_the_flow_runs_a_stage_are_not_recorded(tiny_repo, monkeypatch):
+def _flow_stops_unrecorded(repo: Path, monkeypatch, edit, message: str) -> None:
+    """Run the flow with ``edit()`` made inside download; it stops with ``message`` and records nothing."""
     from flows.pipeline import gender_pipeline
 
     make = download.make_synthetic
 
     def make_then_edit(params, dest):
-        _edit_params(tiny_repo, "data", "max_archive_mb", 4000)
+        edit()
         return make(params, dest)
 
     monkeypatch.setattr(download, "make_synthetic", make_then_edit)
-    lock = (tiny_repo / "dvc.lock").read_text()
-    with pytest.raises(StageError, match=r"params.yaml changed while download ran \(data.max_archive_mb\): nothing"):
-        gender_pipeline.fn(root=str(tiny_repo))
-    assert (tiny_repo / "dvc.lock").read_text() == lock
-    assert "download" in json.loads(dvc(tiny_repo, "status", "download", "--json"))
+    lock = (repo / "dvc.lock").read_text()
+    with pytest.raises(StageError, match=message):
+        gender_pipeline.fn(root=str(repo))
+    assert (repo / "dvc.lock").read_text() == lock
+    assert "download" in json.loads(dvc(repo, "status", "download", "--json"))
+
+
+def test_params_edited_while_the_flow_runs_a_stage_are_not_recorded(tiny_repo, monkeypatch):
+    _flow_stops_unrecorded(
+        tiny_repo,
+        monkeypatch,
+        lambda: set_params(tiny_repo, {"data": {"max_archive_mb": 4000}}),
+        r"params.yaml changed while download ran \(data.max_archive_mb\): nothing",
+    )
 
 
 def test_code_edited_during_a_flow_run_is_not_recorded_as_what_ran(tiny_repo, monkeypatch):
-    from flows.pipeline import gender_pipeline
-
-    make = download.make_synthetic
-
-    def make_then_edit_code(params, dest):
+    def append_a_line():
         with (tiny_repo / "tasks" / "synthetic.py").open("a") as fh:
             fh.write("# edited while the flow runs the code it imported before\n")
-        return make(params, dest)
 
-    monkeypatch.setattr(download, "make_synthetic", make_then_edit_code)
-    lock = (tiny_repo / "dvc.lock").read_text()
-    with pytest.raises(StageError, match=r"tasks/synthetic.py changed since the flow started .*: nothing recorded"):
-        gender_pipeline.fn(root=str(tiny_repo))
-    assert (tiny_repo / "dvc.lock").read_text() == lock
-    assert "download" in json.loads(dvc(tiny_repo, "status", "download", "--json"))
+    _flow_stops_unrecorded(
+        tiny_repo, monkeypatch, append_a_line, r"tasks/synthetic.py changed since the flow started .*: nothing recorded"
+    )
