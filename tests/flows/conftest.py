@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers.repo import TINY_PARAMS, copy_repo, set_params
 
+RETRYABLE = {429, 502, 503}  # what Prefect's client retries (PREFECT_CLIENT_MAX_RETRIES)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -62,15 +64,22 @@ class Server:
             time.sleep(1)
         raise TimeoutError(f"timed out waiting for {what}")
 
-    def post(self, path: str, body: dict | None = None):
-        r = httpx.post(f"{self.api}{path}", json=body or {}, timeout=30)
+    def request(self, method: str, path: str, body: dict | None = None):
+        """One API call, retried as Prefect's own client retries: a 429/502/503 (on SQLite, a write
+        that found the database locked answers 503) is tried again after 1, 2, 4, 8 and 16 s."""
+        for wait in (1, 2, 4, 8, 16, None):
+            r = httpx.request(method, f"{self.api}{path}", json=body, timeout=30)
+            if r.status_code not in RETRYABLE or wait is None:
+                break
+            time.sleep(wait)
         r.raise_for_status()
         return r.json()
 
+    def post(self, path: str, body: dict | None = None):
+        return self.request("POST", path, body or {})
+
     def get(self, path: str):
-        r = httpx.get(f"{self.api}{path}", timeout=30)
-        r.raise_for_status()
-        return r.json()
+        return self.request("GET", path)
 
     def flow_runs(self, flow_name: str = "gender-pipeline") -> list[dict]:
         """Flow runs of ``flow_name`` that have started, newest first (not the upcoming scheduled ones)."""
