@@ -104,16 +104,17 @@ def _precision(r: dict) -> None:
 def _gpu_checks(r: dict) -> None:
     _precision(json.loads((RESULTS / "smoke_gpu_precision.json").read_text()))
     _rehearsal(json.loads((RESULTS / "smoke_gpu_rehearsal.json").read_text()))
+    _frozen_phase(json.loads((RESULTS / "smoke_gpu_frozen_phase.json").read_text()))
     assert set(r["rewrite_over_fp32"]) == {"feature_extraction", "phase2_train_step", "prediction"}
     steps = r["step_seconds"]
     assert r["input_overhead"] == approx(steps["real_input"] / steps["in_memory"] - 1)
 
 
-# benchmarks.precision and benchmarks.rehearsal run (--small) inside benchmarks.gpu_checks, checked there.
+# benchmarks.precision, benchmarks.rehearsal and benchmarks.frozen_phase (--mixed-precision) run (--small)
+# inside benchmarks.gpu_checks, checked there.
 @pytest.mark.parametrize(
     ("module", "extra", "check"),
     [
-        ("benchmarks.frozen_phase", ["--mixed-precision"], _frozen_phase),
         ("benchmarks.input_pipeline", [], _input_pipeline),
         ("benchmarks.scale", [], _scale),
         ("benchmarks.scale", ["--data-half"], _data_half),

@@ -182,11 +182,10 @@ def test_a_model_trained_on_another_dataset_is_promoted_when_it_passes_the_floor
     Runs last: it changes the demo repository's data.
     """
     repo, _ = demo
-    # another face set, half the demo's Train images (the point is the gate, not the accuracy), and the floor
-    # that decides set where a model of that size passes it
-    set_params(
-        repo, {"data": {"synthetic": {"seed": 7, "male_share": 0.3, "train": 1200}}, "promote": {"min_accuracy": 0.8}}
-    )
+    # another face set, a quarter of the demo's Train images and 6 fine-tune epochs (the point is the gate,
+    # not the accuracy: measured 0.73), and the floor that decides set where a model of that size passes it
+    other = {"seed": 7, "male_share": 0.3, "train": 600, "validation": 200, "test": 200}
+    set_params(repo, {"data": {"synthetic": other}, "train": {"fine_tune_epochs": 6}, "promote": {"min_accuracy": 0.6}})
     out = dvc(repo, "repro")
     assert ran(out) == ALL_STAGES
     assert "the comparison is shown, it does not decide" in out
@@ -194,10 +193,10 @@ def test_a_model_trained_on_another_dataset_is_promoted_when_it_passes_the_floor
     assert gate["passed"]
     assert not gate["baseline"]["gating"]
     assert gate["baseline"]["reason"].startswith("the blessed model was trained on another dataset")
-    assert {c["name"] for c in gate["checks"] if c["difference"] is not None} == {
-        "accuracy vs blessed",
-        "Female recall vs blessed",
-        "Male recall vs blessed",
-    }
+    compared = {c["name"]: c for c in gate["checks"] if c["difference"] is not None}
+    assert set(compared) == {"accuracy vs blessed", "Female recall vs blessed", "Male recall vs blessed"}
+    assert not any(c["gating"] for c in compared.values())
+    # the candidate is clearly worse than the blessed model on these images: shown, and still not what decides
+    assert not compared["accuracy vs blessed"]["passed"], compared
     metrics = json.loads((repo / paths.EVALUATION).read_text())
     assert json.loads((repo / paths.BLESSED_POINTER).read_text())["fingerprint"] == metrics["model"]["fingerprint"]
