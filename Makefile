@@ -12,10 +12,11 @@ help:  ## list the targets (this text)
 
 setup: $(STAMP)  ## make .venv and install the pinned versions (constraints.txt); the other targets do it first
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tasks/docs_assets.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m tasks.docs_assets  # the Data Docs' scripts and styles, from npm (sha512-checked), for offline pages
 	touch $(STAMP)
 
 demo: setup  ## run the whole pipeline on the offline synthetic default

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import archive, drift, near_duplicates, paths, reports
+from tasks import archive, docs_assets, drift, near_duplicates, paths, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
 from tasks.files import atomic_outputs
@@ -318,6 +318,7 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
     for table, checkpoint in checkpoints.items():
         outcome = checkpoint.run(batch_parameters={"dataframe": frames[table]})
         results += [_expectation(table, r) for run in outcome.run_results.values() for r in run.results]
+    docs_assets.localize(docs_dir)  # GX's pages load their scripts from CDNs: local copies, for offline use
     return results
 
 
