@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo test test-fast lint dvc-yaml repro doctor experiments use-kaggle use-demo
+.PHONY: help setup demo test test-fast lint dvc-yaml prefect-yaml repro doctor experiments use-kaggle use-demo
 .DEFAULT_GOAL := help
 
 help:  ## list the targets (this text)
@@ -37,13 +37,17 @@ experiments: setup  ## every experiment: headline metrics and the params that di
 test: setup browser lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
 	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
-lint: setup  ## ruff (lint, import order, formatting) and a check that dvc.yaml matches the stage contracts
+lint: setup  ## ruff (lint, import order, formatting); dvc.yaml and prefect.yaml match their definitions in code
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tasks.stages --check
+	$(BIN)/python -m flows.deployments --check
 
 dvc-yaml: setup  ## regenerate dvc.yaml from the stage contracts (STAGE in tasks/<stage>.py)
 	$(BIN)/python -m tasks.stages
+
+prefect-yaml: setup  ## regenerate prefect.yaml from the deployments' one definition (flows/deployments.py)
+	$(BIN)/python -m flows.deployments
 
 test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"

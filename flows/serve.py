@@ -1,8 +1,9 @@
 """Serve the deployments with their schedules: ``python -m flows.serve`` (``make serve``).
 
 No work pool or worker is needed: this process polls the Prefect server (PREFECT_API_URL) and runs
-the scheduled and triggered flow runs itself. prefect.yaml declares the same deployments for the
-work-pool route (``prefect deploy --all`` + ``prefect worker start``).
+the scheduled and triggered flow runs itself. The deployments, their schedules and limits come from
+flows/deployments.py, as does prefect.yaml for the work-pool route (``prefect deploy --all`` +
+``prefect worker start``).
 """
 
 from __future__ import annotations
@@ -17,38 +18,8 @@ from pathlib import Path
 import httpx
 from prefect import serve
 
-from flows.pipeline import gender_pipeline
-from flows.predict import batch_predict
-from tasks import paths
+from flows.deployments import served
 from tasks.quiet import add_verbose_flag
-
-RETRAIN_CRON = "0 3 * * 1"  # weekly, Monday 03:00 UTC
-PREDICT_CRON = "0 6 * * *"  # daily, 06:00 UTC
-
-
-def deployments(root: Path) -> list:
-    """The two deployments: weekly retraining and daily batch prediction over the inbox."""
-    root = root.resolve()
-    return [
-        gender_pipeline.to_deployment(
-            name="weekly-retrain",
-            cron=RETRAIN_CRON,
-            parameters={"root": str(root)},
-            tags=["retrain"],
-            description="Rerun the stale stages of the pipeline",
-        ),
-        batch_predict.to_deployment(
-            name="batch-predict",
-            cron=PREDICT_CRON,
-            parameters={
-                "inputs": [str(root / paths.INBOX)],
-                "model": str(root / paths.BLESSED_MODEL),
-                "output": str(root / paths.PREDICTIONS_OUT),
-            },
-            tags=["predict"],
-            description="Predict every image in the inbox folder",
-        ),
-    ]
 
 
 def ensure_server(api_url: str, wait_s: float = 60) -> subprocess.Popen | None:
@@ -85,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["PREFECT_API_URL"] = api_url  # serve() needs a real server to poll
     server = ensure_server(api_url)
     try:
-        serve(*deployments(args.root))
+        serve(*served(args.root))
     finally:
         if server:
             server.terminate()

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 from pathlib import Path
 
 import yaml
 
 from tasks import download, evaluate, preprocess, promote, train, validate
 from tasks.contract import Stage
+from tasks.generated import write_or_check
 from tasks.params.config import Params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,16 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml is not the generated text")
     args = parser.parse_args(argv)
-    target, text = REPO / DVC_YAML, render()
-    if args.check:
-        if target.read_text(encoding="utf-8") != text:
-            sys.exit(f"{DVC_YAML} is out of date with the stage contracts; run: make dvc-yaml")
-        print(f"{DVC_YAML} is current")
-        return
-    tmp = target.with_name(f".{DVC_YAML}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
-    print(f"wrote {DVC_YAML} ({len(STAGES)} stages)")
+    write_or_check(REPO / DVC_YAML, render(), args.check, "make dvc-yaml")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class Server:
             "PREFECT_API_URL": self.api,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "INFO",
+            # a run kept waiting by a deployment's concurrency limit retries after 5 s, not 30
+            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5",
         }
         self.log = (home / "server.log").open("w")
         self.proc = subprocess.Popen(

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from flows.deployments import BY_NAME as DEPLOYMENTS
 from flows.dvc_state import DvcState
 from flows.pipeline import STAGE_NAMES
 from tasks import paths
@@ -170,7 +171,17 @@ def _deployment(server, name: str, timeout: float = 120) -> dict:
     raise TimeoutError(f"deployment {name} never appeared")
 
 
-def test_served_deployment_has_its_cron_and_runs_when_triggered(flow_repo, prefect_server):
+def _crons(deployment: dict) -> list[str]:
+    return [s["schedule"]["cron"] for s in deployment["schedules"]]
+
+
+def _state_names(server, flow_run_id: str) -> list[str]:
+    """Every state the flow run has been in, oldest first."""
+    states = server.get(f"/flow_run_states/?flow_run_id={flow_run_id}")
+    return [s["name"] for s in sorted(states, key=lambda s: s["timestamp"])]
+
+
+def test_served_deployments_have_their_crons_and_a_second_retrain_waits_for_the_first(flow_repo, prefect_server):
     serving = subprocess.Popen(
         [sys.executable, "-m", "flows.serve", "--root", str(flow_repo)],
         cwd=flow_repo,
@@ -181,13 +192,22 @@ def test_served_deployment_has_its_cron_and_runs_when_triggered(flow_repo, prefe
     )
     try:
         deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
-        assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * 1"]
+        assert _crons(deployment) == [DEPLOYMENTS["weekly-retrain"].cron]
         predict = _deployment(prefect_server, "batch-predict/batch-predict")
-        assert [s["schedule"]["cron"] for s in predict["schedules"]] == ["0 6 * * *"]
-        flow_run = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
-        finished = _wait_for(prefect_server, flow_run["id"])
-        assert finished["state"]["type"] == "COMPLETED", prefect_server.logs(flow_run["id"])
-        assert stage_states(prefect_server, finished) == [(s, "Skipped") for s in STAGE_NAMES]
+        assert _crons(predict) == [DEPLOYMENTS["batch-predict"].cron]
+        # triggered twice at once: the deployment's limit of one run lets the second wait, then run
+        first, second = (prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {}) for _ in "12")
+        finished = [_wait_for(prefect_server, r["id"]) for r in (first, second)]
+        for run_ in finished:
+            assert run_["state"]["type"] == "COMPLETED", prefect_server.logs(run_["id"])
+            assert stage_states(prefect_server, run_) == [(s, "Skipped") for s in STAGE_NAMES]
+            assert "Traceback" not in prefect_server.logs(run_["id"])
+        waited = [
+            n for n in (_state_names(prefect_server, r["id"]) for r in finished) if "AwaitingConcurrencySlot" in n
+        ]
+        assert len(waited) == 1, [_state_names(prefect_server, r["id"]) for r in finished]
+        (a, b) = sorted(finished, key=lambda r: r["start_time"])
+        assert a["end_time"] <= b["start_time"], "the two retrain runs overlapped"
     finally:
         serving.terminate()
         serving.wait(30)
@@ -203,7 +223,7 @@ def test_prefect_yaml_deploys_to_a_work_pool_and_a_worker_runs_it(flow_repo, pre
     run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], flow_repo, env)
     deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
     assert deployment["work_pool_name"] == "local-process"
-    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * 1"]
+    assert _crons(deployment) == [DEPLOYMENTS["weekly-retrain"].cron]
     flow_run = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
     run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "local-process", "--run-once"], flow_repo, env)
     finished = _wait_for(prefect_server, flow_run["id"])
