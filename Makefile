@@ -35,7 +35,7 @@ experiments: setup  ## every experiment: headline metrics and the params that di
 	$(BIN)/python -m flows.experiments
 
 test: setup browser lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
-	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup  ## ruff (lint, import order, formatting); dvc.yaml and prefect.yaml match their definitions in code
 	$(BIN)/ruff check .
@@ -50,7 +50,7 @@ prefect-yaml: setup  ## regenerate prefect.yaml from the deployments' one defini
 	$(BIN)/python -m flows.deployments
 
 test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
-	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
 
 use-kaggle:  ## switch params.yaml to the real configuration (Kaggle data, TF Hub ResNet50 v2, GPU)
 	cp configs/kaggle.yaml params.yaml

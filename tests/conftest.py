@@ -12,6 +12,29 @@ from tasks.params.validate import ValidateParams
 from tests.helpers.data import write_folder
 from tests.helpers.repo import copy_repo
 
+# The test files with the most work, longest first: seconds summed over each file's tests in a full
+# run on the 2-core machine (2026-12-02). `make test` passes --no-loadscope-reorder, so pytest-xdist
+# hands out files in this order (its default sends the files with the most tests first, which left
+# the few long training tests for the end); the short files fill in the gaps at the end.
+LONGEST_FIRST = (
+    "tests/test_demo.py",  # 1,300 s: the demo's whole dvc repro, then a second dataset
+    "tests/test_benchmarks.py",  # 720
+    "tests/model/test_model.py",  # 555
+    "tests/model/test_distribution.py",  # 410
+    "tests/flows/test_flow.py",  # 405
+    "tests/test_pipeline_dvc.py",  # 260
+    "tests/reliability/test_interrupted.py",  # 170
+    "tests/reliability/test_flow_server.py",  # 165
+    "tests/reliability/test_models_and_prediction.py",  # 165
+    "tests/model/test_quality.py",  # 155
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files of :data:`LONGEST_FIRST` first, in its order; every other file after, as collected."""
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: tests keep their order
+
 
 @pytest.fixture
 def no_kaggle_env(monkeypatch) -> None:

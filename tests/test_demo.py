@@ -17,7 +17,9 @@ from tasks.stages import BY_NAME
 from tests.helpers.data import digest, overlap
 from tests.helpers.repo import dvc, ran, set_params
 
-pytestmark = pytest.mark.slow
+# the first test's time includes the demo's whole `dvc repro` (660-890 s in CI, sharing 2 cores with
+# another test process); pytest-timeout counts fixture setup in it
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ALL_STAGES = list(BY_NAME)
 

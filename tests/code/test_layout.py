@@ -30,6 +30,7 @@ UNTYPED_RESULTS = {
     "tasks/download.py::make_synthetic": "the Source fields of the synthetic set (spread into the typed Source)",
     "tasks/params/strict_yaml.py::read": "params.yaml as YAML holds it, before the typed Params parse it",
     "tasks/params/config.py::read_raw": "params.yaml as YAML holds it, before the typed Params parse it",
+    "flows/deployments.py::Deployment.resolved": "a flow run's parameters, as Prefect takes them",
 }
 
 
