@@ -10,7 +10,13 @@ from tasks.download import download
 from tasks.params.data import DataParams
 from tasks.params.validate import ValidateParams
 from tests.helpers.data import write_folder
+from tests.helpers.prefect_server import flow_repo, prefect_server  # noqa: F401
 from tests.helpers.repo import copy_repo
+from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
+
+# flow_repo, prefect_server, images, prepared and trained are used in several folders, so they are
+# registered here, once: a fixture imported into two conftest files is two fixtures, and a worker then
+# trained the tiny model (or started a Prefect server) once per folder.
 
 # The test files with the most work, longest first: seconds summed over each file's tests in a full
 # run on the 2-core machine (2026-12-02). `make test` passes --no-loadscope-reorder, so pytest-xdist

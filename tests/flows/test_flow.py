@@ -16,7 +16,7 @@ from flows.deployments import BY_NAME as DEPLOYMENTS
 from flows.dvc_state import DvcState
 from flows.pipeline import STAGE_NAMES
 from tasks import paths
-from tests.flows.conftest import run
+from tests.helpers.prefect_server import run
 from tests.helpers.repo import dvc, ran, set_params
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from flows.artifacts import PLOTS
 from flows.pipeline import STAGE_NAMES
-from tests.flows.conftest import run
+from tests.helpers.prefect_server import run
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

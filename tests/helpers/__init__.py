@@ -1,5 +1,7 @@
 """Helpers the tests share.
 
 ``data``: tiny datasets and running a stage; ``repo``: copies of the repository and the real ``dvc`` command
-line; ``kaggle_fake``: a loopback fake of the Kaggle API for the real client. Fixtures stay in conftest files.
+line; ``kaggle_fake``: a loopback fake of the Kaggle API for the real client; ``tiny_model``: the tiny
+pipeline run of the model tests; ``prefect_server``: a real Prefect server. The fixtures of the last two are
+registered once, in tests/conftest.py.
 """

@@ -16,10 +16,9 @@ import yaml
 from tasks import dataset, paths
 from tasks.errors import StageError
 from tasks.inference import load_model, predict_split
-from tests.flows.conftest import free_port
+from tests.helpers.prefect_server import free_port
 from tests.helpers.repo import REPO
-
-from .conftest import TINY_MODEL_PARAMS
+from tests.helpers.tiny_model import TINY_MODEL_PARAMS
 
 pytestmark = pytest.mark.slow
 FINE_TUNE_EPOCHS = 14  # enough for both runs to leave the majority answer on a 2-core CPU (8 were not)
@@ -33,7 +32,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from tasks.train import make_strategy
-from tests.model.conftest import tiny_params, train_at
+from tests.helpers.tiny_model import tiny_params, train_at
 root, kind, per_replica = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 params = tiny_params(fine_tune_epochs=int(sys.argv[4]), distribution=kind, batch_size=per_replica)
 replicas = make_strategy(kind).num_replicas_in_sync

@@ -12,7 +12,7 @@ import pytest
 from tasks import backbones, paths
 from tasks.inference import load_model
 from tests.helpers.data import run_stage
-from tests.model.conftest import prepare, tiny_params, train_at
+from tests.helpers.tiny_model import prepare, tiny_params, train_at
 
 pytestmark = pytest.mark.slow
 

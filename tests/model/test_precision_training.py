@@ -9,8 +9,7 @@ import pytest
 
 from tasks import dataset, paths, precision
 from tasks.inference import load_model, predict_split
-
-from .conftest import tiny_params, train_at
+from tests.helpers.tiny_model import tiny_params, train_at
 
 pytestmark = [
     pytest.mark.slow,

@@ -16,8 +16,7 @@ from tasks.files import read_json, tree_hash, write_json
 from tasks.inference import load_model, predict_split
 from tasks.params.promote import PromoteParams
 from tests.helpers.data import run_stage
-
-from .conftest import tiny_params
+from tests.helpers.tiny_model import tiny_params
 
 pytestmark = pytest.mark.slow
 

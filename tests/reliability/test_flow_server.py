@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import free_port
+from tests.helpers.prefect_server import free_port
 from tests.helpers.repo import TINY_PARAMS, copy_repo, dvc, set_params
 
 pytestmark = pytest.mark.slow

@@ -89,7 +89,7 @@ def test_training_killed_in_each_phase_resumes_to_exactly_the_uninterrupted_run(
     from tasks import dataset
     from tasks.inference import load_model, predict_split
     from tasks.params.config import parse
-    from tests.model.conftest import TINY_MODEL_PARAMS, prepare
+    from tests.helpers.tiny_model import TINY_MODEL_PARAMS, prepare
 
     as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "epochs": 3, "fine_tune_epochs": 6}}
     params = parse(as_yaml)
