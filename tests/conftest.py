@@ -23,7 +23,7 @@ from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
 # hands out files in this order (its default sends the files with the most tests first, which left
 # the few long training tests for the end); the short files fill in the gaps at the end.
 LONGEST_FIRST = (
-    "tests/test_demo.py",  # 1,300 s: the demo's whole dvc repro, then a second dataset
+    "tests/test_demo.py",  # 1,100 s: the demo's whole dvc repro, then a second dataset
     "tests/test_benchmarks.py",  # 720
     "tests/model/test_model.py",  # 555
     "tests/model/test_distribution.py",  # 410
