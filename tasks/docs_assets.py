@@ -181,13 +181,16 @@ def install() -> None:
 
 
 def _copy(package: Package, file: str, site: Path) -> Path:
-    """Copy one package file (and, for a stylesheet, the relative files its url()s name) into the site."""
+    """Copy one package file (and, for a stylesheet, the relative files its url()s name) into the site,
+    once per build: every page loads the same few files."""
+    dest = site / VENDOR / package.folder / file
+    if dest.is_file():
+        return dest
     source = _installed(package) / "package" / file
     if not source.is_file():
         raise StageError(
             f"{source} missing: the Data Docs assets are installed by `make setup` (python -m tasks.docs_assets)"
         )
-    dest = site / VENDOR / package.folder / file
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, dest)
     if file.endswith(".css"):
@@ -196,9 +199,7 @@ def _copy(package: Package, file: str, site: Path) -> Path:
                 continue
             if re.match(r"(https?:)?//", ref):
                 raise StageError(f"{source} loads {ref} from the network: vendor it in tasks/docs_assets.py")
-            inner = os.path.normpath(os.path.join(os.path.dirname(file), ref.split("?")[0].split("#")[0]))
-            if not (site / VENDOR / package.folder / inner).is_file():
-                _copy(package, inner, site)
+            _copy(package, os.path.normpath(os.path.join(os.path.dirname(file), ref.split("?")[0].split("#")[0])), site)
     return dest
 
 
