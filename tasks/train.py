@@ -80,7 +80,8 @@ def build_head(feature_dim: int, n_classes: int, dropout: float) -> Any:
     import tf_keras
 
     features = tf_keras.Input((feature_dim,), name="features")
-    x = tf_keras.layers.Dropout(dropout)(features)
+    # rng_type="stateful": its draws come from a tf.random.Generator that fit_epochs reseeds each epoch
+    x = tf_keras.layers.Dropout(dropout, rng_type="stateful")(features)
     out = tf_keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return tf_keras.Model(features, out, name="head")
 
@@ -119,13 +120,25 @@ def epoch_seed(seed: int, phase: str, epoch: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{phase}/{epoch}".encode()).digest()[:4], "big") >> 2
 
 
+def reseed_dropout(model: Any, seed: int) -> None:
+    """Restart the draws of every stateful-generator layer in ``model`` (the head's dropout) from ``seed``.
+
+    The generator's state is a variable that the traced train function reads, so this needs no
+    retrace (dropping ``model.train_function`` instead cost about 2 s per epoch).
+    """
+    for layer in model.submodules:
+        generator = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+        if generator is not None:
+            generator.reset_from_seed(seed)
+
+
 def fit_epochs(run: Run, model: Any, phase: str, epochs: int, fit_one: Callable[[int, int, Any], Any]) -> None:
     """Train ``model`` (compiled) for ``epochs`` epochs of ``phase``, resuming after the last one saved.
 
     Each epoch is one ``fit_one(epoch, seed, callbacks)`` call (a ``fit`` of that epoch only), after
-    the global seed is set to :func:`epoch_seed` and the train function dropped (traced again, its
-    dropout draws start from that seed); ``fit_one`` builds the epoch's shuffled, augmented data
-    from ``seed``. So an epoch trains the same whether the run started before it or resumed at it.
+    the global seed and the dropout generators are set to :func:`epoch_seed` (:func:`reseed_dropout`);
+    ``fit_one`` builds the epoch's shuffled, augmented data from ``seed``. So an epoch trains the
+    same whether the run started before it or resumed at it.
     After each epoch its metrics (``epoch-NNNN.json``) and then the weights and optimizer state
     (``ckpt-N``) are saved in ``checkpoints/<phase>``; an epoch whose checkpoint is missing is redone.
     """
@@ -147,7 +160,7 @@ def fit_epochs(run: Run, model: Any, phase: str, epochs: int, fit_one: Callable[
     for epoch in range(done, epochs):
         seed = epoch_seed(run.params.seed, phase, epoch)
         tf_keras.utils.set_random_seed(seed)
-        model.train_function = None
+        reseed_dropout(model, seed)
         log.info("%s: epoch %d/%d", phase, epoch + 1, epochs)
         metrics = fit_one(epoch, seed, callbacks).history
         row = {"epoch": epoch + 1, **{k: float(metrics[k][-1]) for k in METRICS}}
