@@ -1,8 +1,8 @@
 """Backbones: every ``model.handle`` is loaded through ``hub.KerasLayer``.
 
 A handle is one of:
-  * a TF Hub or Kaggle Models URL (the real default: ResNet50 v2 feature vector), passed to
-    ``hub.KerasLayer`` unchanged;
+  * a TF Hub or Kaggle Models URL (the real default: ResNet50 v2 feature vector), downloaded by
+    tensorflow_hub's own resolver with a timeout, retries and a checked cache (``tasks.hub``);
   * a local SavedModel folder;
   * a built-in name, for offline runs: ``small_cnn`` (learns the synthetic set on 2 CPU cores in
     minutes) or ``resnet50v2`` (random weights, for cost measurements). A built-in is built with
@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tasks import hub
 from tasks.params.model import handle_kind
 
 
@@ -52,8 +53,9 @@ def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Pa
     return target
 
 
-def resolve(handle: str, image_size: int, seed: int, cache_dir: Path) -> str:
-    """The handle to give ``hub.KerasLayer``: URLs and folders as they are, built-ins exported.
+def resolve(handle: str, image_size: int, seed: int, cache_dir: Path, timeout_s: float = 60.0) -> str:
+    """The SavedModel folder to give ``hub.KerasLayer``: a folder as it is, a built-in exported, a URL
+    downloaded by tensorflow_hub's resolver (``tasks.hub.fetch``: every read bounded by ``timeout_s``).
 
     A URL's download is cached in ``cache_dir/tfhub`` (``data/backbones``, not TF Hub's default
     ``/tmp/tfhub_modules``) unless the user set ``TFHUB_CACHE_DIR``.
@@ -63,6 +65,7 @@ def resolve(handle: str, image_size: int, seed: int, cache_dir: Path) -> str:
         return str(export_builtin(handle, image_size, seed, cache_dir))
     if kind == "url":
         os.environ.setdefault("TFHUB_CACHE_DIR", str(Path(cache_dir).resolve() / "tfhub"))
+        return str(hub.fetch(handle, timeout_s))
     return handle
 
 

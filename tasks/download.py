@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from tasks.errors import StageError, logger, shown
 from tasks.files import atomic_dir, sha256_file
 from tasks.params.data import DataParams
 from tasks.reports import Source
+from tasks.retry import with_retries
 
 log = logger("download")
 T = TypeVar("T")
@@ -36,11 +36,6 @@ CREDENTIALS_HELP = (
     "Kaggle credentials not found: put kaggle.json in ~/.kaggle (chmod 600), "
     "or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN)"
 )
-RETRY_DELAYS = (2.0, 5.0, 15.0)  # seconds between the attempts of a network call
-
-
-class NetworkError(StageError):
-    """The network failed after every retry (the stage's own retries are the only retry layer)."""
 
 
 @dataclass(frozen=True)
@@ -112,33 +107,7 @@ def _status(exc: BaseException) -> int | None:
 def _retryable(exc: BaseException) -> bool:
     """Network errors, and HTTP errors that may pass: 408, 429 (rate limit) and 5xx."""
     status = _status(exc)
-    return status is None or status in (408, 429) or status >= 500
-
-
-def with_retries(
-    call: Callable[[], T],
-    what: str,
-    delays: tuple[float, ...] = RETRY_DELAYS,
-    sleep: Callable[[float], None] | None = None,
-) -> T:
-    """Run ``call``, retrying network errors only, after each delay in ``delays``."""
-    errors = _network_errors()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return call()
-        except errors as exc:
-            if not _retryable(exc):
-                raise
-            if attempt > len(delays):
-                raise NetworkError(
-                    f"{what}: network error after {attempt} attempts ({type(exc).__name__}); "
-                    "check the connection and rerun"
-                ) from exc
-            delay = delays[attempt - 1]
-            log.warning("%s: %s on attempt %d; retrying in %.0f s", what, type(exc).__name__, attempt, delay)
-            (sleep or time.sleep)(delay)
+    return isinstance(exc, _network_errors()) and (status is None or status in (408, 429) or status >= 500)
 
 
 def _kaggle_call(call: Callable[[], T], what: str, slug: str, credentials: str) -> T:
@@ -146,7 +115,7 @@ def _kaggle_call(call: Callable[[], T], what: str, slug: str, credentials: str) 
     import requests
 
     try:
-        return with_retries(call, what)
+        return with_retries(call, what, _retryable)
     except requests.exceptions.HTTPError as exc:
         status = _status(exc)
         if status in (401, 403):

@@ -470,7 +470,7 @@ def train(
     strategy = make_strategy(params.distribution)
     # Resolve (and on first use export) the backbone before seeding: exporting a built-in draws from the
     # global random state, so seeding first made a run with the cache differ from a run without it.
-    handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache)
+    handle = backbones.resolve(model.handle, model.image_size, params.seed, backbone_cache, model.download_timeout_s)
     log.info("backbone %s (%s)", model.handle, handle)
     chosen = setup(params, strategy)
     batch = params.batch_size * strategy.num_replicas_in_sync

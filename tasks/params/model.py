@@ -40,6 +40,8 @@ class ModelParams:
     handle: str = "small_cnn"
     image_size: int = number(96, lo=16, hi=1024)  # images are resized to this square side
     dropout: float = number(0.2, lo=0.0, hi=0.9)
+    # a URL handle's download: seconds one network read may wait (a stall fails after 4 attempts)
+    download_timeout_s: float = number(60.0, lo=1.0, hi=3600.0)
 
     def check(self, where: str) -> None:
         try:

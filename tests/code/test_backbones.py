@@ -1,8 +1,7 @@
-"""Backbone handles: URLs reach hub.KerasLayer unchanged, local SavedModels and built-ins load."""
+"""Backbone handles: local SavedModels and built-ins load (URLs: tests/code/test_hub.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -56,23 +55,3 @@ def test_fine_tuning_unfreezes_only_the_top_layers(local_savedmodel):
 
     all_numbers = sorted({layer_number(w.name) for w in all_layers.trainable_weights})
     assert {layer_number(n) for n in names} == set(all_numbers[-2:]), names
-
-
-def test_url_handle_is_passed_to_the_hub_loader_unchanged(local_savedmodel, monkeypatch, tmp_path):
-    import tensorflow_hub.keras_layer as keras_layer
-
-    monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
-    seen = []
-    real = keras_layer.load_module
-
-    def fake_load_module(handle, tags=None, load_options=None):  # the network boundary
-        seen.append(handle)
-        return real(str(local_savedmodel), tags, load_options)
-
-    monkeypatch.setattr(keras_layer, "load_module", fake_load_module)
-    resolved = backbones.resolve(URL, 224, 0, tmp_path / "backbones")
-    layer = backbones.load_backbone(resolved)
-    assert resolved == URL
-    assert seen == [URL]
-    assert os.environ["TFHUB_CACHE_DIR"] == str(tmp_path / "backbones" / "tfhub")  # not /tmp/tfhub_modules
-    assert layer(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 128)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from tasks import archive, paths
+from tasks import archive, paths, retry
 from tasks import download as dl
 from tasks.errors import StageError
 from tasks.files import sha256_file
@@ -73,7 +73,7 @@ def test_kaggle_source_calls_the_client_and_records_provenance(dataset_folder, t
 
 def test_kaggle_network_errors_are_retried_with_backoff(dataset_folder, tmp_path, creds, monkeypatch):
     slept = []
-    monkeypatch.setattr(dl.time, "sleep", slept.append)
+    monkeypatch.setattr(retry.time, "sleep", slept.append)
     api = FakeKaggleApi(dataset_folder, failures=2)
     dl.download(tmp_path / "raw", DataParams(source="kaggle"), api_factory=lambda: api)
     assert slept == [2.0, 5.0]
@@ -81,7 +81,7 @@ def test_kaggle_network_errors_are_retried_with_backoff(dataset_folder, tmp_path
 
 
 def test_kaggle_gives_up_with_a_clear_error_and_no_output(dataset_folder, tmp_path, creds, monkeypatch):
-    monkeypatch.setattr(dl.time, "sleep", lambda s: None)
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
     api = FakeKaggleApi(dataset_folder, failures=10)
     with pytest.raises(StageError, match="network error after 4 attempts"):
         dl.download(tmp_path / "raw", DataParams(source="kaggle"), api_factory=lambda: api)

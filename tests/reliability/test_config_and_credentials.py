@@ -16,7 +16,7 @@ import requests
 from PIL import Image
 
 from tasks import download as dl
-from tasks import paths
+from tasks import paths, retry
 from tasks.cli import run_cli
 from tasks.files import write_json
 from tasks.params.data import DataParams
@@ -179,7 +179,7 @@ def test_the_kaggle_key_never_appears_in_output_reports_or_errors(
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "cfg"))
     monkeypatch.setenv("KAGGLE_USERNAME", "alice")
     monkeypatch.setenv("KAGGLE_KEY", SECRET)
-    monkeypatch.setattr(dl.time, "sleep", lambda s: None)
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
     caplog.set_level("DEBUG")
     result = dl.download(tmp_path / "raw", DataParams(source="kaggle"), api_factory=lambda: _LeakyApi(dataset_folder))
     monkeypatch.setattr(_LeakyApi, "dataset_download_files", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O")))
