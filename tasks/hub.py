@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 from tasks.errors import StageError, logger
+from tasks.files import tree_hash
 from tasks.retry import RETRY_DELAYS, NetworkError, with_retries
 
 log = logger("hub")
@@ -39,15 +40,6 @@ def cache_folder(handle: str) -> Path:
     return Path(os.environ["TFHUB_CACHE_DIR"]) / hashlib.sha1(handle.encode("utf8")).hexdigest()
 
 
-def tree_sha256(folder: Path) -> str:
-    """sha256 over every file's relative path and content, in path order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def _record_path(folder: Path) -> Path:
     return folder.with_name(folder.name + ".tree.json")
 
@@ -56,7 +48,7 @@ def _problem(folder: Path) -> str | None:
     """Why a cached folder cannot be used, or None; a folder with no record yet (pre-seeded) is recorded."""
     if not (folder / "saved_model.pb").is_file():
         return "holds no saved_model.pb"
-    record, now = _record_path(folder), tree_sha256(folder)
+    record, now = _record_path(folder), tree_hash(folder)
     if not record.is_file():
         _write_record(folder, now)
         return None
@@ -191,6 +183,6 @@ def fetch(handle: str, timeout_s: float) -> Path:
             f"TF2 SavedModel; use the URL of a TF2 model, or {_ways_out(handle)}"
         )
     if not _record_path(local).is_file():
-        _write_record(local, tree_sha256(local))
+        _write_record(local, tree_hash(local))
     log.info("backbone %s: downloaded into %s", handle, local)
     return local
