@@ -90,6 +90,10 @@ def _data(source: Source, report: ValidationReport) -> str:
 def _model(model: ModelInfo) -> str:
     rows = [
         ["backbone handle", f"`{model.handle}`"],
+        [
+            "backbone sha256 (its SavedModel files)",
+            f"`{model.backbone_sha256}`" if model.backbone_sha256 else "built-in",
+        ],
         ["image size", f"{model.image_size} px"],
         ["head dropout", model.model.get("dropout")],
         *([f"train.{k}", v] for k, v in sorted(model.train.items())),

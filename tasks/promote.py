@@ -72,6 +72,7 @@ def identity(evaluation: Evaluation, source: Source) -> Identity:
             handle=evaluation.model.handle,
             image_size=evaluation.model.image_size,
             class_names=list(evaluation.per_class),
+            backbone_sha256=evaluation.model.backbone_sha256,
         ),
     )
 

@@ -245,6 +245,9 @@ class TrainingInfo:
     train_images: int
     validation_images: int
     final_epoch: dict[str, Any]  # the last row of models/history.json
+    # files.tree_hash of the backbone's SavedModel folder (a URL's download or a local folder); None for a
+    # built-in, which is exported on each machine from its seed and is not byte-stable
+    backbone_sha256: str | None = None
     version: int = 1
 
 
@@ -298,6 +301,7 @@ class ConfigIdentity:
     handle: str | None
     image_size: int | None
     class_names: list[str]
+    backbone_sha256: str | None = None  # the same URL may serve other weights later (see TrainingInfo)
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ import numpy as np
 from tasks import backbones, dataset, paths, precision, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
-from tasks.files import atomic_outputs, read_json, write_json
-from tasks.params.model import ModelParams
+from tasks.files import atomic_outputs, read_json, tree_hash, write_json
+from tasks.params.model import ModelParams, handle_kind
 from tasks.params.train import TrainParams
 from tasks.reports import TrainingInfo
 
@@ -311,6 +311,7 @@ class Run:
     val_files: list[str]
     class_names: list[str]
     compute: str = precision.FLOAT32  # the precision both phases compute in (tasks.precision)
+    backbone_sha256: str | None = None  # see reports.TrainingInfo
 
 
 def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
@@ -417,6 +418,7 @@ def write_outputs(
         train_images=sizes[0],
         validation_images=sizes[1],
         final_epoch=history[-1],
+        backbone_sha256=run.backbone_sha256,
     )
     reports.write(exported / paths.TRAINING_INFO_NAME, info)
     write_json(staging / outputs["history"].name, history)
@@ -489,6 +491,7 @@ def train(
             val_files=dataset.shard_files(processed, "Validation"),
             class_names=class_names,
             compute=chosen,
+            backbone_sha256=None if handle_kind(model.handle) == "builtin" else tree_hash(Path(handle)),
         )
         classifier, seen, sizes = fit(run, handle)
         epochs = write_outputs(run, classifier, sizes, staging, outputs)

@@ -216,6 +216,33 @@ def test_a_blessed_model_from_another_dataset_does_not_gate_unless_the_policy_sa
     assert "FAIL (shown only)" in card
 
 
+def test_a_blessed_model_on_another_backbone_download_does_not_gate(trained, worse_model, tmp_path):
+    """The same URL handle serving other files later (a republished model) is another configuration."""
+    prepared_root, _, result = trained
+    root = _stage_root(tmp_path, prepared_root, result.model_dir)
+    _run(root)
+    assert _promote(root, min_accuracy=0.0).promoted
+    assert (
+        read_json(root / paths.BLESSED_POINTER, "promote")["identity"]["config"]["backbone_sha256"] is None
+    )  # built-in
+    shutil.rmtree(root / paths.MODEL_DIR)
+    shutil.copytree(worse_model, root / paths.MODEL_DIR)
+    info = root / paths.MODEL_DIR / paths.TRAINING_INFO_NAME
+    write_json(info, {**read_json(info, "train"), "backbone_sha256": "e" * 64})
+    _run(root)
+
+    outcome = _promote(root, min_accuracy=0.0)
+    gate = _gate(root)
+    assert outcome.promoted and gate["passed"]  # the floor decided
+    assert not gate["baseline"]["gating"]
+    assert (
+        gate["baseline"]["reason"]
+        == f"the blessed model has another configuration: backbone_sha256 None → {'e' * 64!r}"
+    )
+    assert "FAIL (shown only)" in (root / paths.MODEL_CARD).read_text()
+    assert f"`{'e' * 64}`" in (root / paths.MODEL_CARD).read_text()
+
+
 def test_first_failing_gate_writes_an_empty_pointer(prepared, worse_model, tmp_path):
     root = _stage_root(tmp_path, prepared[0], worse_model)
     metrics = _run(root)
