@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from tests.helpers.loopback import QuietHandler, running
+
 MODEL_PATH = "/models/google/resnet-v2/tensorFlow2/50-feature-vector/2"
 
 
@@ -57,19 +59,7 @@ class FakeHub:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def _send(self, status: int, kind: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 fake.requests.append(parts.path)
@@ -81,17 +71,17 @@ class FakeHub:
                     self.send_header("Content-Length", "0")
                     return self.end_headers()
                 if parts.path not in fake._signed:
-                    return self._send(404, "text/plain", b"not found")
+                    return self.send_body(404, "text/plain", b"not found")
                 fault = fake._signed[parts.path]
                 if fault == "stall":
                     fake.stop.wait(120)
                     self.close_connection = True
                 elif fault == "403":
-                    self._send(403, "application/xml", b"<Error><Code>AccessDenied</Code></Error>")
+                    self.send_body(403, "application/xml", b"<Error><Code>AccessDenied</Code></Error>")
                 elif fault == "html":
-                    self._send(200, "text/html", b"<!DOCTYPE html><html><body>Sign in to continue</body></html>")
+                    self.send_body(200, "text/html", b"<!DOCTYPE html><html><body>Sign in to continue</body></html>")
                 elif fault == "no_model":
-                    self._send(200, "application/x-gzip", fake.no_model)
+                    self.send_body(200, "application/x-gzip", fake.no_model)
                 elif fault == "drop":
                     self.send_response(200)
                     self.send_header("Content-Type", "application/x-gzip")
@@ -100,7 +90,7 @@ class FakeHub:
                     self.wfile.write(fake.body[: len(fake.body) // 2])
                     self.close_connection = True
                 else:
-                    self._send(200, "application/x-gzip", fake.body)
+                    self.send_body(200, "application/x-gzip", fake.body)
 
         return Handler
 
@@ -108,11 +98,5 @@ class FakeHub:
 @contextlib.contextmanager
 def serve(model_dir: Path) -> Iterator[FakeHub]:
     fake = FakeHub(model_dir)
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(fake.server, before_stop=fake.stop.set):
         yield fake
-    finally:
-        fake.stop.set()
-        fake.server.shutdown()
-        fake.server.server_close()

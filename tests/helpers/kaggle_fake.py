@@ -20,12 +20,13 @@ import base64
 import contextlib
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.helpers.loopback import QuietHandler, running
 
 SERVICE = "/api/v1/datasets.DatasetApiService"
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
@@ -51,19 +52,9 @@ class FakeKaggle:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
+        class Handler(QuietHandler):
             def _json(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(status, "application/json", json.dumps(body).encode())
 
             def do_POST(self) -> None:
                 path = urlsplit(self.path).path
@@ -125,13 +116,8 @@ class FakeKaggle:
 @contextlib.contextmanager
 def serve(slug: str, archive: Path, username: str, key: str) -> Iterator[FakeKaggle]:
     fake = FakeKaggle(slug, archive, username, key)
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(fake.server):
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
 
 
 def client_env(fake: FakeKaggle, username: str, key: str) -> dict[str, str]:
