@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO, run_measured, save, synthetic_folder
+from tasks.params.model import ModelParams
 
 
 def export_untrained(backbone: str, size: int, out: Path) -> Path:
@@ -79,8 +80,10 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = synthetic_folder(Path(tmp) / "in", args.images)
+        demo_size = ModelParams().image_size  # params.yaml's (tests/code/test_params.py holds them equal)
+        demo = f"demo small_cnn {demo_size}px"
         models = {
-            "demo small_cnn 96px": export_untrained("small_cnn", 96, Path(tmp) / "m1"),
+            demo: export_untrained("small_cnn", demo_size, Path(tmp) / "m1"),
             "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, Path(tmp) / "m2"),
         }
         runs = [(name, model_dir, precision.FLOAT32) for name, model_dir in models.items()]
@@ -104,9 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "in_process_images_per_second": round(args.images / seconds, 1),
                 "peak_rss_mib": round(peak),
             }
-        results["face detection"] = face_detection(
-            models["demo small_cnn 96px"], Path(tmp) / "photos", max(10, args.images // 10)
-        )
+        results["face detection"] = face_detection(models[demo], Path(tmp) / "photos", max(10, args.images // 10))
     result = {"params": vars(args), "models": results}
     save(args.name, result)
     return result

@@ -23,23 +23,38 @@ from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
 # hands out files in this order (its default sends the files with the most tests first, which left
 # the few long training tests for the end); the short files fill in the gaps at the end.
 LONGEST_FIRST = (
-    "tests/test_demo.py",  # 1,100 s: the demo's whole dvc repro, then a second dataset
-    "tests/test_benchmarks.py",  # 720
-    "tests/model/test_model.py",  # 555
-    "tests/model/test_distribution.py",  # 410
+    "tests/test_demo.py",  # 630 s: the demo's whole dvc repro, then a second dataset
+    "tests/model/test_distribution.py",  # 525, with the tiny model's training (tests/model/ is one unit)
+    "tests/test_benchmarks.py",  # 605
     "tests/flows/test_flow.py",  # 405
-    "tests/test_pipeline_dvc.py",  # 260
-    "tests/reliability/test_interrupted.py",  # 170
-    "tests/reliability/test_flow_server.py",  # 165
-    "tests/reliability/test_models_and_prediction.py",  # 165
-    "tests/model/test_quality.py",  # 155
+    "tests/model/test_model.py",  # 300
+    "tests/test_pipeline_dvc.py",  # 290
+    "tests/reliability/test_flow_server.py",  # 180
+    "tests/reliability/test_interrupted.py",  # 135
 )
+# Every test that reads the session's tiny model (the `prepared` and `trained` fixtures, built once per
+# worker) is in this folder, and `--dist loadfile` hands the folder out whole: one worker trains it once.
+TINY_MODEL_TESTS = "tests/model/"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the files of :data:`LONGEST_FIRST` first, in its order; every other file after, as collected."""
     rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: tests keep their order
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile``, except that :data:`TINY_MODEL_TESTS` is one unit of work (see there)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFileAndTinyModel(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return TINY_MODEL_TESTS if path.startswith(TINY_MODEL_TESTS) else path
+
+    return ByFileAndTinyModel(config, log)
 
 
 @pytest.fixture

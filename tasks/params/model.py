@@ -38,7 +38,7 @@ class ModelParams:
     # A TF Hub / Kaggle Models URL, a local SavedModel folder, or a built-in name
     # (small_cnn, resnet50v2: random weights, for offline runs and cost measurements).
     handle: str = "small_cnn"
-    image_size: int = number(96, lo=16, hi=1024)  # images are resized to this square side
+    image_size: int = number(64, lo=16, hi=1024)  # images are resized to this square side
     dropout: float = number(0.2, lo=0.0, hi=0.9)
     # a URL handle's download: seconds one network read may wait (a stall fails after 4 attempts)
     download_timeout_s: float = number(60.0, lo=1.0, hi=3600.0)

@@ -21,12 +21,10 @@ from tests.helpers.repo import REPO
 from tests.helpers.tiny_model import TINY_MODEL_PARAMS
 
 pytestmark = pytest.mark.slow
-FINE_TUNE_EPOCHS = 14  # enough for both runs to leave the majority answer on a 2-core CPU (8 were not)
 
 # Runs in a fresh interpreter: logical devices must be set before TensorFlow starts.
 SCRIPT = """
 import json, sys
-from dataclasses import replace
 from pathlib import Path
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -34,7 +32,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from tasks.train import make_strategy
 from tests.helpers.tiny_model import tiny_params, train_at
 root, kind, per_replica = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-params = tiny_params(fine_tune_epochs=int(sys.argv[4]), distribution=kind, batch_size=per_replica)
+params = tiny_params(distribution=kind, batch_size=per_replica)
 replicas = make_strategy(kind).num_replicas_in_sync
 result = train_at(root / kind, root / "data" / "processed", params)
 print("RESULT " + json.dumps({"replicas": replicas, "history": result.history, "features": result.backbone_images}))
@@ -43,7 +41,7 @@ print("RESULT " + json.dumps({"replicas": replicas, "history": result.history, "
 
 def _train(root, kind: str, per_replica: int) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(root), kind, str(per_replica), str(FINE_TUNE_EPOCHS)],
+        [sys.executable, "-c", SCRIPT, str(root), kind, str(per_replica)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -53,25 +51,26 @@ def _train(root, kind: str, per_replica: int) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
-def test_mirrored_on_two_cpu_devices_matches_single_device(prepared, tmp_path):
+def test_mirrored_on_two_cpu_devices_matches_single_device(prepared, trained, tmp_path):
+    """The single-device run is the session's tiny model (the same params, the same processed data)."""
     root, _ = prepared
+    _, _, single = trained
     for rel in (paths.PROCESSED_DIR,):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).symlink_to(root / rel)
-    single = _train(tmp_path, "none", 32)
     mirrored = _train(tmp_path, "mirrored", 16)  # the same global batch of 32 over 2 replicas
-    assert (single["replicas"], mirrored["replicas"]) == (1, 2)
-    assert mirrored["features"] == single["features"] == 580  # the feature cache works under the strategy
-    assert [h["phase"] for h in mirrored["history"]] == [h["phase"] for h in single["history"]]
+    assert mirrored["replicas"] == 2
+    assert mirrored["features"] == single.backbone_images == 580  # the feature cache works under the strategy
+    assert [h["phase"] for h in mirrored["history"]] == [h["phase"] for h in single.history]
     # Two replicas reduce the batch in another order and draw their own dropout masks, so the epochs take
     # other paths (on a CPU without AVX-512 one run leaves the 0.58 majority answer epochs before the other);
     # where they end is what must agree: both learn the signal, to the same accuracy (within 0.1).
-    first, last = single["history"][-1], mirrored["history"][-1]
-    curves = {name: [round(h["val_accuracy"], 2) for h in r["history"]] for name, r in (("1", single), ("2", mirrored))}
-    for run in (single, mirrored):
-        assert run["history"][-1]["val_accuracy"] >= 0.68, curves  # above the majority answer (0.58) by 0.1
-        assert run["history"][-1]["loss"] < run["history"][0]["loss"]
-    assert last["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.1)
+    runs = {"1": single.history, "2": mirrored["history"]}
+    curves = {name: [round(h["val_accuracy"], 2) for h in history] for name, history in runs.items()}
+    for history in runs.values():
+        assert history[-1]["val_accuracy"] >= 0.68, curves  # above the majority answer (0.58) by 0.1
+        assert history[-1]["loss"] < history[0]["loss"], curves
+    assert mirrored["history"][-1]["val_accuracy"] == pytest.approx(single.history[-1]["val_accuracy"], abs=0.1)
     assert (tmp_path / "mirrored" / paths.MODEL_DIR / "saved_model.pb").is_file()
 
 
