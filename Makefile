@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo test test-fast lint dvc-yaml prefect-yaml repro doctor experiments use-kaggle use-demo
+.PHONY: help setup demo test test-fast lint dvc-yaml prefect-yaml repro doctor experiments rehearse use-kaggle use-demo
 .DEFAULT_GOAL := help
 
 help:  ## list the targets (this text)
@@ -51,6 +51,9 @@ prefect-yaml: setup  ## regenerate prefect.yaml from the deployments' one defini
 
 test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
 	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
+
+rehearse: setup  ## before a real run: configs/kaggle.yaml end to end, data and backbone from loopback fakes (~10 min)
+	$(BIN)/python -m benchmarks.rehearsal $(ARGS)
 
 use-kaggle:  ## switch params.yaml to the real configuration (Kaggle data, TF Hub ResNet50 v2, GPU)
 	cp configs/kaggle.yaml params.yaml

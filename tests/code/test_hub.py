@@ -6,18 +6,22 @@ from __future__ import annotations
 import io
 import logging
 import os
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from tasks import backbones, hub, retry
+from tasks import backbones, hub, paths, retry
 from tasks.errors import StageError
 from tasks.files import tree_hash
 from tests.helpers import hub_fake
 from tests.helpers.prefect_server import free_port
+from tests.helpers.repo import REPO
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +142,24 @@ def test_no_network_and_no_cache_is_one_line_with_the_two_ways_out(loopback):
     assert "Connection refused" in message and "\n" not in message
     assert f"unpack the model into {hub.cache_folder(url)}" in message
     assert "set model.handle to a local SavedModel folder" in message
+
+
+# the train stage's command line, its retries' waits left out (the policy is tested above)
+OFFLINE_STAGE = "import time; time.sleep = lambda s: None; from tasks.run import main; main(['train'])"
+
+
+def test_the_train_stage_offline_stops_with_that_one_line_and_no_traceback(loopback, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/models/offline"
+    params = yaml.safe_load((REPO / paths.PARAMS_FILE).read_text())
+    params["model"].update(handle=url, download_timeout_s=1)
+    (tmp_path / paths.PARAMS_FILE).write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", OFFLINE_STAGE], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert errors[0].startswith(f"error: backbone {url}: could not download it (ConnectionError: "), errors
+    assert f"unpack the model into {hub.cache_folder(url)}" in errors[0]
+    assert "set model.handle to a local SavedModel folder" in errors[0]
+    assert done.stderr.count("retrying in") == len(retry.RETRY_DELAYS)  # the dataset's policy
