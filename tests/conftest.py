@@ -23,14 +23,14 @@ from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
 # hands out files in this order (its default sends the files with the most tests first, which left
 # the few long training tests for the end); the short files fill in the gaps at the end.
 LONGEST_FIRST = (
-    "tests/test_demo.py",  # 630 s: the demo's whole dvc repro, then a second dataset
-    "tests/model/test_distribution.py",  # 525, with the tiny model's training (tests/model/ is one unit)
-    "tests/test_benchmarks.py",  # 605
-    "tests/flows/test_flow.py",  # 405
-    "tests/model/test_model.py",  # 300
-    "tests/test_pipeline_dvc.py",  # 290
-    "tests/reliability/test_flow_server.py",  # 180
-    "tests/reliability/test_interrupted.py",  # 135
+    "tests/model/test_distribution.py",  # 820 s with the rest of tests/model/ (one unit, see below)
+    "tests/test_benchmarks.py",  # 655
+    "tests/test_demo.py",  # 565: the demo's whole dvc repro, then a second dataset
+    "tests/test_pipeline_dvc.py",  # 375
+    "tests/flows/test_flow.py",  # 330
+    "tests/reliability/test_interrupted.py",  # 175
+    "tests/reliability/test_flow_server.py",  # 165
+    "tests/flows/test_ui.py",  # 130
 )
 # Every test that reads the session's tiny model (the `prepared` and `trained` fixtures, built once per
 # worker) is in this folder, and `--dist loadfile` hands the folder out whole: one worker trains it once.
