@@ -11,7 +11,7 @@ The reduced precision is what ``tasks.precision.choose(True)`` picks here (bfloa
 bfloat16 instructions, float16 on a GPU). Each function is traced afresh inside its precision's
 rewrite, warmed up once, then timed.
 
-    python -m benchmarks.precision [--size 224 --batches 3] [--small]
+    python -m benchmarks.precision [--size 224 --batches 3] [--handle FOLDER] [--small]
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--handle", default="resnet50v2", help="built-in (exported at --size) or a folder")
     parser.add_argument("--small", action="store_true", help="64 px, batch 8, 1 batch, 1 repeat (a smoke test)")
     parser.add_argument("--name", default="precision")
     args = parser.parse_args(argv)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.size, args.batch, args.batches, args.repeats = 64, 8, 1, 1
     reduced, why = precision.choose(True)
     with tempfile.TemporaryDirectory() as tmp:
-        handle = backbones.resolve("resnet50v2", args.size, 0, Path(tmp))
+        handle = backbones.resolve(args.handle, args.size, 0, Path(tmp))
         runs: dict[str, list[dict[str, float]]] = {precision.FLOAT32: [], reduced: []}
         for _ in range(args.repeats):
             for compute in runs:  # interleaved

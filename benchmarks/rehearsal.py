@@ -16,7 +16,7 @@ phase 2 (fine-tuning epochs with a validation pass each) by Train + Validation, 
 (start-up, backbone download, export) kept as measured; evaluate by Test + Validation; promote by Test.
 Start-up costs are scaled with the images, so the extrapolation errs high.
 
-    python -m benchmarks.rehearsal [--images 2000] [--small]
+    python -m benchmarks.rehearsal [--images 2000] [--serve SAVEDMODEL_FOLDER] [--small]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from tasks import precision
 from tests.helpers import hub_fake, kaggle_fake
 from tests.helpers.repo import copy_repo
 
+KAGGLE_CONFIG = REPO / "configs" / "kaggle.yaml"
 KAGGLE = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}  # the real set's splits
 DATA_STAGES = ("download", "validate", "preprocess")
 MODEL_STAGES = ("train", "evaluate", "promote")
@@ -54,6 +55,11 @@ CANNOT = (
     "the GPU: its speed, memory and float16 rewrite (benchmarks/gpu.sh on a GPU machine)",
     "Kaggle's and Kaggle Models' own servers: your credentials, their rate limits, how long a signed URL lasts",
 )
+
+
+def image_size(small: bool) -> int:
+    """The image side the rehearsal runs at: the real configuration's, or 64 px with ``--small``."""
+    return 64 if small else yaml.safe_load(KAGGLE_CONFIG.read_text())["model"]["image_size"]
 
 
 def images_handled(counts: dict[str, int]) -> dict[str, int]:
@@ -87,17 +93,18 @@ def extrapolate(seconds: dict[str, float], counts: dict[str, int]) -> dict[str, 
 
 
 @contextlib.contextmanager
-def fake_hosts(tmp: Path, params: dict, images: int) -> Iterator[tuple[dict[str, str], dict]]:
-    """Serve the Kaggle set (``images`` synthetic JPEGs under ``params``' slug) and the Hub backbone on
-    loopback, and point ``model.handle`` at the latter; yield the environment for the stages (the real
-    ``kaggle`` client pointed at its fake, with the fake's credentials only) and the zip's size."""
+def fake_hosts(tmp: Path, params: dict, images: int, served: str | None) -> Iterator[tuple[dict[str, str], dict]]:
+    """Serve the Kaggle set (``images`` synthetic JPEGs under ``params``' slug) and the Hub backbone (the
+    SavedModel folder ``served``, or the built-in resnet50v2 exported at the config's size) on loopback,
+    and point ``model.handle`` at the latter; yield the environment for the stages (the real ``kaggle``
+    client pointed at its fake, with the fake's credentials only) and the zip's size."""
     from tasks import backbones
 
     made = local_zip(images, tmp / "kaggle-layout.zip")
-    served = backbones.export_builtin("resnet50v2", params["model"]["image_size"], 0, tmp / "served")
+    served = served or str(backbones.export_builtin("resnet50v2", params["model"]["image_size"], 0, tmp / "served"))
     with (
         kaggle_fake.serve(params["data"]["kaggle_dataset"], tmp / "kaggle-layout.zip", *FAKE_CREDENTIALS) as kaggle,
-        hub_fake.serve(served) as hub,
+        hub_fake.serve(Path(served)) as hub,
     ):
         params["model"]["handle"] = hub.url
         env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED}
@@ -125,20 +132,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--small", action="store_true", help="64 px, 60 images, 1 + 1 epochs: a check of the code")
+    parser.add_argument("--serve", help="a SavedModel folder for the Hub fake to serve (default: resnet50v2, exported)")
     parser.add_argument("--name", default="rehearsal")
     args = parser.parse_args(argv)
-    params = yaml.safe_load((REPO / "configs" / "kaggle.yaml").read_text())
+    params = yaml.safe_load(KAGGLE_CONFIG.read_text())
     params["validate"]["min_per_class"] = 1
+    params["model"]["image_size"] = image_size(args.small)
     if args.small:
         args.images = 60
-        params["model"]["image_size"] = 64
         params["train"].update(epochs=1, fine_tune_epochs=1, batch_size=16)
         params["evaluate"]["bootstrap_samples"] = params["promote"]["bootstrap_samples"] = 100
     counts = split_counts(args.images)
     train_params = {k: v for k, v in params["train"].items() if k != "mixed_precision"}  # both are run
     reduced, why = precision.choose(True)
     measured: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp, fake_hosts(Path(tmp), params, args.images) as (env, zip_made):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fake_hosts(Path(tmp), params, args.images, args.serve) as (env, zip_made),
+    ):
         repo = copy_repo(Path(tmp) / "repo")
         log = Path(tmp) / "stage.log"
         shared: dict[str, float] = {}
