@@ -34,7 +34,7 @@ doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 experiments: setup  ## every experiment: headline metrics and the params that differ, whole in 120 columns
 	$(BIN)/python -m flows.experiments
 
-test: setup browser lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
+test: setup system lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
 	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup  ## ruff (lint, import order, formatting); dvc.yaml and prefect.yaml match their definitions in code
@@ -63,11 +63,16 @@ use-demo:  ## back to the embedded offline default (the committed params.yaml)
 
 PREFECT_API_URL ?= http://127.0.0.1:4200/api
 
-.PHONY: flow ui serve deploy worker browser
+.PHONY: flow ui serve deploy worker system server-postgres
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-browser:  ## Debian's chromium for the Prefect UI test (Playwright's own browser download does not work offline)
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+DEBIAN_PACKAGES := chromium postgresql
+system:  ## Debian's chromium (the UI test; Playwright's own download fails offline) and postgresql, when missing
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
+
+server-postgres: setup system  ## the Prefect server and UI on a PostgreSQL database (a team server; see README)
+	$(BIN)/python -m flows.postgres $(ARGS)
 
 flow: setup  ## the Prefect flow, with Prefect's temporary local server (nothing to start)
 	$(BIN)/python -m flows.pipeline

@@ -46,7 +46,7 @@ def test_no_page_loads_anything_from_the_network(site):
 def test_the_pages_render_styled_with_the_network_blocked(site):
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make browser` (apt-get install chromium)"
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make system` (apt-get install chromium)"
     left: list[str] = []  # every request that was not for a local file
 
     def refuse(route):

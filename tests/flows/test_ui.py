@@ -20,7 +20,7 @@ SCREENSHOTS = Path(os.environ.get("UI_SCREENSHOT_DIR", "test-screenshots"))
 def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, prefect_server):
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make browser` (apt-get install chromium)"
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make system` (apt-get install chromium)"
     runs = prefect_server.flow_runs()
     if not runs or runs[0]["state"]["type"] != "COMPLETED":
         run([sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)], flow_repo, prefect_server.env)

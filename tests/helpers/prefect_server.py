@@ -26,7 +26,8 @@ def free_port() -> int:
 class Server:
     """A running ``prefect server start`` and a small REST client for it."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, database_url: str | None = None):
+        """``database_url``: PREFECT_SERVER_DATABASE_CONNECTION_URL (PostgreSQL); SQLite in ``home`` without it."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.url}/api"
@@ -38,7 +39,11 @@ class Server:
             "PREFECT_LOGGING_LEVEL": "INFO",
             # a run kept waiting by a deployment's concurrency limit retries after 5 s, not 30
             "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5",
+            # each database error the server answers with 503 is logged, so a test can count them
+            "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true",
         }
+        if database_url:
+            self.env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
         self.log = (home / "server.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
