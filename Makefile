@@ -83,9 +83,10 @@ ui: setup  ## the Prefect server and UI on http://127.0.0.1:4200 (loopback only)
 serve: setup  ## serve the scheduled deployments (starts the local server if none answers)
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.serve
 
-deploy: setup  ## the work-pool route: register prefect.yaml's deployments on a process pool
+deploy: setup  ## the work-pool route: prefect.yaml's deployments on a process pool, and the alerts (ALERT_WEBHOOK_URL)
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create local-process --type process --overwrite
 	PREFECT_API_URL=$(PREFECT_API_URL) PIPELINE_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.events
 
 worker: setup  ## a worker for the process pool of `make deploy`
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process

@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from flows.events import promoted_trigger
 from tasks import paths
 from tasks.generated import write_or_check
 
@@ -55,6 +57,10 @@ class Deployment:
     tags: tuple[str, ...]
     parameters: dict[str, Any] = field(default_factory=dict)
     concurrency_limit: int = 1
+    triggers: tuple[Callable[[], Any], ...] = ()  # each makes a DeploymentEventTrigger that starts a run
+
+    def made_triggers(self) -> list[Any]:
+        return [make() for make in self.triggers]
 
     def flow(self) -> Any:
         """The flow object the entrypoint names."""
@@ -86,6 +92,7 @@ DEPLOYMENTS = (
         cron="0 6 * * *",  # daily 06:00
         tags=("predict",),
         parameters={"inputs": [paths.INBOX], "model": paths.BLESSED_MODEL, "output": paths.PREDICTIONS_OUT},
+        triggers=(promoted_trigger,),  # a newly promoted model serves the inbox at once (flows/events.py)
     ),
 )
 BY_NAME = {d.name: d for d in DEPLOYMENTS}
@@ -103,9 +110,17 @@ def served(root: Path) -> list:
             tags=list(d.tags),
             description=d.description,
             concurrency_limit=ConcurrencyLimitConfig(limit=d.concurrency_limit, collision_strategy=COLLISION),
+            triggers=d.made_triggers(),
         )
         for d in DEPLOYMENTS
     ]
+
+
+def _as_yaml(trigger: Any) -> dict[str, Any]:
+    """A deployment trigger as prefect.yaml's ``triggers:`` entry (what ``prefect deploy`` reads back)."""
+    shown = trigger.model_dump(mode="json", exclude_unset=True, exclude={"name"})
+    shown["expect"] = sorted(shown["expect"])
+    return {"name": trigger.name, "type": trigger.type, "enabled": True, **shown}
 
 
 def render() -> str:
@@ -127,6 +142,7 @@ def render() -> str:
                 "work_pool": {"name": WORK_POOL},
                 "concurrency_limit": {"limit": d.concurrency_limit, "collision_strategy": COLLISION},
                 "schedules": [{"cron": d.cron, "timezone": "UTC"}],
+                **({"triggers": [_as_yaml(t) for t in d.made_triggers()]} if d.triggers else {}),
             }
             for d in DEPLOYMENTS
         ],

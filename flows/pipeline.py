@@ -35,6 +35,7 @@ from prefect.states import Completed
 
 from flows.artifacts import publish_artifacts, read_if_present
 from flows.dvc_state import DvcState, git_version
+from flows.events import emit_for
 from flows.server import prefect_api
 from tasks import paths, quiet
 from tasks.cli import run_cli, setup
@@ -84,6 +85,7 @@ def run_stage(stage: str, root: str, reasons: list[str], snapshot: Snapshot) -> 
     logger.info("%s: running because %s", stage, "; ".join(reasons))
     with stage_logs_to_prefect():
         result = BY_NAME[stage].run(Path(root), parse(snapshot.raw, str(snapshot.params_file)))
+    emit_for(stage, Path(root), result)  # promote: model promoted, or promotion blocked (flows/events.py)
     outcome = result.outcome()
     if outcome is not None:  # the stage held back (promote: the gate failed); its outputs are whole
         logger.warning("%s: %s", stage, outcome.message)

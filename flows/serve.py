@@ -1,7 +1,8 @@
 """Serve the deployments with their schedules: ``python -m flows.serve`` (``make serve``).
 
 No work pool or worker is needed: this process polls the Prefect server (PREFECT_API_URL) and runs
-the scheduled and triggered flow runs itself. The deployments, their schedules and limits come from
+the scheduled and triggered flow runs itself. It first sets up the alerts (``ALERT_WEBHOOK_URL``,
+flows/events.py). The deployments, their schedules and limits come from
 flows/deployments.py, as does prefect.yaml for the work-pool route (``prefect deploy --all`` +
 ``prefect worker start``).
 """
@@ -19,6 +20,7 @@ import httpx
 from prefect import serve
 
 from flows.deployments import served
+from flows.events import ensure_alerts
 from tasks.quiet import add_verbose_flag
 
 
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["PREFECT_API_URL"] = api_url  # serve() needs a real server to poll
     server = ensure_server(api_url)
     try:
+        ensure_alerts()  # the webhook alerts on a blocked promotion or a failed retrain (flows/events.py)
         serve(*served(args.root))
     finally:
         if server:

@@ -31,6 +31,7 @@ LONGEST_FIRST = (
     "tests/reliability/test_interrupted.py",  # 175
     "tests/reliability/test_flow_server.py",  # 165
     "tests/flows/test_postgres.py",  # 140 (measured alone, 2026-12-02)
+    "tests/flows/test_events.py",  # 130 (measured alone, 2026-12-02)
     "tests/flows/test_ui.py",  # 130
 )
 # Every test that reads the session's tiny model (the `prepared` and `trained` fixtures, built once per

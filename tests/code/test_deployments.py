@@ -20,6 +20,7 @@ def test_committed_prefect_yaml_is_the_generated_one():
 
 
 def test_prefect_yaml_and_serve_declare_the_same_deployments(tmp_path):
+    from prefect.cli.deploy._triggers import DeploymentTriggerAdapter
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
     declared = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
@@ -34,6 +35,8 @@ def test_prefect_yaml_and_serve_declare_the_same_deployments(tmp_path):
         assert runner.concurrency_limit == 1
         assert runner.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
         assert spec["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+        # the triggers as `prefect deploy` reads them from prefect.yaml, and as served
+        assert [DeploymentTriggerAdapter.validate_python(t) for t in spec.get("triggers", [])] == runner.triggers
         # the same parameters, relative to the repository in prefect.yaml, under --root when served
         assert runner.parameters == {
             k: [str(tmp_path.resolve() / x) for x in v] if isinstance(v, list) else str((tmp_path / v).resolve())
