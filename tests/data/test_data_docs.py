@@ -6,7 +6,6 @@ proxy and a resolver that finds no host) and every non-file request recorded and
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import pytest
 
 from tasks import docs_assets
 from tasks.errors import StageError
+from tests.helpers.browser import chromium_page
 from tests.helpers.data import run_stage
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 REMOTE = re.compile(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""", re.IGNORECASE)
 
 
@@ -44,9 +43,6 @@ def test_no_page_loads_anything_from_the_network(site):
 
 @pytest.mark.slow
 def test_the_pages_render_styled_with_the_network_blocked(site):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make system` (apt-get install chromium)"
     left: list[str] = []  # every request that was not for a local file
 
     def refuse(route):
@@ -56,35 +52,23 @@ def test_the_pages_render_styled_with_the_network_blocked(site):
         return route.continue_()
 
     validation = next((site / "validations").rglob("*.html"))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"),
-                *("--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"),
-            ],
-        )
-        try:
-            page = browser.new_page()
-            page.route("**/*", refuse)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            for url in (site / "index.html").as_uri(), validation.as_uri():
-                page.goto(url, wait_until="load")
-                # bootstrap's stylesheet is applied (unstyled, the body font is the browser's serif) ...
-                assert "-apple-system" in page.evaluate("getComputedStyle(document.body).fontFamily"), url
-                # ... jQuery and bootstrap-table ran: they wrap each table they render
-                page.locator("div.bootstrap-table").first.wait_for(state="attached", timeout=10_000)
-                # ... and Font Awesome's font face is defined and loads from its local copy
-                assert page.evaluate(
-                    "async () => (await document.fonts.load('900 16px \"Font Awesome 6 Free\"')).length"
-                )
-            assert page.locator("div.bootstrap-table").count() >= 1
-            page.goto((site / "index.html").as_uri(), wait_until="load")
-            rows = page.locator(".ge-index-page-validation-results-table tbody tr")
-            assert rows.count() == 2, rows.all_inner_texts()  # the two validation results are listed
-        finally:
-            browser.close()
+    blocked = ("--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND")
+    with chromium_page(*blocked) as page:
+        page.route("**/*", refuse)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for url in (site / "index.html").as_uri(), validation.as_uri():
+            page.goto(url, wait_until="load")
+            # bootstrap's stylesheet is applied (unstyled, the body font is the browser's serif) ...
+            assert "-apple-system" in page.evaluate("getComputedStyle(document.body).fontFamily"), url
+            # ... jQuery and bootstrap-table ran: they wrap each table they render
+            page.locator("div.bootstrap-table").first.wait_for(state="attached", timeout=10_000)
+            # ... and Font Awesome's font face is defined and loads from its local copy
+            assert page.evaluate("async () => (await document.fonts.load('900 16px \"Font Awesome 6 Free\"')).length")
+        assert page.locator("div.bootstrap-table").count() >= 1
+        page.goto((site / "index.html").as_uri(), wait_until="load")
+        rows = page.locator(".ge-index-page-validation-results-table tbody tr")
+        assert rows.count() == 2, rows.all_inner_texts()  # the two validation results are listed
     assert left == [], left
     assert errors == [], errors
 

@@ -1,10 +1,11 @@
-"""Events, the promoted-model trigger and the webhook alerts, on a real Prefect server with ``make serve``.
+"""Events, the promoted-model trigger and the webhook alerts, on a real Prefect server, through both routes.
 
 The module's own server (the automations must see only this module's runs), a repository copy with
 tiny params, ``python -m flows.serve`` with ``ALERT_WEBHOOK_URL`` pointing at a loopback receiver
 that records each POSTed JSON body. In order: a promoted model starts a batch-predict run within a
-minute; a blocked promotion sends one notification naming the failed check; a weekly-retrain run
-that fails sends one; setting the alerts up again leaves one of each.
+minute, and the UI shows it with the automation that started it; a blocked promotion sends one
+notification naming the failed check; a weekly-retrain run that fails sends one; setting the alerts
+up again leaves one of each; then the work-pool route (prefect.yaml, a worker) triggers the same run.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from flows.events import BLOCKED, PROMOTED
+from flows.events import BLOCKED, PROMOTED, promoted_trigger
 from tasks import paths, synthetic
 from tests.flows.test_flow import _deployment, _wait_for, flow
+from tests.helpers.browser import SCREENSHOTS, chromium_page
 from tests.helpers.loopback import QuietHandler, running
 from tests.helpers.prefect_server import Server, run
 from tests.helpers.repo import set_params
@@ -110,6 +112,13 @@ def test_a_promoted_model_starts_a_batch_prediction_of_the_inbox_within_a_minute
     assert finished["state"]["type"] == "COMPLETED", prefect_server.logs(triggered["id"])
     assert len(json.loads((flow_repo / paths.PREDICTIONS_OUT).read_text())) == 3
     assert webhook.received == []  # a promotion is no alert
+    with chromium_page() as page:  # the UI shows the run, the automation that started it, and its log
+        page.goto(f"{prefect_server.url}/runs/flow-run/{triggered['id']}", wait_until="networkidle")
+        page.get_by_text(triggered["name"]).first.wait_for(timeout=60_000)
+        page.get_by_text(promoted_trigger().name, exact=True).first.wait_for(timeout=30_000)
+        page.get_by_text("3 predicted, 0 failed").first.wait_for(timeout=30_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "prefect-triggered-run.png"), full_page=True)
 
 
 def test_a_blocked_promotion_sends_one_notification_naming_the_failed_check(flow_repo, prefect_server, webhook):
@@ -148,7 +157,7 @@ def test_setting_up_the_alerts_again_leaves_one_of_each(flow_repo, prefect_serve
     automations = prefect_server.post("/automations/filter", {})
     names = sorted(a["name"] for a in automations if a["name"].startswith("gender-alert"))
     assert names == ALERT_NAMES
-    triggers = [a for a in automations if a["name"] == "batch-predict when a model is promoted"]
+    triggers = [a for a in automations if a["name"] == promoted_trigger().name]
     assert len(triggers) == 1
 
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import pytest
 
 from flows.artifacts import PLOTS
 from flows.pipeline import STAGE_NAMES
+from tests.helpers.browser import SCREENSHOTS, chromium_page
 from tests.helpers.prefect_server import run
 
 pytestmark = pytest.mark.slow
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(os.environ.get("UI_SCREENSHOT_DIR", "test-screenshots"))
 
 
 def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, prefect_server):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: run `make system` (apt-get install chromium)"
     runs = prefect_server.flow_runs()
     if not runs or runs[0]["state"]["type"] != "COMPLETED":
         run([sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)], flow_repo, prefect_server.env)
@@ -30,37 +24,29 @@ def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, 
     # the run graph on the page below is drawn from these edges: the stages as a chain
     assert prefect_server.graph_edges(flow_run["id"]) == set(zip(STAGE_NAMES, STAGE_NAMES[1:]))
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{prefect_server.url}/runs/flow-run/{flow_run['id']}", wait_until="networkidle")
-            page.get_by_text("gender-pipeline").first.wait_for(timeout=60_000)
-            page.get_by_text(flow_run["name"]).first.wait_for(timeout=60_000)
-            page.get_by_text(f"{len(STAGE_NAMES)} Task runs").first.wait_for(timeout=60_000)
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "prefect-flow-run.png"), full_page=True)
-            page.get_by_text("Task Runs", exact=True).first.click()
-            names = page.locator(".task-run-list-item a.p-link")  # one row per task run, linked by name
-            names.nth(len(STAGE_NAMES) - 1).wait_for(timeout=60_000)
-            assert sorted(names.all_inner_texts()) == sorted(STAGE_NAMES)
-            page.get_by_text("stage:train").first.wait_for(timeout=10_000)  # the version tags are shown
-            shot = SCREENSHOTS / "prefect-task-runs.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+    with chromium_page() as page:
+        page.goto(f"{prefect_server.url}/runs/flow-run/{flow_run['id']}", wait_until="networkidle")
+        page.get_by_text("gender-pipeline").first.wait_for(timeout=60_000)
+        page.get_by_text(flow_run["name"]).first.wait_for(timeout=60_000)
+        page.get_by_text(f"{len(STAGE_NAMES)} Task runs").first.wait_for(timeout=60_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "prefect-flow-run.png"), full_page=True)
+        page.get_by_text("Task Runs", exact=True).first.click()
+        names = page.locator(".task-run-list-item a.p-link")  # one row per task run, linked by name
+        names.nth(len(STAGE_NAMES) - 1).wait_for(timeout=60_000)
+        assert sorted(names.all_inner_texts()) == sorted(STAGE_NAMES)
+        page.get_by_text("stage:train").first.wait_for(timeout=10_000)  # the version tags are shown
+        shot = SCREENSHOTS / "prefect-task-runs.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
 
-            # the plots artifact: every picture is embedded (data: URI) and has loaded in the page
-            artifact = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["plots"]}}})[0]
-            page.goto(f"{prefect_server.url}/artifacts/artifact/{artifact['id']}", wait_until="networkidle")
-            images = page.locator("img[src^='data:image/png;base64,']")
-            images.nth(len(PLOTS) - 1).wait_for(timeout=60_000)
-            widths = images.evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : 0)")
-            assert len(widths) == len(PLOTS), widths
-            assert all(w > 0 for w in widths), widths
-            assert [t for t, _ in PLOTS] == page.locator("img[src^='data:']").evaluate_all("els => els.map(e => e.alt)")
-            page.screenshot(path=str(SCREENSHOTS / "prefect-plots-artifact.png"), full_page=True)
-        finally:
-            browser.close()
+        # the plots artifact: every picture is embedded (data: URI) and has loaded in the page
+        artifact = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["plots"]}}})[0]
+        page.goto(f"{prefect_server.url}/artifacts/artifact/{artifact['id']}", wait_until="networkidle")
+        images = page.locator("img[src^='data:image/png;base64,']")
+        images.nth(len(PLOTS) - 1).wait_for(timeout=60_000)
+        widths = images.evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : 0)")
+        assert len(widths) == len(PLOTS), widths
+        assert all(w > 0 for w in widths), widths
+        assert [t for t, _ in PLOTS] == page.locator("img[src^='data:']").evaluate_all("els => els.map(e => e.alt)")
+        page.screenshot(path=str(SCREENSHOTS / "prefect-plots-artifact.png"), full_page=True)
