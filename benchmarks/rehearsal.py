@@ -2,9 +2,11 @@
 
 ``configs/kaggle.yaml`` as it is, except where its two hosts point: the Kaggle dataset comes from a
 loopback fake of the Kaggle API through the real ``kaggle`` client (N synthetic 178x218 JPEGs in the
-Kaggle layout, under the real slug), and ``model.handle`` is a loopback fake of TF Hub serving the
-built-in ``resnet50v2`` (the same architecture as the Hub ResNet50 v2, random weights: the cost is the
-same, the accuracy is not) as a ``.tar.gz`` to tensorflow_hub's real resolver. One more change:
+Kaggle layout, under the real slug), and the backbone is the built-in ``resnet50v2`` (the same
+architecture as the Hub ResNet50 v2, random weights: the cost is the same, the accuracy is not),
+served under the config's ``kaggle:`` handle by the same fake's Kaggle Models API to the real
+``kagglehub`` (or, for a TF Hub URL handle, as a ``.tar.gz`` by a loopback Hub fake to tensorflow_hub's
+real resolver). One more change:
 ``validate.min_per_class: 1`` (the real floor of 1,000 per class needs the real set). Every stage runs
 through ``dvc repro --single-item`` in a temporary copy of the repository; train, evaluate and promote
 run once in float32 and once in the reduced precision ``tasks.precision`` picks here
@@ -34,6 +36,7 @@ import yaml
 from benchmarks.common import REPO, run_measured, save
 from benchmarks.scale import DVC, local_zip, split_counts
 from tasks import precision
+from tasks.params.model import KAGGLE_PREFIX
 from tests.helpers import hub_fake, kaggle_fake
 from tests.helpers.repo import copy_repo
 
@@ -42,11 +45,13 @@ KAGGLE = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}  # the real se
 DATA_STAGES = ("download", "validate", "preprocess")
 MODEL_STAGES = ("train", "evaluate", "promote")
 FAKE_CREDENTIALS = ("rehearsal", "a-key-only-the-fake-knows")  # no real credentials are read or sent
-NOT_PASSED = ("KAGGLE_API_TOKEN", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "TFHUB_CACHE_DIR")
+NOT_PASSED = (
+    *("KAGGLE_API_TOKEN", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "TFHUB_CACHE_DIR", "KAGGLEHUB_CACHE"),
+)
 PROVES = (
     "configs/kaggle.yaml's six stages end to end with `dvc repro`: its thresholds (but min_per_class), shards, epochs",
     "the download through the real kaggle client (under the real slug), to data/raw with its sha256",
-    "the backbone through tensorflow_hub's real resolver (302 to a signed archive URL), cached and hashed",
+    "the backbone through its real client (kagglehub for kaggle:, tensorflow_hub's resolver for a URL), cached, hashed",
     "two-phase training of ResNet50 v2's architecture, its top 30 layers unfrozen, in float32 (and bfloat16 if any)",
     "time and peak memory per stage, extrapolated per image to the Kaggle set's size",
 )
@@ -94,19 +99,24 @@ def extrapolate(seconds: dict[str, float], counts: dict[str, int]) -> dict[str, 
 
 @contextlib.contextmanager
 def fake_hosts(tmp: Path, params: dict, images: int, served: str | None) -> Iterator[tuple[dict[str, str], dict]]:
-    """Serve the Kaggle set (``images`` synthetic JPEGs under ``params``' slug) and the Hub backbone (the
-    SavedModel folder ``served``, or the built-in resnet50v2 exported at the config's size) on loopback,
-    and point ``model.handle`` at the latter; yield the environment for the stages (the real ``kaggle``
-    client pointed at its fake, with the fake's credentials only) and the zip's size."""
+    """Serve the Kaggle set (``images`` synthetic JPEGs under ``params``' slug) and the backbone (the
+    SavedModel folder ``served``, or the built-in resnet50v2 exported at the config's size) on loopback:
+    a ``kaggle:`` handle from the same Kaggle fake (Kaggle Models, the handle unchanged), a URL from the
+    Hub fake (``model.handle`` pointed at it). Yield the environment for the stages (the real clients
+    pointed at their fakes, with the fake's credentials only) and the zip's size."""
     from tasks import backbones
 
     made = local_zip(images, tmp / "kaggle-layout.zip")
     served = served or str(backbones.export_builtin("resnet50v2", params["model"]["image_size"], 0, tmp / "served"))
-    with (
-        kaggle_fake.serve(params["data"]["kaggle_dataset"], tmp / "kaggle-layout.zip", *FAKE_CREDENTIALS) as kaggle,
-        hub_fake.serve(Path(served)) as hub,
-    ):
-        params["model"]["handle"] = hub.url
+    handle = params["model"]["handle"]
+    with contextlib.ExitStack() as hosts:
+        kaggle = hosts.enter_context(
+            kaggle_fake.serve(params["data"]["kaggle_dataset"], tmp / "kaggle-layout.zip", *FAKE_CREDENTIALS)
+        )
+        if handle.startswith(KAGGLE_PREFIX):
+            kaggle.add_model(handle.removeprefix(KAGGLE_PREFIX), Path(served))
+        else:
+            params["model"]["handle"] = hosts.enter_context(hub_fake.serve(Path(served))).url
         env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED}
         env.update(kaggle_fake.client_env(kaggle, *FAKE_CREDENTIALS), KAGGLE_CONFIG_DIR=str(tmp / "kaggle-config"))
         env.update(no_proxy="127.0.0.1", NO_PROXY="127.0.0.1")  # the Hub fake directly, Kaggle through its proxy
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         "counts": counts,
         "kaggle_counts": KAGGLE,
         "served_zip": zip_made,
-        "backbone": "built-in resnet50v2 (random weights) served by the loopback Hub fake",
+        "backbone": f"built-in resnet50v2 (random weights) served as {params['model']['handle']} on loopback",
         "reduced_precision": reduced,
         "why": why,
         "measured": measured,

@@ -55,16 +55,19 @@ def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Pa
 
 def resolve(handle: str, image_size: int, seed: int, cache_dir: Path, timeout_s: float = 60.0) -> str:
     """The SavedModel folder to give ``hub.KerasLayer``: a folder as it is, a built-in exported, a URL
-    downloaded by tensorflow_hub's resolver (``tasks.hub.fetch``: every read bounded by ``timeout_s``).
+    downloaded by tensorflow_hub's resolver and a ``kaggle:`` handle by kagglehub (``tasks.hub.fetch``:
+    every read bounded by ``timeout_s``).
 
     A URL's download is cached in ``cache_dir/tfhub`` (``data/backbones``, not TF Hub's default
-    ``/tmp/tfhub_modules``) unless the user set ``TFHUB_CACHE_DIR``.
+    ``/tmp/tfhub_modules``) unless the user set ``TFHUB_CACHE_DIR``; a Kaggle one in ``cache_dir/kagglehub``
+    (not ``~/.cache/kagglehub``) unless ``KAGGLEHUB_CACHE`` is set.
     """
     kind = handle_kind(handle)
     if kind == "builtin":
         return str(export_builtin(handle, image_size, seed, cache_dir))
-    if kind == "url":
+    if kind in ("url", "kaggle"):
         os.environ.setdefault("TFHUB_CACHE_DIR", str(Path(cache_dir).resolve() / "tfhub"))
+        os.environ.setdefault("KAGGLEHUB_CACHE", str(Path(cache_dir).resolve() / "kagglehub"))
         return str(hub.fetch(handle, timeout_s))
     return handle
 

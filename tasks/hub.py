@@ -1,19 +1,23 @@
-"""A TF Hub / Kaggle Models URL handle, downloaded by tensorflow_hub's own resolver, bounded and checked.
+"""A backbone downloaded from TF Hub or Kaggle Models by the real clients, bounded and checked.
 
-tensorflow_hub (0.16) downloads a URL handle (adding ``?tf-hub-format=compressed``) into
-``TFHUB_CACHE_DIR/<sha1 of the handle>``, and later trusts any non-empty folder there. Around that
-resolver, unchanged, this module adds:
+Two handle forms reach the network: a TF Hub URL, downloaded by tensorflow_hub's own resolver (0.16;
+it adds ``?tf-hub-format=compressed`` and unpacks into ``TFHUB_CACHE_DIR/<sha1 of the handle>``), and
+``kaggle:OWNER/MODEL/FRAMEWORK/VARIATION/VERSION``, downloaded by ``kagglehub.model_download`` with the
+user's Kaggle credentials (the dataset's) into ``KAGGLEHUB_CACHE/models/OWNER/.../VERSION``. Both
+clients later trust what their cache holds. Around them, unchanged, this module adds:
 
-* a timeout on every network read (``model.download_timeout_s``; the resolver's ``urlopen`` has none,
-  so a stalled server hung the train stage for ever) and the download stage's retry policy
+* a timeout on every network read (``model.download_timeout_s``; tensorflow_hub's ``urlopen`` has
+  none, so a stalled server hung the train stage for ever) and the download stage's retry policy
   (``tasks.retry``) for stalls and dropped connections;
-* one line for each answer that retrying cannot fix, saying what to do: refused (401/403), not found
-  (404), an HTML page (a proxy's or a login page) and an archive without ``saved_model.pb``;
+* one line for each answer that retrying cannot fix, saying what to do: refused (401/403: the
+  credentials, or the model's terms), not found (404), an HTML page (a proxy's or a login page) and
+  an archive without ``saved_model.pb``;
 * the unpacked tree's sha256, recorded at the first download (``<folder>.tree.json``) and checked on
   every later use: a cached folder that no longer matches, or holds no ``saved_model.pb``, is set
   aside (``<folder>.bad-N``) with a line saying so, and downloaded again.
 
-The resolver's own lock file and temporary folder keep two concurrent downloads of one handle apart.
+tensorflow_hub's lock file and temporary folder keep two concurrent downloads of one handle apart;
+kagglehub writes a completion marker last, and an unmarked folder is handed back to it to finish.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,15 +37,32 @@ from pathlib import Path
 
 from tasks.errors import StageError, logger
 from tasks.files import tree_hash
+from tasks.params.model import KAGGLE_PREFIX
 from tasks.retry import RETRY_DELAYS, NetworkError, with_retries
 
 log = logger("hub")
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def _kaggle(handle: str) -> bool:
+    return handle.startswith(KAGGLE_PREFIX)
+
+
+def _cache_env(handle: str) -> str:
+    return "KAGGLEHUB_CACHE" if _kaggle(handle) else "TFHUB_CACHE_DIR"
+
+
 def cache_folder(handle: str) -> Path:
-    """Where the resolver unpacks ``handle`` (the same rule as tensorflow_hub's)."""
-    return Path(os.environ["TFHUB_CACHE_DIR"]) / hashlib.sha1(handle.encode("utf8")).hexdigest()
+    """Where the client unpacks ``handle`` (kagglehub's rule for a Kaggle handle, tensorflow_hub's for a URL)."""
+    root = Path(os.environ[_cache_env(handle)])
+    if _kaggle(handle):
+        return root / "models" / handle.removeprefix(KAGGLE_PREFIX)
+    return root / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def _unfinished(handle: str, folder: Path) -> bool:
+    """A Kaggle download that has not written kagglehub's completion marker yet (kagglehub resumes it)."""
+    return _kaggle(handle) and not folder.with_name(f"{folder.name}.complete").is_file()
 
 
 def _record_path(folder: Path) -> Path:
@@ -74,8 +99,8 @@ def _set_aside(folder: Path) -> Path:
 
 def _ways_out(handle: str) -> str:
     return (
-        f"pre-seed the cache (unpack the model into {cache_folder(handle)}; TFHUB_CACHE_DIR sets the folder "
-        "above it) or set model.handle to a local SavedModel folder"
+        f"pre-seed the cache (unpack the model into {cache_folder(handle)}; {_cache_env(handle)} sets the "
+        "folder it is under) or set model.handle to a local SavedModel folder"
     )
 
 
@@ -95,7 +120,7 @@ def _not_an_archive(handle: str, timeout_s: float) -> Exception:
         with urllib.request.urlopen(_archive_url(handle), timeout=timeout_s) as response:
             kind, head = response.headers.get_content_type(), response.read(512)
     except urllib.error.HTTPError as exc:
-        return _http_error(handle, exc)
+        return _http_error(handle, exc.code, exc.reason)
     except OSError as exc:  # URLError, a timeout, a reset: the network, not the answer
         return ConnectionError(str(exc))
     if head.startswith(GZIP_MAGIC):
@@ -108,21 +133,80 @@ def _not_an_archive(handle: str, timeout_s: float) -> Exception:
     return StageError(f"backbone {handle}: the server answered {kind}, not a gzip tarball; {_ways_out(handle)}")
 
 
-def _http_error(handle: str, exc: urllib.error.HTTPError) -> Exception:
-    if exc.code in (408, 429) or exc.code >= 500:
-        return ConnectionError(f"HTTP {exc.code}")
-    if exc.code in (401, 403):
+def _http_error(handle: str, code: int, reason: str) -> Exception:
+    if code in (408, 429) or code >= 500:
+        return ConnectionError(f"HTTP {code}")
+    if code in (401, 403) and _kaggle(handle):
         return StageError(
-            f"backbone {handle}: HTTP {exc.code}, the model host refused the download (Kaggle Models serves "
+            f"backbone {handle}: HTTP {code}, Kaggle refused the download: check your Kaggle credentials (as for "
+            "the dataset: KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json) and accept the model's terms "
+            f"on its Kaggle page; or {_ways_out(handle)}"
+        )
+    if code in (401, 403):
+        return StageError(
+            f"backbone {handle}: HTTP {code}, the model host refused the download (Kaggle Models serves "
             f"archives from signed URLs that expire; some need accepted terms): try again later, or {_ways_out(handle)}"
         )
-    if exc.code == 404:
-        return StageError(f"backbone {handle}: HTTP 404, no model at this URL; check model.handle")
-    return StageError(f"backbone {handle}: HTTP {exc.code} {exc.reason}; {_ways_out(handle)}")
+    if code == 404:
+        return StageError(f"backbone {handle}: HTTP 404, no such model; check model.handle")
+    return StageError(f"backbone {handle}: HTTP {code} {reason}; {_ways_out(handle)}")
 
 
-def _resolve_once(handle: str, timeout_s: float) -> Path:
-    """One attempt of the real resolver, every socket read bounded by ``timeout_s``."""
+def kaggle_download_child(ref: str, again: bool, outcome_file: str) -> None:
+    """One ``kagglehub.model_download``, in the child process :func:`_kaggle_once` watches; its outcome as JSON."""
+    import kagglehub
+    import requests
+
+    try:
+        outcome = {"path": kagglehub.model_download(ref, force_download=again)}
+    except requests.HTTPError as exc:  # kagglehub's KaggleApiHTTPError among them
+        outcome = {"status": exc.response.status_code, "reason": exc.response.reason}
+    except requests.RequestException as exc:  # refused, a connection closed mid-file
+        outcome = {"network": f"{type(exc).__name__}: {exc}"}
+    Path(outcome_file).write_text(json.dumps(outcome))
+
+
+_CHILD = "import sys; from tasks.hub import kaggle_download_child as d; d(sys.argv[1], sys.argv[2] == '1', sys.argv[3])"
+
+
+def _bytes_under(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def _kaggle_once(handle: str, timeout_s: float, again: bool) -> Path:
+    """One attempt of ``kagglehub.model_download`` (``again``: the cached copy was set aside).
+
+    kagglehub's requests have no read timeout, so it runs in a child process, killed when no byte
+    has arrived for ``timeout_s`` (a stalled API call or file).
+    """
+    folder, repo = cache_folder(handle), Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory() as tmp:
+        outcome_file = Path(tmp) / "outcome.json"
+        ref, flag = handle.removeprefix(KAGGLE_PREFIX), "1" if again else "0"
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, ref, flag, str(outcome_file)], env=env)
+        seen, since = -1, time.monotonic()
+        while child.poll() is None:
+            size = _bytes_under(folder)
+            if size != seen:
+                seen, since = size, time.monotonic()
+            elif time.monotonic() - since > timeout_s:
+                child.kill()
+                child.wait()
+                raise TimeoutError(f"no byte arrived in {timeout_s:g} s")
+            time.sleep(min(0.1, timeout_s / 5))
+        if not outcome_file.is_file():
+            raise StageError(f"backbone {handle}: kagglehub stopped (exit status {child.returncode}); see above")
+        outcome = json.loads(outcome_file.read_text())
+    if "status" in outcome:
+        raise _http_error(handle, outcome["status"], outcome["reason"])
+    if "network" in outcome:
+        raise ConnectionError(outcome["network"])
+    return Path(outcome["path"])
+
+
+def _resolve_once(handle: str, timeout_s: float, again: bool = False) -> Path:
+    """One attempt of tensorflow_hub's resolver (it downloads afresh what is not cached), reads bounded."""
     import http.client
 
     import tensorflow_hub as hub
@@ -132,7 +216,7 @@ def _resolve_once(handle: str, timeout_s: float) -> Path:
     try:
         return Path(hub.resolve(handle))
     except urllib.error.HTTPError as exc:
-        raise _http_error(handle, exc) from exc
+        raise _http_error(handle, exc.code, exc.reason) from exc
     except urllib.error.URLError as exc:  # refused, no route, DNS, a timeout before the answer
         raise ConnectionError(str(exc.reason)) from exc
     except http.client.HTTPException as exc:  # a connection closed mid-answer
@@ -150,17 +234,17 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def fetch(handle: str, timeout_s: float) -> Path:
-    """The local SavedModel folder of URL ``handle``: the checked cache, or a fresh download.
+    """The local SavedModel folder of a URL or Kaggle ``handle``: the checked cache, or a fresh download.
 
     Raises:
         StageError: one line naming the handle and what to do (see the module docstring).
     """
-    folder = cache_folder(handle)
-    if folder.is_dir() and any(folder.iterdir()):
+    folder, again = cache_folder(handle), False
+    if folder.is_dir() and any(folder.iterdir()) and not _unfinished(handle, folder):
         problem = _problem(folder)
         if problem is None:
             return folder
-        aside = _set_aside(folder)
+        aside, again = _set_aside(folder), True
         log.warning(
             "backbone %s: the cached copy %s %s; set aside as %s, downloading again",
             handle,
@@ -168,8 +252,9 @@ def fetch(handle: str, timeout_s: float) -> Path:
             problem,
             aside,
         )
+    once = _kaggle_once if _kaggle(handle) else _resolve_once
     try:
-        local = with_retries(lambda: _resolve_once(handle, timeout_s), f"backbone {handle}", _retryable)
+        local = with_retries(lambda: once(handle, timeout_s, again), f"backbone {handle}", _retryable)
     except NetworkError as exc:
         cause = exc.__cause__
         raise StageError(

@@ -26,12 +26,13 @@ def test_handle_kinds(local_savedmodel, tmp_path):
     )
     assert backbones.handle_kind("small_cnn") == "builtin"
     assert backbones.handle_kind(str(local_savedmodel)) == "local"
-    with pytest.raises(ValueError, match="not a TF Hub/Kaggle Models URL, a SavedModel folder"):
+    assert backbones.handle_kind("kaggle:google/resnet-v2/tensorFlow2/50-feature-vector/2") == "kaggle"
+    with pytest.raises(ValueError, match="not a TF Hub URL, a Kaggle Models handle .*, a SavedModel folder"):
         backbones.handle_kind(str(tmp_path))  # a folder without saved_model.pb
 
 
 def test_a_folder_that_is_not_a_savedmodel_is_a_params_error(tmp_path):
-    with pytest.raises(ParamsError, match="model.handle: .* not a TF Hub/Kaggle Models URL"):
+    with pytest.raises(ParamsError, match="model.handle: .* not a TF Hub URL, a Kaggle Models handle"):
         parse({"model": {"handle": str(tmp_path)}})
 
 

@@ -1,0 +1,121 @@
+"""A ``kaggle:`` backbone through the real ``kagglehub`` client, against the loopback Kaggle API fake
+(tests/helpers/kaggle_fake.py, which also serves the dataset): a download with the dataset's credentials,
+refused credentials, an unknown model, a dropped connection, a stall and a damaged cache."""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tasks import backbones, hub, retry
+from tasks.errors import StageError
+from tasks.files import tree_hash
+from tasks.params.model import handle_kind
+from tests.helpers import kaggle_fake
+
+REF = "google/resnet-v2/tensorFlow2/50-feature-vector/2"
+HANDLE = f"kaggle:{REF}"
+USER, KEY = "fake-user", "fake-key"
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    return backbones.export_builtin("small_cnn", 32, 0, tmp_path_factory.mktemp("bb"))
+
+
+@pytest.fixture
+def fake(small_model, monkeypatch, tmp_path):
+    """The fake serving the model; the real client pointed at it, a fresh kagglehub cache, no retry waits."""
+    (tmp_path / "dataset.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: the dataset is not used
+    with kaggle_fake.serve("owner/dataset", tmp_path / "dataset.zip", USER, KEY) as served:
+        served.add_model(REF, small_model)
+        for name, value in kaggle_fake.client_env(served, USER, KEY).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))  # no ~/.kaggle
+        monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+        # no waits between attempts; only the retry module's clock (the fake's stalls use time.sleep)
+        monkeypatch.setattr(retry, "time", SimpleNamespace(**{**vars(time), "sleep": lambda s: None}))
+        yield served
+
+
+def _file_gets(fake) -> int:
+    return len(fake.file_requests())
+
+
+def test_the_handle_form_is_checked_before_anything_runs():
+    assert handle_kind(HANDLE) == "kaggle"
+    for bad in ("kaggle:google/resnet-v2/tensorFlow2/50-feature-vector", "kaggle:google/resnet-v2/tf2/fv/latest"):
+        with pytest.raises(ValueError, match="kaggle:OWNER/MODEL/FRAMEWORK/VARIATION/VERSION"):
+            handle_kind(bad)
+
+
+def test_a_kaggle_models_handle_is_downloaded_by_kagglehub_with_the_dataset_credentials(
+    fake, small_model, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("KAGGLEHUB_CACHE")
+    resolved = backbones.resolve(HANDLE, 32, 0, tmp_path / "backbones")
+    assert resolved == str(tmp_path / "backbones" / "kagglehub" / "models" / REF)  # not ~/.cache/kagglehub
+    assert tree_hash(hub.cache_folder(HANDLE)) == tree_hash(small_model)  # every file, byte for byte
+    files = sorted(p.relative_to(small_model).as_posix() for p in small_model.rglob("*") if p.is_file())
+    assert _file_gets(fake) == len(files)
+    assert backbones.resolve(HANDLE, 32, 0, tmp_path / "backbones") == resolved  # from the checked cache
+    assert _file_gets(fake) == len(files)
+    assert (hub.cache_folder(HANDLE).parent / "2.tree.json").is_file()
+    assert backbones.load_backbone(resolved)(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 128)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"key": "wrong"}, "HTTP 401, Kaggle refused the download: check your Kaggle credentials"),
+        ({"version": "3"}, "HTTP 404, no such model; check model.handle"),
+    ],
+)
+def test_refused_credentials_and_an_unknown_model_are_one_line_each(fake, monkeypatch, change, says):
+    handle = HANDLE[:-1] + change.get("version", "2")
+    monkeypatch.setenv("KAGGLE_KEY", change.get("key", KEY))
+    with pytest.raises(StageError) as err:
+        hub.fetch(handle, 10)
+    message = str(err.value)
+    assert message.startswith(f"backbone {handle}: {says}"), message
+    assert "\n" not in message
+    assert len([r for r in fake.requests if r["path"].endswith("ListModelInstanceVersionFiles")]) == 1  # no retry
+    assert not hub.cache_folder(handle).exists()
+
+
+def test_a_dropped_connection_is_retried_and_the_download_completes(fake, small_model, caplog):
+    fake.drop_after = 20_000  # the first file larger than that is cut there, once
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        folder = hub.fetch(HANDLE, 10)
+    assert "ConnectionError on attempt 1; retrying" in caplog.text
+    assert tree_hash(folder) == tree_hash(small_model)
+
+
+def test_a_stalled_server_fails_within_the_timeout_with_one_line(fake):
+    fake.chunk_delay = 30  # after its first 16 KiB, each file stalls
+    start = time.monotonic()
+    with pytest.raises(StageError) as err:
+        hub.fetch(HANDLE, 0.5)
+    assert time.monotonic() - start < 30  # 4 attempts of 0.5 s reads (sleeps skipped)
+    message = str(err.value)
+    assert message.startswith(f"backbone {HANDLE}: could not download it (TimeoutError: no byte arrived in 0.5 s"), (
+        message
+    )
+    assert "4 attempts" in message
+    assert f"unpack the model into {hub.cache_folder(HANDLE)}; KAGGLEHUB_CACHE sets" in message
+
+
+def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_model, caplog):
+    folder = hub.fetch(HANDLE, 10)
+    index = folder / "variables" / "variables.index"
+    index.write_bytes(index.read_bytes()[:-1])
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        again = hub.fetch(HANDLE, 10)
+    assert again == folder
+    assert f"the cached copy {folder} no longer matches its first download" in caplog.text
+    assert f"; set aside as {folder}.bad-1, downloading again" in caplog.text
+    assert tree_hash(again) == tree_hash(small_model)  # repaired, byte for byte
