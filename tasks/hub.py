@@ -16,12 +16,15 @@ clients later trust what their cache holds. Around them, unchanged, this module 
   every later use: a cached folder that no longer matches, or holds no ``saved_model.pb``, is set
   aside (``<folder>.bad-N``) with a line saying so, and downloaded again.
 
-tensorflow_hub's lock file and temporary folder keep two concurrent downloads of one handle apart;
-kagglehub writes a completion marker last, and an unmarked folder is handed back to it to finish.
+Two processes fetching into one cache take turns (a lock on the cache folder), so concurrent
+workers never write one model's files at once; kagglehub writes a completion marker last, and an
+unmarked folder (a killed download) is handed back to it to finish.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +36,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tasks.errors import StageError, logger
@@ -233,12 +237,32 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | TimeoutError)
 
 
+@contextlib.contextmanager
+def _one_at_a_time(root: Path) -> Iterator[None]:
+    """An exclusive lock on the cache folder ``root`` (``flock`` on the folder itself: no lock file stays)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def fetch(handle: str, timeout_s: float) -> Path:
     """The local SavedModel folder of a URL or Kaggle ``handle``: the checked cache, or a fresh download.
+
+    Two processes (two workers) fetching from one cache take turns: the second finds the first's
+    checked download.
 
     Raises:
         StageError: one line naming the handle and what to do (see the module docstring).
     """
+    with _one_at_a_time(Path(os.environ[_cache_env(handle)])):
+        return _fetch(handle, timeout_s)
+
+
+def _fetch(handle: str, timeout_s: float) -> Path:
     folder, again = cache_folder(handle), False
     if folder.is_dir() and any(folder.iterdir()) and not _unfinished(handle, folder):
         problem = _problem(folder)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
@@ -119,3 +120,13 @@ def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_model, ca
     assert f"the cached copy {folder} no longer matches its first download" in caplog.text
     assert f"; set aside as {folder}.bad-1, downloading again" in caplog.text
     assert tree_hash(again) == tree_hash(small_model)  # repaired, byte for byte
+
+
+def test_two_workers_fetching_at_once_download_once_and_both_get_the_whole_model(fake, small_model):
+    fake.chunk_delay = 0.05  # long enough for the second to arrive while the first downloads
+    with ThreadPoolExecutor(2) as pool:
+        folders = list(pool.map(lambda _: hub.fetch(HANDLE, 10), range(2)))
+    assert folders[0] == folders[1]
+    assert tree_hash(folders[0]) == tree_hash(small_model)
+    files = sorted(p.relative_to(small_model).as_posix() for p in small_model.rglob("*") if p.is_file())
+    assert _file_gets(fake) == len(files)  # the second found the first's checked download
