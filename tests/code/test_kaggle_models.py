@@ -17,6 +17,7 @@ from tasks.errors import StageError
 from tasks.files import tree_hash
 from tasks.params.model import handle_kind
 from tests.helpers import kaggle_fake
+from tests.helpers.prefect_server import free_port
 
 REF = "google/resnet-v2/tensorFlow2/50-feature-vector/2"
 HANDLE = f"kaggle:{REF}"
@@ -130,3 +131,18 @@ def test_two_workers_fetching_at_once_download_once_and_both_get_the_whole_model
     assert tree_hash(folders[0]) == tree_hash(small_model)
     files = sorted(p.relative_to(small_model).as_posix() for p in small_model.rglob("*") if p.is_file())
     assert _file_gets(fake) == len(files)  # the second found the first's checked download
+
+
+def test_no_network_and_no_cache_is_one_line_with_the_two_ways_out(fake, monkeypatch):
+    dead = f"http://127.0.0.1:{free_port()}"  # the Kaggle API's host through a proxy that is not there
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, dead)
+    with pytest.raises(StageError) as err:
+        hub.fetch(HANDLE, 5)
+    message = str(err.value)
+    assert message.startswith(f"backbone {HANDLE}: could not download it (ConnectionError: "), message
+    assert "4 attempts" in message
+    assert "\n" not in message
+    assert f"unpack the model into {hub.cache_folder(HANDLE)}" in message
+    assert "set model.handle to a local SavedModel folder" in message
+    assert fake.requests == []
