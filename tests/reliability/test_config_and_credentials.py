@@ -52,7 +52,7 @@ def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
         (
             "tasks.train",
             {"model": {"handle": "."}},
-            "model.handle: '.' is not a TF Hub/Kaggle Models URL, a SavedModel folder",
+            "model.handle: '.' is not a TF Hub URL, a Kaggle Models handle",
         ),
         ("tasks.validate", {"validate": {"min_per_class": -1}}, "validate.min_per_class: -1 is out of range"),
         (
