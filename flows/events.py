@@ -6,7 +6,7 @@
   none: events belong to the orchestrated route.
 * **Trigger.** The ``batch-predict`` deployment runs when a model is promoted (flows/deployments.py
   declares it once, for ``make serve`` and prefect.yaml alike), so the inbox is served by the new
-  model within a minute instead of at the next daily run.
+  model seconds after its promotion instead of at the next daily run.
 * **Alerts.** :func:`ensure_alerts` (run by ``make serve``, ``make deploy`` and ``python -m
   flows.events``) saves the webhook block ``gender-alerts`` (a Slack-compatible JSON body,
   ``{"text": ...}``, POSTed to ``ALERT_WEBHOOK_URL``) and two automations that send through it: one
