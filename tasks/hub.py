@@ -165,6 +165,8 @@ def kaggle_download_child(ref: str, again: bool, outcome_file: str) -> None:
         outcome = {"path": kagglehub.model_download(ref, force_download=again)}
     except requests.HTTPError as exc:  # kagglehub's KaggleApiHTTPError among them
         outcome = {"status": exc.response.status_code, "reason": exc.response.reason}
+    except json.JSONDecodeError as exc:  # an answer that is not the API's: a proxy's or a login page
+        outcome = {"not_json": str(exc)}
     except requests.RequestException as exc:  # refused, a connection closed mid-file
         outcome = {"network": f"{type(exc).__name__}: {exc}"}
     Path(outcome_file).write_text(json.dumps(outcome))
@@ -204,6 +206,11 @@ def _kaggle_once(handle: str, timeout_s: float, again: bool) -> Path:
         outcome = json.loads(outcome_file.read_text())
     if "status" in outcome:
         raise _http_error(handle, outcome["status"], outcome["reason"])
+    if "not_json" in outcome:
+        raise StageError(
+            f"backbone {handle}: the Kaggle API answered with something that is not JSON (a proxy's or a login "
+            f"page?): check your proxy settings, or {_ways_out(handle)}"
+        )
     if "network" in outcome:
         raise ConnectionError(outcome["network"])
     return Path(outcome["path"])
@@ -288,8 +295,8 @@ def _fetch(handle: str, timeout_s: float) -> Path:
     if not (local / "saved_model.pb").is_file():
         aside = _set_aside(local)
         raise StageError(
-            f"backbone {handle}: the archive holds no saved_model.pb at its top (set aside as {aside}): not a "
-            f"TF2 SavedModel; use the URL of a TF2 model, or {_ways_out(handle)}"
+            f"backbone {handle}: the download holds no saved_model.pb at its top (set aside as {aside}): not a "
+            f"TF2 SavedModel; use the handle of a TF2 model, or {_ways_out(handle)}"
         )
     if not _record_path(local).is_file():
         _write_record(local, tree_hash(local))

@@ -93,7 +93,7 @@ def test_a_stalled_server_fails_within_the_timeout_with_one_line(fake, loopback)
     [
         ("403", "HTTP 403, the model host refused the download"),
         ("html", "the server answered with an HTML page (text/html)"),
-        ("no_model", "the archive holds no saved_model.pb at its top"),
+        ("no_model", "the download holds no saved_model.pb at its top"),
     ],
 )
 def test_an_answer_that_is_not_a_model_gets_its_own_line(fake, fault, says):

@@ -5,6 +5,7 @@ refused credentials, an unknown model, a dropped connection, a stall and a damag
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -146,3 +147,26 @@ def test_no_network_and_no_cache_is_one_line_with_the_two_ways_out(fake, monkeyp
     assert f"unpack the model into {hub.cache_folder(HANDLE)}" in message
     assert "set model.handle to a local SavedModel folder" in message
     assert fake.requests == []
+
+
+def test_an_html_page_instead_of_the_api_is_one_line(fake):
+    fake.html = True
+    with pytest.raises(StageError) as err:
+        hub.fetch(HANDLE, 10)
+    message = str(err.value)
+    assert message.startswith(f"backbone {HANDLE}: the Kaggle API answered with something that is not JSON"), message
+    assert "\n" not in message
+    assert len(fake.requests) == 1  # not retried
+    assert not hub.cache_folder(HANDLE).exists()
+
+
+def test_a_model_without_saved_model_pb_is_one_line_and_set_aside(fake, small_model, tmp_path):
+    shutil.copytree(small_model / "variables", tmp_path / "not-a-savedmodel" / "variables")
+    fake.add_model(REF, tmp_path / "not-a-savedmodel")
+    with pytest.raises(StageError) as err:
+        hub.fetch(HANDLE, 10)
+    folder = hub.cache_folder(HANDLE)
+    assert str(err.value).startswith(
+        f"backbone {HANDLE}: the download holds no saved_model.pb at its top (set aside as {folder}.bad-1)"
+    ), err.value
+    assert not folder.exists()  # nothing the next run would trust

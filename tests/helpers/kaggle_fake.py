@@ -14,7 +14,8 @@ so nothing in the client is patched. It serves only the calls the download stage
 
 Faults are set per test: ``statuses`` (answers to the next DownloadDataset calls, e.g. 503 then the
 file), ``drop_after`` (close the connection once after that many bytes of the file) and
-``chunk_delay`` (seconds between 16 KiB chunks, to interrupt a download from outside).
+``chunk_delay`` (seconds between 16 KiB chunks, to interrupt a download from outside) and ``html`` (an
+HTML page, 200, for every API call).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class FakeKaggle:
         self.statuses: list[int] = []
         self.drop_after: int | None = None
         self.chunk_delay = 0.0
+        self.html = False  # answer every API call with an HTML page
         self.requests: list[dict] = []  # method, path, range, bytes sent
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -79,6 +81,8 @@ class FakeKaggle:
                 path = urlsplit(self.path).path
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 fake.requests.append({"method": "POST", "path": path})
+                if fake.html:  # a proxy's or a login page instead of the API
+                    return self.send_body(200, "text/html", b"<html><body>Sign in to continue</body></html>")
                 if self.headers.get("Authorization") != fake.auth:
                     return self._json(401, {"code": 401, "message": "Unauthenticated"})
                 if path.startswith(MODELS):
