@@ -50,9 +50,8 @@ def webhook():
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     """This module's own server: its automations react to this module's runs only."""
-    server = Server(tmp_path_factory.mktemp("prefect-home-events"))
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("prefect-home-events")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +78,6 @@ def _events(server, name: str) -> list[dict]:
     return server.post("/events/filter", {"filter": {"event": {"name": [name]}}, "limit": 50})["events"]
 
 
-def _until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"no {what} in {timeout:.0f} s")
-
-
 def _seconds_after(event: dict, stamp: str) -> float:
     def parse(s: str) -> datetime:
         return datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -107,7 +96,9 @@ def test_a_promoted_model_starts_a_batch_prediction_of_the_inbox(flow_repo, pref
     assert event["payload"]["fingerprint"] == blessed["fingerprint"]
     assert event["payload"]["metrics"] == json.loads((flow_repo / paths.METRICS).read_text())
     assert event["payload"]["failed_checks"] == []
-    triggered = _until(lambda: prefect_server.flow_runs("batch-predict"), 300, "batch-predict run")[0]
+    triggered = prefect_server.wait_until(
+        lambda: prefect_server.flow_runs("batch-predict"), 300, "a batch-predict run"
+    )[0]
     assert triggered["created_by"]["type"] == "AUTOMATION"
     # how soon after the event the run started: printed, not asserted (a latency is a benchmark's business;
     # a busy 2-core CI machine once took 66 s on the work-pool route)
@@ -130,7 +121,7 @@ def test_a_blocked_promotion_sends_one_notification_naming_the_failed_check(flow
     flow(flow_repo, prefect_server)
     (event,) = _events(prefect_server, BLOCKED)
     assert [c["name"] for c in event["payload"]["failed_checks"]] == ["accuracy"]
-    (message,) = _until(lambda: list(webhook.received), 60, "notification")
+    (message,) = prefect_server.wait_until(lambda: list(webhook.received), 60, "a notification")
     assert message["text"].startswith(f"Promotion blocked: model {event['payload']['fingerprint']}")
     assert "accuracy" in message["text"]
     assert "needs >= 1.0" in message["text"]
@@ -146,7 +137,7 @@ def test_a_failed_weekly_retrain_sends_one_notification(flow_repo, prefect_serve
         deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
         created = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
         assert _wait_for(prefect_server, created["id"])["state"]["type"] == "FAILED"
-        _until(lambda: len(webhook.received) == 2, 60, "second notification")
+        prefect_server.wait_until(lambda: len(webhook.received) == 2, 60, "a second notification")
     finally:
         (flow_repo / paths.PARAMS_FILE).write_text(good)
     message = webhook.received[1]["text"]
@@ -187,7 +178,9 @@ def test_the_work_pool_route_triggers_the_same_batch_prediction(flow_repo, prefe
     set_params(flow_repo, {"promote": {"min_accuracy": 0.0}})
     flow(flow_repo, prefect_server)  # promote reruns (its params changed) and promotes
     event = _events(prefect_server, PROMOTED)[0]  # newest first
-    new = _until(lambda: [r for r in _triggered(prefect_server) if r["id"] not in before], 300, "triggered run")
+    new = prefect_server.wait_until(
+        lambda: [r for r in _triggered(prefect_server) if r["id"] not in before], 300, "the triggered run"
+    )
     assert len(new) == 1
     assert _deployment(prefect_server, "batch-predict/batch-predict")["work_pool_name"] == "local-process"
     run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "local-process", "--run-once"], flow_repo, env)

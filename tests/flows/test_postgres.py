@@ -9,6 +9,7 @@ imported test function with the fixtures of the module it is imported into, so t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -45,9 +46,8 @@ def postgres():
 @pytest.fixture(scope="module")
 def prefect_server(postgres, tmp_path_factory):
     """This module's Prefect server keeps its state in PostgreSQL (the session's, tests/helpers, in SQLite)."""
-    server = Server(tmp_path_factory.mktemp("prefect-home-pg"), database_url=postgres.url)
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("prefect-home-pg"), database_url=postgres.url) as server:
+        yield server
 
 
 def test_the_runs_read_back_through_the_api_are_the_rows_in_postgresql(postgres, prefect_server):
@@ -69,11 +69,6 @@ def test_flow_runs_and_batch_predictions_at_once(database, flow_repo, prefect_se
     On PostgreSQL the server logs no database error at all; on SQLite the count of "database is
     locked" errors (each answered 503, then retried by the client) is printed, not asserted.
     """
-    if database == "postgresql":
-        server = prefect_server
-    else:
-        (tmp_path / "home").mkdir()
-        server = Server(tmp_path / "home")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for i, (_, _, data) in enumerate(synthetic.generate({"Test": 6}, 0.5, seed=3)):
@@ -82,7 +77,8 @@ def test_flow_runs_and_batch_predictions_at_once(database, flow_repo, prefect_se
     commands = [[sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)]] + [
         [sys.executable, "-c", predict, str(inbox), str(tmp_path / f"out-{i}.json")] for i in range(BATCHES)
     ]
-    try:
+    with contextlib.ExitStack() as stack:  # SQLite: a server of its own, stopped at the end
+        server = prefect_server if database == "postgresql" else stack.enter_context(Server(tmp_path / "home"))
         procs = [
             subprocess.Popen(c, cwd=flow_repo, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             for c in commands
@@ -100,9 +96,6 @@ def test_flow_runs_and_batch_predictions_at_once(database, flow_repo, prefect_se
             assert RETRYABLE not in log, log[-3000:]
         with capsys.disabled():
             print(f"\n{database}: {log.count(LOCKED)} '{LOCKED}', {log.count(RETRYABLE)} database errors answered 503")
-    finally:
-        if server is not prefect_server:
-            server.stop()
 
 
 def test_the_cluster_refuses_a_folder_its_user_cannot_reach(tmp_path):

@@ -44,6 +44,7 @@ class Server:
         }
         if database_url:
             self.env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+        home.mkdir(parents=True, exist_ok=True)
         self.log = (home / "server.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -122,12 +123,17 @@ class Server:
             self.proc.kill()
         self.log.close()
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("prefect-home"))
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
