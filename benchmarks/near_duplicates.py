@@ -1,6 +1,12 @@
-"""What the near-duplicate check costs at the real dataset's size (200,000 images).
+"""What the near-duplicate check costs at the real dataset's size (200,000 images), and what it catches.
 
-Two parts, measured separately and added up:
+What it catches: ``TRANSFORMS`` applied to synthetic faces (200; 20 with --small), each copy saved
+as JPEG (quality 90 unless the transform sets it); a copy is caught when the stage's two tests both
+pass for it and its original (hash distance <= ``MAX_DISTANCE``, then the thumbnail correlation in
+the best orientation >= ``MIN_CORRELATION``). What it must not catch: every pair among 2,000 other
+faces (200 with --small), different pictures of the same layout, as candidates and as confirmed pairs.
+
+What it costs, two parts, measured separately and added up:
   * hashing: ``near_duplicates.phash`` per decoded 178x218 synthetic face (validate's workers do it
     while they decode each image anyway), extrapolated to 200,000 images on this machine's cores;
   * the pair search: ``near_duplicates.close_pairs`` between the Kaggle split sizes (160,000 Train,
@@ -24,6 +30,108 @@ from benchmarks.common import save
 from tasks import near_duplicates, synthetic
 
 KAGGLE_SPLITS = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}
+
+
+def _crop(img, left: float, top: float, right: float, bottom: float):
+    """Cut the given shares off each side, then resize back (a re-cropped copy of an aligned face)."""
+    w, h = img.size
+    box = (round(left * w), round(top * h), w - round(right * w), h - round(bottom * h))
+    return img.crop(box).resize(img.size)
+
+
+def _shift(img, dx: int, dy: int):
+    """Move the picture right and down, repeating the edge into the gap."""
+    from PIL import Image
+
+    a = np.asarray(img)
+    return Image.fromarray(np.pad(a, ((dy, 0), (dx, 0), (0, 0)), mode="edge")[: a.shape[0], : a.shape[1]])
+
+
+def _hue(img, degrees: int):
+    from PIL import Image
+
+    h, s, v = img.convert("HSV").split()
+    return Image.merge("HSV", (h.point(lambda x: (x + degrees * 256 // 360) % 256), s, v)).convert("RGB")
+
+
+def _transforms() -> dict:
+    """The small changes of issue 21, by name: each takes and returns a PIL RGB image (and a JPEG quality)."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    return {
+        "mirror": (ImageOps.mirror, 90),
+        "upside down": (ImageOps.flip, 90),
+        "mirror, JPEG q30": (ImageOps.mirror, 30),
+        "crop 5% per side": (lambda i: _crop(i, 0.05, 0.05, 0.05, 0.05), 90),
+        "crop 10% per side": (lambda i: _crop(i, 0.1, 0.1, 0.1, 0.1), 90),
+        "crop 10% on one side": (lambda i: _crop(i, 0.1, 0, 0, 0), 90),
+        "shift 5 px": (lambda i: _shift(i, 5, 5), 90),
+        "rotate 2°": (lambda i: i.rotate(2, Image.BILINEAR), 90),
+        "rotate 5°": (lambda i: i.rotate(5, Image.BILINEAR), 90),
+        "rotate 10°": (lambda i: i.rotate(10, Image.BILINEAR), 90),
+        "greyscale (RGB)": (lambda i: i.convert("L").convert("RGB"), 90),
+        "red-blue swap": (lambda i: Image.merge("RGB", i.split()[::-1]), 90),
+        "hue +40°": (lambda i: _hue(i, 40), 90),
+        "brightness +20%": (lambda i: ImageEnhance.Brightness(i).enhance(1.2), 90),
+        "contrast -30%": (lambda i: ImageEnhance.Contrast(i).enhance(0.7), 90),
+        "JPEG q10": (lambda i: i, 10),
+    }
+
+
+def _faces(count: int, seed: int) -> list:
+    from PIL import Image
+
+    out = []
+    for _, _, data in synthetic.generate({"Train": count}, 0.5, seed):
+        with Image.open(io.BytesIO(data)) as img:
+            out.append(img.convert("RGB"))
+    return out
+
+
+def _thumbnail(img) -> np.ndarray:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return near_duplicates._thumbnail(buf.getvalue())
+
+
+def _matches(a, b) -> tuple[bool, bool]:
+    """(a candidate, a confirmed near-duplicate) by the stage's two tests."""
+    hashes = near_duplicates._bits([near_duplicates.phash(a), near_duplicates.phash(b)])
+    candidate = bool(near_duplicates.close_pairs(hashes[:1], hashes[1:]))
+    return candidate, candidate and near_duplicates.best_orientation(_thumbnail(a), _thumbnail(b))[1] >= (
+        near_duplicates.MIN_CORRELATION
+    )
+
+
+def caught(images: int) -> dict[str, float]:
+    """The share of ``images`` faces whose transformed copy the check finds, by transform."""
+    from PIL import Image
+
+    originals, shares = _faces(images, 21), {}
+    for name, (change, quality) in _transforms().items():
+        found = 0
+        for img in originals:
+            buf = io.BytesIO()
+            change(img).save(buf, "JPEG", quality=quality)
+            with Image.open(buf) as copy:
+                found += _matches(img, copy.convert("RGB"))[1]
+        shares[name] = round(found / images, 3)
+    return shares
+
+
+def false_pairs(images: int) -> dict[str, int]:
+    """Candidates and confirmed near-duplicates among all pairs of ``images`` different faces."""
+    faces = _faces(images, 22)
+    hashes = near_duplicates._bits([near_duplicates.phash(f) for f in faces])
+    half = images // 2  # the pairs between the two halves (as between two splits)
+    pairs = near_duplicates.close_pairs(hashes[:half], hashes[half:])
+    thumbs = [_thumbnail(f) for f in faces]
+    confirmed = [
+        p
+        for p in pairs
+        if near_duplicates.best_orientation(thumbs[p[0]], thumbs[half + p[1]])[1] >= near_duplicates.MIN_CORRELATION
+    ]
+    return {"pairs_compared": half * (images - half), "candidates": len(pairs), "confirmed": len(confirmed)}
 
 
 def hash_seconds_per_image(images: int) -> float:
@@ -61,6 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     cores = os.cpu_count() or 1
     per_image = hash_seconds_per_image(2000 // scale)
     search, candidates = search_seconds(splits)
+    transforms, different = caught(200 // scale), false_pairs(2000 // scale)
     total_images = sum(splits.values())
     hashing = per_image * total_images / cores
     result = {
@@ -72,6 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
         "search_seconds": round(search, 1),
         "random_candidates": candidates,
         "total_seconds": round(hashing + search, 1),
+        "caught_share_by_transform": transforms,
+        "different_faces": different,
     }
     save(args.name, result)
     return result

@@ -82,6 +82,7 @@ class NearDuplicate:
     b: str
     distance: int
     correlation: float
+    orientation: str = "as is"  # how b is turned relative to a (near_duplicates.ORIENTATIONS)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sys
 import pytest
 from pytest import approx
 
-from benchmarks import rehearsal
+from benchmarks import near_duplicates, rehearsal
 from benchmarks.common import REPO, RESULTS
 from tasks.stages import BY_NAME
 
@@ -92,6 +92,11 @@ def _near_duplicates(r: dict) -> None:
         == splits["Train"] * (splits["Validation"] + splits["Test"]) + splits["Validation"] * splits["Test"]
     )
     assert r["total_seconds"] == approx(r["hashing_seconds_on_all_cores"] + r["search_seconds"], abs=0.11)
+    assert list(r["caught_share_by_transform"]) == list(near_duplicates._transforms())
+    assert all(0 <= share <= 1 for share in r["caught_share_by_transform"].values())
+    different = r["different_faces"]
+    assert different["pairs_compared"] == 10 * 10  # 20 faces (--small), half against half
+    assert different["confirmed"] <= different["candidates"]
 
 
 def _precision(r: dict) -> None:

@@ -11,8 +11,9 @@ Behaviour, case by case (validate stage unless said otherwise):
   * the same image in two splits: refused ("data leak");
   * the same image under two classes: refused, naming both files ("label conflict");
   * an exact copy within a split: refused above ``validate.max_duplicates``, listed either way;
-  * a re-encoded or resized copy in another split (a perceptual-hash near-duplicate): refused above
-    ``validate.max_near_duplicates``, listed either way;
+  * a re-encoded, resized, mirrored or upside-down copy in another split (a perceptual-hash
+    near-duplicate): refused above ``validate.max_near_duplicates``, listed either way, with the
+    orientation that matched;
   * an image whose header declares more than ``validate.max_pixels``: refused without decoding;
   * a missing split or class folder, or an empty split: refused ("count"); an extra class folder:
     refused ("label").
@@ -129,6 +130,21 @@ def near_duplicate(folder):  # Train's first image, resized to 3/4 and saved aga
     return "Test/Male/near.jpg", "near_duplicates_in_other_splits"
 
 
+def _turned_copy(folder, split: str, turn, quality: int) -> str:
+    """Train's first image turned by ``turn`` (a PIL transpose), saved in ``split`` at ``quality``."""
+    with Image.open(_first_image(folder)) as img:
+        img.transpose(turn).save(folder / "Dataset" / split / "Male" / "turned.jpg", quality=quality)
+    return f"{split}/Male/turned.jpg"
+
+
+def mirrored_near_duplicate(folder):  # mirrored and re-encoded at quality 30, in Validation
+    return _turned_copy(folder, "Validation", Image.Transpose.FLIP_LEFT_RIGHT, 30), "near_duplicates_in_other_splits"
+
+
+def upside_down_near_duplicate(folder):
+    return _turned_copy(folder, "Test", Image.Transpose.FLIP_TOP_BOTTOM, 90), "near_duplicates_in_other_splits"
+
+
 def extra_class(folder):
     target = folder / "Dataset" / "Train" / "Unknown"
     target.mkdir()
@@ -168,6 +184,8 @@ FAULTS = [
     label_conflict,
     duplicate_in_split,
     near_duplicate,
+    mirrored_near_duplicate,
+    upside_down_near_duplicate,
     extra_class,
     missing_split,
     missing_class,
@@ -296,9 +314,31 @@ def test_duplicates_within_the_limits_pass_and_are_listed(dataset_folder, make_r
     }
     assert all(p.distance <= 24 for p in report.near_duplicates.first)
     assert all(p.correlation >= 0.99 for p in report.near_duplicates.first)
+    assert {p.orientation for p in report.near_duplicates.first} == {"as is"}
     # one more than allowed fails
     with pytest.raises(StageError, match="near_duplicates_in_other_splits"):
         run_stage("validate", tmp_path, validate=replace(params, max_near_duplicates=2))
+
+
+@pytest.mark.parametrize(
+    ("turn", "orientation"),
+    [
+        (Image.Transpose.FLIP_LEFT_RIGHT, "mirrored"),
+        (Image.Transpose.FLIP_TOP_BOTTOM, "upside down"),
+        (Image.Transpose.ROTATE_180, "turned 180 degrees"),
+    ],
+)
+def test_a_turned_copy_is_listed_with_its_orientation(
+    turn, orientation, dataset_folder, make_raw, tiny_validate_params, tmp_path
+):
+    # training flips images at random: a mirrored Test image in Train is a perfect leak
+    copy = _turned_copy(dataset_folder, "Test", turn, 90)
+    make_raw(dataset_folder)
+    params = replace(tiny_validate_params, max_near_duplicates=2)
+    (pair,) = run_stage("validate", tmp_path, validate=params).report.near_duplicates.first
+    assert (pair.a, pair.b) == (FIRST, copy)
+    assert pair.orientation == orientation
+    assert pair.correlation >= 0.99
 
 
 def _grey_thumbnail(img: Image.Image) -> np.ndarray:
