@@ -181,8 +181,8 @@ def _state_names(server, flow_run_id: str) -> list[str]:
     return [s["name"] for s in sorted(states, key=lambda s: s["timestamp"])]
 
 
-def test_served_deployments_have_their_crons_and_a_second_retrain_waits_for_the_first(flow_repo, prefect_server):
-    serving = subprocess.Popen(
+def _serve(flow_repo, prefect_server) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-m", "flows.serve", "--root", str(flow_repo)],
         cwd=flow_repo,
         env=prefect_server.env,
@@ -190,13 +190,29 @@ def test_served_deployments_have_their_crons_and_a_second_retrain_waits_for_the_
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _stop(serving: subprocess.Popen) -> None:
+    serving.terminate()
+    serving.wait(30)
+
+
+def test_served_deployments_have_their_crons_and_a_second_retrain_waits_for_the_first(flow_repo, prefect_server):
+    serving = _serve(flow_repo, prefect_server)
     try:
         deployment = _deployment(prefect_server, "gender-pipeline/weekly-retrain")
         assert _crons(deployment) == [DEPLOYMENTS["weekly-retrain"].cron]
         predict = _deployment(prefect_server, "batch-predict/batch-predict")
         assert _crons(predict) == [DEPLOYMENTS["batch-predict"].cron]
-        # triggered twice at once: the deployment's limit of one run lets the second wait, then run
-        first, second = (prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {}) for _ in "12")
+    finally:
+        _stop(serving)
+    # triggered twice while nothing serves, then served: the runner's first poll sees both runs at once
+    # (triggered while serving, a poll between the two triggers can let the first finish before the
+    # second is seen, and then nothing waits), and the deployment's limit of one run lets the second
+    # wait, then run
+    first, second = (prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {}) for _ in "12")
+    serving = _serve(flow_repo, prefect_server)
+    try:
         finished = [_wait_for(prefect_server, r["id"]) for r in (first, second)]
         for run_ in finished:
             assert run_["state"]["type"] == "COMPLETED", prefect_server.logs(run_["id"])
@@ -209,8 +225,7 @@ def test_served_deployments_have_their_crons_and_a_second_retrain_waits_for_the_
         (a, b) = sorted(finished, key=lambda r: r["start_time"])
         assert a["end_time"] <= b["start_time"], "the two retrain runs overlapped"
     finally:
-        serving.terminate()
-        serving.wait(30)
+        _stop(serving)
 
 
 def test_prefect_yaml_deploys_to_a_work_pool_and_a_worker_runs_it(flow_repo, prefect_server):
