@@ -39,17 +39,29 @@ def _build_builtin(name: str, image_size: int, seed: int) -> Any:
     return tf_keras.Model(inputs, outputs, name=name)
 
 
-def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Path:
-    """Export built-in ``name`` as a SavedModel (once per size and seed); return its folder."""
+def _export(name: str, image_size: int, seed: int, target: str) -> None:
     import tensorflow as tf
 
-    target = Path(cache_dir) / f"{name}-{image_size}px-seed{seed}"
-    if (target / "saved_model.pb").is_file():
-        return target
-    model = _build_builtin(name, image_size, seed)
-    tmp = target.with_name(target.name + ".tmp")
-    tf.saved_model.save(model, str(tmp))
+    tmp = Path(target).with_name(Path(target).name + ".tmp")
+    tf.saved_model.save(_build_builtin(name, image_size, seed), str(tmp))
     tmp.replace(target)
+
+
+def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Path:
+    """Export built-in ``name`` as a SavedModel (once per size and seed); return its folder.
+
+    The export runs in a child process. TensorFlow names every traced function from one counter per
+    process, and the trained model's own export carries those names: exporting the backbone in the
+    training process first gave the model other bytes on a cold cache than on a warm one, so a forced
+    rerun of train changed models/model and DVC reran everything after it.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    target = Path(cache_dir) / f"{name}-{image_size}px-seed{seed}"
+    if not (target / "saved_model.pb").is_file():
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pool.submit(_export, name, image_size, seed, str(target)).result()
     return target
 
 

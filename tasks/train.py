@@ -249,7 +249,20 @@ def export(model: Any, image_size: int, class_names: list[str], out: Path) -> No
     module.model = model
     module.image_size = tf.Variable(image_size, trainable=False, name="image_size")
     tf.saved_model.save(module, str(out), signatures={"serving_default": serve})
+    _content_uuid(out / "fingerprint.pb")
     write_json(out / paths.CLASS_NAMES_NAME, class_names)
+
+
+def _content_uuid(fingerprint: Path) -> None:
+    """Replace the random ``uuid`` TensorFlow writes into a SavedModel's ``fingerprint.pb`` with one
+    made from the fingerprint's content hashes: the same model, the same bytes (a forced rerun of
+    train must not make DVC rerun evaluate and promote)."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    fp = fingerprint_pb2.FingerprintDef.FromString(fingerprint.read_bytes())
+    fp.uuid = ""
+    fp.uuid = str(int(hashlib.sha256(fp.SerializeToString(deterministic=True)).hexdigest()[:32], 16))
+    fingerprint.write_bytes(fp.SerializeToString(deterministic=True))
 
 
 def make_strategy(kind: str) -> Any:
