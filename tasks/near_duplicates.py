@@ -61,12 +61,26 @@ def _bits(hexes: list[str]) -> np.ndarray:
     return raw.astype(np.uint64).reshape(len(hexes), -1)
 
 
+def _most_telling_first(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` with the same permutation of their bits: first the bits set in closest to half
+    of these hashes. Distances do not change; the first word filters best. (On faces the lowest
+    frequencies are large in nearly every image, so in hash order the first word of two different
+    faces passed the filter for 49% of pairs, and the search took 4x as long; in this order 5%.)"""
+    unpacked = [np.unpackbits(x.astype(">u8").view(np.uint8), axis=1) for x in (a, b)]
+    share = np.concatenate(unpacked).mean(axis=0)
+    order = np.argsort(-np.minimum(share, 1 - share), kind="stable")
+    return tuple(np.ascontiguousarray(np.packbits(u[:, order], axis=1)).view(">u8").astype(np.uint64) for u in unpacked)
+
+
 def close_pairs(a: np.ndarray, b: np.ndarray, max_distance: int = MAX_DISTANCE) -> list[tuple[int, int, int]]:
     """Every (i, j, distance) with Hamming distance(a[i], b[j]) <= ``max_distance``.
 
     The first 64-bit word alone already differs in more than ``max_distance`` bits for most pairs,
     so the other words are compared only for the pairs that pass it.
     """
+    if len(a) == 0 or len(b) == 0:
+        return []
+    a, b = _most_telling_first(a, b)
     pairs = []
     for start in range(0, len(a), _BLOCK):
         block = a[start : start + _BLOCK]
