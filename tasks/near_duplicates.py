@@ -91,14 +91,20 @@ def close_pairs(a: np.ndarray, b: np.ndarray, max_distance: int = MAX_DISTANCE) 
     return pairs
 
 
+def thumbnail(image: Any) -> np.ndarray:
+    """(THUMB, THUMB, 3) colour thumbnail of a PIL image, zero mean and unit norm."""
+    from PIL import Image
+
+    pixels = np.asarray(image.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR), dtype=np.float64)
+    pixels -= pixels.mean()
+    return pixels / (np.linalg.norm(pixels) or 1.0)
+
+
 def _thumbnail(data: bytes) -> np.ndarray:
-    """(THUMB, THUMB, 3) colour thumbnail, zero mean and unit norm."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
-        pixels = np.asarray(img.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR), dtype=np.float64)
-    pixels -= pixels.mean()
-    return pixels / (np.linalg.norm(pixels) or 1.0)
+        return thumbnail(img)
 
 
 def best_orientation(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
