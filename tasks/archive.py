@@ -138,13 +138,14 @@ class ArchiveWriter:
         self._zf = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)
         self._seq: Counter[tuple[str, str]] = Counter()
 
-    def add(self, split: str, label: str, data: bytes, name: str | None = None) -> None:
-        """Add one image; without ``name`` it is numbered within its split and class."""
+    def add(self, split: str, label: str, data: bytes, name: str | None = None) -> str:
+        """Add one image; without ``name`` it is numbered within its split and class. Returns its entry name."""
         self._seq[split, label] += 1
         name = name or f"{self._seq[split, label]:06d}.jpg"
         info = zipfile.ZipInfo(f"{paths.DATASET_TOP}/{split}/{label}/{name}", date_time=_FIXED_TIME)
         info.external_attr = 0o644 << 16
         self._zf.writestr(info, data)
+        return info.filename
 
     def close(self) -> None:
         self._zf.close()

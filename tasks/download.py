@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 from tasks import archive, paths, reports, synthetic
 from tasks.contract import Stage, StageResult
 from tasks.errors import StageError, logger, shown
-from tasks.files import atomic_dir, sha256_file
+from tasks.files import atomic_dir, sha256_file, write_csv
 from tasks.params.data import DataParams
 from tasks.reports import Source
 from tasks.retry import with_retries
@@ -205,13 +206,28 @@ def make_synthetic(params: DataParams, dest: Path) -> dict[str, Any]:
     syn = params.synthetic
     counts = {"Train": syn.train, "Validation": syn.validation, "Test": syn.test}
     total = sum(counts.values())
+    flips = synthetic.flipped(counts, syn.label_noise, syn.seed)
+    position: Counter[str] = Counter()  # of each image within its split
+    key = []  # the answer key of the flipped labels: entry, split, true label, given label
     with archive.ArchiveWriter(dest / paths.RAW_ARCHIVE_NAME) as writer:
         for i, (split, label, data) in enumerate(
             synthetic.generate(counts, syn.male_share, syn.seed, os.cpu_count() or 1), start=1
         ):
-            writer.add(split, label, data)
+            given = synthetic.other(label) if position[split] in flips[split] else label
+            entry = writer.add(split, given, data)
+            if given != label:
+                key.append((entry, split, label, given))
+            position[split] += 1
             if i % 500 == 0 or i == total:
                 log.info("synthetic faces: %d/%d", i, total)
+    if syn.label_noise:
+        log.info(
+            "label_noise %.3f: %d labels flipped, listed in %s (no stage reads it)",
+            syn.label_noise,
+            len(key),
+            paths.NOISE_KEY_NAME,
+        )
+        write_csv(dest / paths.NOISE_KEY_NAME, ["path", "split", "true_label", "given_label"], key)
     return {"seed": syn.seed, "note": "synthetic faces drawn by tasks/synthetic.py, not real people"}
 
 

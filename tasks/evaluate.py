@@ -10,7 +10,6 @@ artifact users get), not from training memory. Everything here is a function of 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 from tasks import dataset, metrics, paths, precision, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import logger
-from tasks.files import atomic_outputs, tree_hash, write_json
+from tasks.files import atomic_outputs, tree_hash, write_csv, write_json
 from tasks.inference import LoadedModel, SplitPredictions, load_model, predict_split
 from tasks.params.evaluate import EvaluateParams
 from tasks.reports import (
@@ -246,11 +245,14 @@ def write_outputs(
         staged = {name: tmp / path.name for name, path in outputs.items()}
         reports.write(staged["evaluation_file"], evaluation)
         write_json(staged["roc_file"], [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep])
-        with staged["predictions_file"].open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["path", "true_label", "predicted_label", "probability"])
-            for name, t, p in zip(pred.names, pred.y_true, pred.probs):
-                writer.writerow([name, class_names[t], class_names[p.argmax()], f"{p.max():.6f}"])
+        write_csv(
+            staged["predictions_file"],
+            ["path", "true_label", "predicted_label", "probability"],
+            (
+                [name, class_names[t], class_names[p.argmax()], f"{p.max():.6f}"]
+                for name, t, p in zip(pred.names, pred.y_true, pred.probs)
+            ),
+        )
         figures = staged["figures"]
         figures.mkdir()
         confusion_figure(evaluation, figures / "confusion_matrix.png")

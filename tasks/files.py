@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
 import errno
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,14 @@ def write_json(path: Path, data: Any) -> None:
     with Path(path).open("w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV with ``\\n`` line ends (the same bytes on every platform)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -15,6 +15,7 @@ RAW_ARCHIVE_NAME = "Dataset.zip"  # the dataset, kept as one archive (DVC hashes
 SOURCE_NAME = "SOURCE.json"  # where the data came from: source, slug, version, sha256, counts
 DATASET_TOP = "Dataset"  # the archive's top folder in the Kaggle layout
 SPLITS = ("Train", "Validation", "Test")
+NOISE_KEY_NAME = "label_noise_key.csv"  # synthetic label_noise's answer key (no stage reads it)
 DOWNLOADS_DIR = "data/downloads"  # a Kaggle download in progress (not a DVC output: it survives a failed run)
 
 # validate: the report and manifest are byte-reproducible (later stages read them); the GX context

@@ -168,6 +168,27 @@ def generate(
             pool.shutdown(cancel_futures=True)
 
 
+NOISE_STREAM = 0x6E6F6973  # mixed into the seed: the flips draw from their own stream, not the images'
+
+
+def flipped(counts: dict[str, int], label_noise: float, seed: int) -> dict[str, set[int]]:
+    """Per split, the positions (in :func:`generate`'s order) whose label is given wrong.
+
+    ``round(count * label_noise)`` of each split, drawn from a stream of their own, so the images
+    themselves are the same with noise as without.
+    """
+    rng = np.random.default_rng([seed, NOISE_STREAM])
+    return {
+        split: {int(i) for i in rng.choice(count, round(count * label_noise), replace=False)}
+        for split, count in counts.items()
+    }
+
+
+def other(label: str) -> str:
+    """The other class of the synthetic set."""
+    return "Female" if label == "Male" else "Male"
+
+
 def photos(
     count: int, seed: int, size: tuple[int, int] = (480, 640)
 ) -> list[tuple[Image.Image, tuple[int, int, int, int], bool]]:

@@ -21,6 +21,9 @@ class SyntheticParams:
     test: int = number(400, lo=2, hi=MAX_SYNTHETIC_IMAGES)
     male_share: float = number(0.42, lo=0.05, hi=0.95)
     seed: int = number(42, lo=0, hi=MAX_SEED)
+    # share of each split written under the other class's folder, for measuring the label audit; the
+    # answer key goes to data/raw/label_noise_key.csv, outside the dataset, and no stage reads it
+    label_noise: float = number(0.0, lo=0.0, hi=0.5)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import zipfile
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -147,6 +149,26 @@ def test_synthetic_is_deterministic_by_seed_and_in_the_kaggle_layout(tmp_path):
     with zipfile.ZipFile(one.archive) as zf:
         with zf.open("Dataset/Test/Male/000001.jpg") as fh, Image.open(fh) as img:
             assert (img.format, img.size, img.mode) == ("JPEG", (178, 218), "RGB")
+
+
+def test_label_noise_moves_images_to_the_other_class_and_keys_them_outside_the_dataset(tmp_path):
+    clean = dl.download(tmp_path / "clean", tiny_synthetic())
+    noisy = dl.download(tmp_path / "noisy", tiny_synthetic(label_noise=0.25))
+    key = list(csv.DictReader((tmp_path / "noisy" / paths.NOISE_KEY_NAME).open()))
+    assert not (tmp_path / "clean" / paths.NOISE_KEY_NAME).exists()
+    assert sorted(Counter(row["split"] for row in key).items()) == [("Test", 4), ("Train", 10), ("Validation", 4)]
+
+    def images(archive_path):
+        with zipfile.ZipFile(archive_path) as zf:
+            return {name: zf.read(name) for name in zf.namelist() if name.endswith(".jpg")}
+
+    before, after = images(clean.archive), images(noisy.archive)
+    assert sorted(before.values()) == sorted(after.values())  # the same images, nothing lost or added
+    where = {data: name.split("/")[2] for name, data in before.items()}  # image -> its true class
+    flipped = {name for name, data in after.items() if where[data] != name.split("/")[2]}
+    assert flipped == {row["path"] for row in key}
+    assert all(row["given_label"] == row["path"].split("/")[2] != row["true_label"] for row in key)
+    assert not any(name.startswith(paths.DATASET_TOP) and paths.NOISE_KEY_NAME in name for name in after)
 
 
 def test_synthetic_classes_differ_by_more_than_colour(tmp_path):

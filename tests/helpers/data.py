@@ -45,9 +45,12 @@ def jpeg(img: Image.Image, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
-def tiny_synthetic(train: int = 40, validation: int = 16, test: int = 16, seed: int = 3) -> DataParams:
+def tiny_synthetic(
+    train: int = 40, validation: int = 16, test: int = 16, seed: int = 3, label_noise: float = 0.0
+) -> DataParams:
     return DataParams(
-        source="synthetic", synthetic=SyntheticParams(train=train, validation=validation, test=test, seed=seed)
+        source="synthetic",
+        synthetic=SyntheticParams(train=train, validation=validation, test=test, seed=seed, label_noise=label_noise),
     )
 
 
