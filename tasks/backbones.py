@@ -4,10 +4,13 @@ A handle is one of:
   * a TF Hub or Kaggle Models URL (the real default: ResNet50 v2 feature vector), downloaded by
     tensorflow_hub's own resolver with a timeout, retries and a checked cache (``tasks.hub``);
   * a local SavedModel folder;
-  * a built-in name, for offline runs: ``small_cnn`` (learns the synthetic set on 2 CPU cores in
-    minutes) or ``resnet50v2`` (random weights, for cost measurements). A built-in is built with
-    ``tf_keras``, exported once as a SavedModel under ``data/backbones/`` and then loaded by the
-    same ``hub.KerasLayer`` path as a downloaded one. Pretrained weights are never reachable offline.
+  * a built-in name, for offline runs: ``small_cnn`` or ``resnet50v2`` (random weights, for cost
+    measurements). A built-in is built with ``tf_keras``, exported once as a SavedModel under
+    ``data/backbones/`` and then loaded by the same ``hub.KerasLayer`` path as a downloaded one.
+    ``small_cnn`` is the demo's miniature of transfer learning: before its export it is pretrained
+    (:func:`pretrain`) on synthetic faces drawn from a stream of their own, disjoint from any
+    dataset the ``data`` section makes, so its frozen features already tell the classes apart, as
+    ImageNet features do for the real ResNet. That is what makes the label audit work on the demo.
 
 Backbones take float images in [0, 1] (the TF Hub image convention) and return a feature vector.
 """
@@ -15,11 +18,16 @@ Backbones take float images in [0, 1] (the TF Hub image convention) and return a
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tasks import hub
 from tasks.params.model import handle_kind
+
+PRETRAINED = ("small_cnn",)  # the built-ins that are pretrained before export
 
 
 def _build_builtin(name: str, image_size: int, seed: int) -> Any:
@@ -39,12 +47,44 @@ def _build_builtin(name: str, image_size: int, seed: int) -> Any:
     return tf_keras.Model(inputs, outputs, name=name)
 
 
+PRETRAIN_IMAGES = 2000  # small_cnn's pretraining set: half Male, half Female
+PRETRAIN_EPOCHS = 8
+PRETRAIN_STREAM = 0x70726574  # mixed into the seed: a draw that no ``data.synthetic.seed`` gives
+
+
+def pretrain(backbone: Any, image_size: int, seed: int) -> None:
+    """Train ``backbone`` with a throw-away softmax head on ``PRETRAIN_IMAGES`` synthetic faces, in place.
+
+    The faces come from ``synthetic.generate`` seeded with ``[seed, PRETRAIN_STREAM]``: a random stream
+    that the data section's integer seeds never give, so no image of the dataset is among them. Op
+    determinism and the seeds make the weights, and so the export, the same bytes every time.
+    """
+    import tensorflow as tf
+    import tf_keras
+
+    from tasks import dataset, synthetic
+
+    tf.config.experimental.enable_op_determinism()
+    faces = list(synthetic.generate({"pretrain": PRETRAIN_IMAGES}, 0.5, [seed, PRETRAIN_STREAM]))
+    images = tf.stack([dataset.decode_and_resize(tf.constant(data), image_size) for _, _, data in faces])
+    labels = np.array([label == "Male" for _, label, _ in faces], dtype="int32")
+    model = tf_keras.Model(backbone.input, tf_keras.layers.Dense(2, activation="softmax")(backbone.output))
+    model.compile(tf_keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    model.fit(tf.cast(images, tf.float32) / 255.0, labels, batch_size=32, epochs=PRETRAIN_EPOCHS, verbose=0)
+
+
 def _export(name: str, image_size: int, seed: int, target: str) -> None:
     import tensorflow as tf
 
-    tmp = Path(target).with_name(Path(target).name + ".tmp")
-    tf.saved_model.save(_build_builtin(name, image_size, seed), str(tmp))
-    tmp.replace(target)
+    backbone = _build_builtin(name, image_size, seed)
+    if name in PRETRAINED:
+        pretrain(backbone, image_size, seed)
+    tmp = Path(target).with_name(f"{Path(target).name}.tmp{os.getpid()}")
+    tf.saved_model.save(backbone, str(tmp))
+    try:
+        tmp.replace(target)
+    except OSError:  # another process exported the same backbone first: the same bytes
+        shutil.rmtree(tmp)
 
 
 def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Path:
@@ -58,7 +98,7 @@ def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Pa
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    target = Path(cache_dir) / f"{name}-{image_size}px-seed{seed}"
+    target = Path(cache_dir) / f"{name}-{image_size}px-seed{seed}{'-pretrained' if name in PRETRAINED else ''}"
     if not (target / "saved_model.pb").is_file():
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             pool.submit(_export, name, image_size, seed, str(target)).result()

@@ -141,7 +141,7 @@ def _draw_block(seed: np.random.SeedSequence, labels: list[str]) -> list[bytes]:
 
 
 def generate(
-    counts: dict[str, int], male_share: float, seed: int, workers: int = 1
+    counts: dict[str, int], male_share: float, seed: int | list[int], workers: int = 1
 ) -> Iterator[tuple[str, str, bytes]]:
     """Yield ``(split, label, jpeg_bytes)`` for the whole set, deterministically by ``seed``.
 

@@ -10,13 +10,14 @@ import pytest
 from tasks import backbones
 from tasks.errors import ParamsError
 from tasks.params.config import parse
+from tests.helpers.repo import BACKBONES
 
 URL = "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"
 
 
 @pytest.fixture(scope="module")
 def local_savedmodel(tmp_path_factory):
-    return backbones.export_builtin("small_cnn", 32, 0, tmp_path_factory.mktemp("bb"))
+    return backbones.export_builtin("small_cnn", 32, 0, BACKBONES)
 
 
 def test_handle_kinds(local_savedmodel, tmp_path):

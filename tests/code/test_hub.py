@@ -21,12 +21,12 @@ from tasks.errors import StageError
 from tasks.files import tree_hash
 from tests.helpers import hub_fake
 from tests.helpers.prefect_server import free_port
-from tests.helpers.repo import REPO
+from tests.helpers.repo import BACKBONES, REPO
 
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
-    return backbones.export_builtin("small_cnn", 32, 0, tmp_path_factory.mktemp("bb"))
+    return backbones.export_builtin("small_cnn", 32, 0, BACKBONES)
 
 
 @pytest.fixture

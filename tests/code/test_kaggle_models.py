@@ -19,6 +19,7 @@ from tasks.files import tree_hash
 from tasks.params.model import handle_kind
 from tests.helpers import kaggle_fake
 from tests.helpers.prefect_server import free_port
+from tests.helpers.repo import BACKBONES
 
 REF = "google/resnet-v2/tensorFlow2/50-feature-vector/2"
 HANDLE = f"kaggle:{REF}"
@@ -27,7 +28,7 @@ USER, KEY = "fake-user", "fake-key"
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
-    return backbones.export_builtin("small_cnn", 32, 0, tmp_path_factory.mktemp("bb"))
+    return backbones.export_builtin("small_cnn", 32, 0, BACKBONES)
 
 
 @pytest.fixture
