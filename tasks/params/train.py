@@ -15,7 +15,7 @@ class TrainParams:
     batch_size: int = number(32, lo=1, hi=4096)
     epochs: int = number(3, lo=1)  # phase 1: the head on features computed once
     learning_rate: float = number(0.01, lo=1e-7, hi=1.0)
-    fine_tune_epochs: int = number(12, lo=0)  # phase 2, off when 0
+    fine_tune_epochs: int = number(4, lo=0)  # phase 2, off when 0
     fine_tune_layers: int = number(0, lo=0)  # the top N variable groups of the backbone; 0: all
     fine_tune_learning_rate: float = number(1e-3, lo=1e-8, hi=1.0)
     augment_flip: bool = True  # phase 2 only
