@@ -71,14 +71,16 @@ def original_recipe(folders: Path, handle: str, size: int, batch: int, epochs: i
 
 def ours(processed: Path, handle: str, size: int, batch: int, epochs: int) -> tuple[float, float]:
     from tasks import backbones, dataset
-    from tasks.train import _compile, build_extractor, build_head, extract_features
+    from tasks.features import build_extractor, extract
+    from tasks.train import _compile, build_head
 
-    start = time.perf_counter()
+    start = time.perf_counter()  # the features stage's one pass, then the head
     extractor = build_extractor(backbones.load_backbone(handle), size)
-    x_tr, y_tr = extract_features(extractor, dataset.make_dataset(dataset.shard_files(processed, "Train"), size, batch))
-    x_val, y_val = extract_features(
-        extractor, dataset.make_dataset(dataset.shard_files(processed, "Validation"), size, batch)
+    tr, val = (
+        extract(extractor, dataset.make_dataset(dataset.shard_files(processed, split), size, batch, with_meta=True))
+        for split in ("Train", "Validation")
     )
+    x_tr, y_tr, x_val, y_val = tr.x, tr.y, val.x, val.y
     head = build_head(x_tr.shape[1], 2, 0.0)
     _compile(head, 1e-3)
     history = head.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch, verbose=0)

@@ -117,6 +117,7 @@ def make_dataset(
     augmentation: dict[str, Any] | None = None,
     with_meta: bool = False,
     drop_remainder: bool = False,
+    exclude: frozenset[str] = frozenset(),
 ) -> Any:
     """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)`` (and metadata when asked).
 
@@ -128,10 +129,19 @@ def make_dataset(
         augmentation: ``{"flip": bool, "brightness": float, "seed": int}`` for training, or None.
         with_meta: also yield each image's path inside the dataset and its encoded size in bytes.
         drop_remainder: drop the last partial batch (needed by MirroredStrategy with Hub layers).
+        exclude: dataset paths of images to leave out (``train.exclude_label_issues``).
     """
     import tensorflow as tf
 
     ds = _records(files, shuffle_seed)
+    if exclude:
+        left_out = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(sorted(exclude), [True] * len(exclude)), default_value=False
+        )
+        path_spec = {"path": tf.io.FixedLenFeature([], tf.string)}
+        ds = ds.filter(
+            lambda record: tf.logical_not(left_out.lookup(tf.io.parse_single_example(record, path_spec)["path"]))
+        )
     ds = ds.map(_parser(image_size, with_meta), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder)
     if augmentation:

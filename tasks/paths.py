@@ -34,6 +34,14 @@ PREPROCESS_SUMMARY_NAME = "summary.json"
 
 SHARD_GLOB = "{split}-*.tfrecord"
 
+# features: each split's backbone features (<Split>.npy) and their paths and labels (<Split>.csv)
+FEATURES_DIR = "data/features"
+
+# audit: the labels the data contradicts (confident learning on the features)
+LABEL_ISSUES = "reports/label_issues.csv"  # ranked: path, split, given and suggested label, P(given)
+LABEL_AUDIT = "reports/label_audit.json"  # images and flagged labels per split and class
+LABEL_ISSUES_GRID = "reports/label_issues.png"  # the top suspects
+
 # train
 MODEL_DIR = "models/model"  # the exported SavedModel, with class_names.json inside it
 TRAINING_INFO_NAME = "training.json"  # inside MODEL_DIR: backbone handle, params, final epoch

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks import download, evaluate, preprocess, promote, train, validate
+from tasks import audit, download, evaluate, features, preprocess, promote, train, validate
 from tasks.contract import Stage
 from tasks.generated import write_or_check
 from tasks.params.config import Params
@@ -34,6 +34,8 @@ STAGES: tuple[Stage, ...] = (
     download.STAGE,
     validate.STAGE,
     preprocess.STAGE,
+    features.STAGE,
+    audit.STAGE,
     train.STAGE,
     evaluate.STAGE,
     promote.STAGE,

@@ -1,7 +1,7 @@
 """Stage ``train``: a TF Hub backbone (through ``hub.KerasLayer`` on tf_keras) plus a softmax head.
 
-Phase 1 trains the head with the backbone frozen, on features computed once per image and reused
-every epoch (the seed notebook recomputed them every epoch and every validation pass).
+Phase 1 trains the head with the backbone frozen, on the features stage's output: computed once per
+image and reused every epoch (the seed notebook recomputed them every epoch and every validation pass).
 Phase 2 (``train.fine_tune_epochs`` > 0) unfreezes the top of the backbone, recompiles with a low
 learning rate, keeps BatchNorm in inference mode and trains with augmentation.
 Train on Train, validate on Validation; Test is never read here. Every epoch is checkpointed under
@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tasks import backbones, dataset, paths, precision, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
+from tasks.feature_files import SplitFeatures, load
+from tasks.features import build_extractor
 from tasks.files import atomic_outputs, read_json, tree_hash, write_json
 from tasks.params.model import ModelParams, handle_kind
 from tasks.params.train import TrainParams
@@ -44,7 +44,6 @@ class TrainResult(StageResult):
 
     model_dir: Path
     history: list[dict[str, Any]]
-    backbone_images: int  # images passed through the backbone in phase 1 (0 when resumed from cache)
     model: Any = field(default=None, repr=False)  # the trained tf_keras model, in memory (not shown in the flow)
 
 
@@ -66,15 +65,6 @@ def setup(params: TrainParams, strategy: Any) -> str:
     return chosen
 
 
-def build_extractor(backbone: Any, image_size: int) -> Any:
-    """uint8 images -> rescaled to [0, 1] -> backbone features (BatchNorm in inference mode)."""
-    import tf_keras
-
-    images = tf_keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
-    x = tf_keras.layers.Rescaling(1 / 255.0)(images)
-    return tf_keras.Model(images, backbone(x, training=False), name="extractor")
-
-
 def build_head(feature_dim: int, n_classes: int, dropout: float) -> Any:
     """Dropout and a softmax Dense layer (float32 output, also under mixed precision)."""
     import tf_keras
@@ -92,15 +82,6 @@ def build_classifier(backbone: Any, head: Any, image_size: int) -> Any:
 
     extractor = build_extractor(backbone, image_size)
     return tf_keras.Model(extractor.input, head(extractor.output), name="classifier")
-
-
-def extract_features(extractor: Any, ds: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Run every image of ``ds`` through the backbone once."""
-    feats, labels = [], []
-    for images, y in ds:
-        feats.append(extractor(images, training=False).numpy().astype(np.float32))
-        labels.append(y.numpy())
-    return np.concatenate(feats), np.concatenate(labels)
 
 
 def _compile(model: Any, learning_rate: float, loss_scaling: bool = False) -> None:
@@ -175,7 +156,7 @@ def _fingerprint(folder: Path, names: tuple[str, ...]) -> list[str]:
     return [hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names if (folder / n).is_file()]
 
 
-def run_key(model: ModelParams, params: TrainParams, processed: Path, handle: str) -> str:
+def run_key(model: ModelParams, params: TrainParams, processed: Path, handle: str, excluded: frozenset[str]) -> str:
     """What a checkpoint may be resumed by: the same params, data, code and backbone.
 
     The code is every module of the ``tasks`` package (more than train imports: an edit elsewhere
@@ -186,7 +167,7 @@ def run_key(model: ModelParams, params: TrainParams, processed: Path, handle: st
     package = Path(__file__).parent
     code = [[str(f.relative_to(package)), f.read_text()] for f in sorted(package.rglob("*.py"))]
     backbone = [handle, *_fingerprint(Path(handle), ("saved_model.pb", "variables/variables.index"))]
-    blob = json.dumps([asdict(params), asdict(model), summary, code, backbone], sort_keys=True)
+    blob = json.dumps([asdict(params), asdict(model), summary, code, backbone, sorted(excluded)], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -291,25 +272,6 @@ def make_strategy(kind: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def cached_features(
-    ckpt: Path, extractor: Any, train_files: list[str], val_files: list[str], size: int, batch: int
-) -> tuple[tuple[np.ndarray, ...], int]:
-    """Phase-1 features, computed once per image and cached with the checkpoints (a resume reuses them).
-
-    Returns:
-        ``((x_tr, y_tr, x_val, y_val), images passed through the backbone now)``.
-    """
-    features_file = ckpt / "features.npz"
-    if features_file.is_file():
-        with np.load(features_file) as cached:
-            return tuple(cached[k] for k in ("x_tr", "y_tr", "x_val", "y_val")), 0
-    x_tr, y_tr = extract_features(extractor, dataset.make_dataset(train_files, size, batch))
-    x_val, y_val = extract_features(extractor, dataset.make_dataset(val_files, size, batch))
-    np.savez(ckpt / "features.tmp.npz", x_tr=x_tr, y_tr=y_tr, x_val=x_val, y_val=y_val)
-    (ckpt / "features.tmp.npz").replace(features_file)
-    return (x_tr, y_tr, x_val, y_val), len(x_tr) + len(x_val)
-
-
 @dataclass
 class Run:
     """What the phases of one training run share."""
@@ -322,22 +284,23 @@ class Run:
     tensorboard: Path  # the staged TensorBoard output
     train_files: list[str]
     val_files: list[str]
+    train_features: SplitFeatures
+    val_features: SplitFeatures
     class_names: list[str]
+    excluded: frozenset[str] = frozenset()  # Train images left out (train.exclude_label_issues)
     compute: str = precision.FLOAT32  # the precision both phases compute in (tasks.precision)
     backbone_sha256: str | None = None  # see reports.TrainingInfo
 
 
-def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
-    """Train the head on features of the frozen backbone, computed once (or restored from a checkpoint).
+def phase1(run: Run, handle: str) -> tuple[Any, Any]:
+    """Train the head on the features stage's vectors of the frozen backbone.
 
     Returns:
-        ``(frozen backbone, head, images passed through the backbone now, (train, validation) sizes)``.
+        ``(frozen backbone, head)``.
     """
-    size = run.model.image_size
-    frozen = backbones.load_backbone(handle)  # run once per image, not distributed
-    (x_tr, y_tr, x_val, y_val), seen = cached_features(
-        run.checkpoints, build_extractor(frozen, size), run.train_files, run.val_files, size, run.batch
-    )
+    frozen = backbones.load_backbone(handle)
+    x_tr, y_tr = run.train_features.x, run.train_features.y
+    x_val, y_val = run.val_features.x, run.val_features.y
     log.info(
         "phase 1 (%s): %d train / %d validation feature vectors of size %d",
         run.compute,
@@ -363,10 +326,10 @@ def phase1(run: Run, handle: str) -> tuple[Any, Any, int, tuple[int, int]]:
         )
 
     fit_epochs(run, head, "head", run.params.epochs, fit_one)
-    return frozen, head, seen, (len(x_tr), len(x_val))
+    return frozen, head
 
 
-def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
+def phase2(run: Run, handle: str, head: Any) -> Any:
     """Fine-tune the top of a trainable copy of the backbone, with the phase-1 head, at a low learning rate."""
     import tensorflow as tf
 
@@ -380,6 +343,7 @@ def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
     # Restored Hub functions fail on a ragged last batch split over replicas, so several
     # replicas see whole batches only: the validation metric then skips validation_images % batch images.
     whole = run.strategy.num_replicas_in_sync > 1
+    validation_images = len(run.val_features.paths)
     if whole and validation_images % run.batch:
         log.warning(
             "phase 2 validation scores %d of %d images per epoch (whole batches under %d replicas)",
@@ -402,6 +366,7 @@ def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
             shuffle_seed=seed,
             augmentation={"flip": tp.augment_flip, "brightness": tp.augment_brightness, "seed": seed},
             drop_remainder=whole,
+            exclude=run.excluded,
         )
         return model.fit(
             train_ds.with_options(options),
@@ -416,9 +381,7 @@ def phase2(run: Run, handle: str, head: Any, validation_images: int) -> Any:
     return model
 
 
-def write_outputs(
-    run: Run, model: Any, sizes: tuple[int, int], staging: Path, outputs: dict[str, Path]
-) -> list[dict[str, Any]]:
+def write_outputs(run: Run, model: Any, staging: Path, outputs: dict[str, Path]) -> list[dict[str, Any]]:
     """Export the model (with class_names.json and training.json), the history and the curves into ``staging``."""
     history = read_history(run.checkpoints)
     exported = staging / outputs["model_dir"].name
@@ -428,8 +391,8 @@ def write_outputs(
         image_size=run.model.image_size,
         model=asdict(run.model),
         train=asdict(run.params),
-        train_images=sizes[0],
-        validation_images=sizes[1],
+        train_images=len(run.train_features.paths),
+        validation_images=len(run.val_features.paths),
         final_epoch=history[-1],
         backbone_sha256=run.backbone_sha256,
     )
@@ -439,26 +402,24 @@ def write_outputs(
     return history
 
 
-def fit(run: Run, handle: str) -> tuple[Any, int, tuple[int, int]]:
-    """Phase 1, then phase 2 when asked, in the run's precision.
-
-    Returns:
-        ``(classifier, images passed through the backbone now, (train, validation) sizes)``.
-    """
+def fit(run: Run, handle: str) -> Any:
+    """Phase 1, then phase 2 when asked, in the run's precision; returns the classifier."""
     with precision.rewrite(run.compute):
         start = time.perf_counter()
-        frozen, head, seen, sizes = phase1(run, handle)
+        frozen, head = phase1(run, handle)
         log.info("phase 1 took %.1f s", time.perf_counter() - start)
         if not run.params.fine_tune_epochs:
-            return build_classifier(frozen, head, run.model.image_size), seen, sizes
+            return build_classifier(frozen, head, run.model.image_size)
         start = time.perf_counter()
-        classifier = phase2(run, handle, head, sizes[1])
+        classifier = phase2(run, handle, head)
         log.info("phase 2 took %.1f s", time.perf_counter() - start)
-    return classifier, seen, sizes
+    return classifier
 
 
 def train(
     processed: Path,
+    features_dir: Path,
+    label_issues: Path,
     model_dir: Path,
     tensorboard: Path,
     history: Path,
@@ -472,9 +433,11 @@ def train(
 
     Args:
         processed: the preprocess output (shards and class_names.json).
+        features_dir: the features stage's output (phase 1's inputs).
+        label_issues: the audit's list; its Train rows are left out when ``params.exclude_label_issues``.
         model_dir, tensorboard, history, curves: the outputs (replaced together; they share ``models/``
             with promote's ``models/blessed``, which is left alone).
-        checkpoints: where per-epoch checkpoints and phase-1 features survive an interruption.
+        checkpoints: where per-epoch checkpoints survive an interruption.
         backbone_cache: where built-in backbones are exported as SavedModels.
         model: the ``model`` section (backbone handle, image size, head).
         params: the ``train`` section.
@@ -491,7 +454,10 @@ def train(
     batch = params.batch_size * strategy.num_replicas_in_sync
     log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync, batch)
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
-    ckpt = checkpoint_folder(checkpoints, run_key(model, params, processed, handle))
+    excluded = frozenset(reports.label_issue_paths(label_issues, "Train") if params.exclude_label_issues else ())
+    if params.exclude_label_issues:
+        log.info("train.exclude_label_issues: %d Train images flagged by the audit are left out", len(excluded))
+    ckpt = checkpoint_folder(checkpoints, run_key(model, params, processed, handle, excluded))
     with atomic_outputs(list(outputs.values())) as staging:
         run = Run(
             model=model,
@@ -502,22 +468,25 @@ def train(
             tensorboard=staging / outputs["tensorboard"].name,
             train_files=dataset.shard_files(processed, "Train"),
             val_files=dataset.shard_files(processed, "Validation"),
+            train_features=load(features_dir, "Train").without(excluded),
+            val_features=load(features_dir, "Validation"),
+            excluded=excluded,
             class_names=class_names,
             compute=chosen,
             backbone_sha256=None if handle_kind(model.handle) == "builtin" else tree_hash(Path(handle)),
         )
-        classifier, seen, sizes = fit(run, handle)
-        epochs = write_outputs(run, classifier, sizes, staging, outputs)
+        classifier = fit(run, handle)
+        epochs = write_outputs(run, classifier, staging, outputs)
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing left to resume
     last = epochs[-1]
     log.info("final epoch: val_accuracy %.4f, val_loss %.4f", last["val_accuracy"], last["val_loss"])
-    return TrainResult(model_dir=model_dir, history=epochs, backbone_images=seen, model=classifier)
+    return TrainResult(model_dir=model_dir, history=epochs, model=classifier)
 
 
 STAGE = Stage(
     "train",
     train,
-    deps={"processed": paths.PROCESSED_DIR},
+    deps={"processed": paths.PROCESSED_DIR, "features_dir": paths.FEATURES_DIR, "label_issues": paths.LABEL_ISSUES},
     # the model is byte-reproducible on one machine (op determinism; `export`); TensorBoard's event files
     # and the history and curves carry times
     outs={

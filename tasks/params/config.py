@@ -14,6 +14,7 @@ from typing import Any
 from tasks import paths
 from tasks.errors import ParamsError
 from tasks.params import strict_yaml
+from tasks.params.audit import AuditParams
 from tasks.params.data import DataParams
 from tasks.params.evaluate import EvaluateParams
 from tasks.params.fields import build
@@ -32,6 +33,7 @@ class Params:
     validate: ValidateParams = field(default_factory=ValidateParams)
     preprocess: PreprocessParams = field(default_factory=PreprocessParams)
     model: ModelParams = field(default_factory=ModelParams)
+    audit: AuditParams = field(default_factory=AuditParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     promote: PromoteParams = field(default_factory=PromoteParams)

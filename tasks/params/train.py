@@ -20,6 +20,7 @@ class TrainParams:
     fine_tune_learning_rate: float = number(1e-3, lo=1e-8, hi=1.0)
     augment_flip: bool = True  # phase 2 only
     augment_brightness: float = number(0.1, lo=0.0, hi=1.0)
+    exclude_label_issues: bool = False  # leave out the Train images that the audit flagged (reports/label_issues.csv)
     # graph rewrite that reaches the backbone: float16 on a GPU, bfloat16 on a CPU that has it, else float32
     mixed_precision: bool = False
     distribution: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # batch_size is per replica

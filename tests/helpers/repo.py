@@ -41,8 +41,7 @@ def copy_repo(dest: Path) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     (dest / ".venv").symlink_to(REPO / ".venv")
-    BACKBONES.mkdir(parents=True, exist_ok=True)
-    (dest / paths.BACKBONES_DIR).symlink_to(BACKBONES)
+    share_backbones(dest)
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
@@ -50,6 +49,13 @@ def copy_repo(dest: Path) -> Path:
     ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+def share_backbones(root: Path) -> None:
+    """Make ``root``'s cache of built-in backbones the suite's one (:data:`BACKBONES`)."""
+    BACKBONES.mkdir(parents=True, exist_ok=True)
+    (root / paths.BACKBONES_DIR).parent.mkdir(parents=True, exist_ok=True)
+    (root / paths.BACKBONES_DIR).symlink_to(BACKBONES)
 
 
 def set_params(repo: Path, changes: dict) -> None:

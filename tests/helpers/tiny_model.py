@@ -11,6 +11,7 @@ import pytest
 from tasks import paths
 from tasks.params.config import Params, parse
 from tasks.stages import BY_NAME, run_through
+from tests.helpers.repo import BACKBONES, share_backbones
 
 # params.yaml content for a pipeline that trains in well under a minute on 2 cores
 TINY_MODEL_PARAMS = {
@@ -35,8 +36,10 @@ def tiny_params(**train_overrides) -> Params:
 
 
 def prepare(root: Path, params: Params) -> Path:
-    """Run download, validate and preprocess under ``root``; return the processed folder."""
-    run_through("preprocess", root, params)
+    """Run download, validate, preprocess and features under ``root`` (with the suite's backbone cache);
+    return the processed folder."""
+    share_backbones(root)
+    run_through("features", root, params)
     return root / paths.PROCESSED_DIR
 
 
@@ -55,10 +58,12 @@ def trained(prepared):
     return root, params, BY_NAME["train"].run(root, params)
 
 
-def train_at(out_root: Path, processed: Path, params: Params):
-    """The train stage with its outputs (and checkpoints) under ``out_root``, reading ``processed``."""
+def train_at(out_root: Path, prepared_root: Path, params: Params):
+    """The train stage with its outputs (and checkpoints) under ``out_root``, reading what :func:`prepare`
+    wrote under ``prepared_root``."""
     stage = BY_NAME["train"]
-    return stage.fn(**{**stage.arguments(out_root, params), "processed": processed})
+    inputs = {name: prepared_root / path for name, path in stage.deps.items()}
+    return stage.fn(**{**stage.arguments(out_root, params), **inputs, "backbone_cache": BACKBONES})
 
 
 @pytest.fixture

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 
 from tasks import backbones, paths
+from tasks.feature_files import load
 from tasks.inference import load_model
+from tasks.stages import BY_NAME
 from tests.helpers.data import run_stage
+from tests.helpers.repo import BACKBONES
 from tests.helpers.tiny_model import prepare, tiny_params, train_at
 
 pytestmark = pytest.mark.slow
@@ -85,7 +88,7 @@ def test_label_order_comes_from_class_names_json(tmp_path):
     params = replace(params, validate=replace(params.validate, class_names=["Male", "Female"]))
     processed = prepare(tmp_path, params)
     assert json.loads((processed / paths.CLASS_NAMES_NAME).read_text()) == ["Male", "Female"]
-    train_at(tmp_path, processed, params)
+    train_at(tmp_path, tmp_path, params)
     model = load_model(tmp_path / paths.MODEL_DIR)
     assert model.class_names == ["Male", "Female"]
     names = [model.class_names[i] for i in model.predict(_known_images(tmp_path, "Male")).argmax(axis=1)]
@@ -110,15 +113,22 @@ def _counting(layer):
     return Counting()
 
 
-def test_frozen_phase_computes_features_once_per_image(prepared, tmp_path, monkeypatch):
+def test_every_image_passes_the_frozen_backbone_once_in_the_features_stage_and_never_in_phase_1(
+    prepared, tmp_path, monkeypatch
+):
     root, params = prepared
     params = replace(params, train=replace(params.train, epochs=4, fine_tune_epochs=0))
     real, made = backbones.load_backbone, []
     monkeypatch.setattr(backbones, "load_backbone", lambda *a, **k: made.append(_counting(real(*a, **k))) or made[-1])
-    result = train_at(tmp_path, root / paths.PROCESSED_DIR, params)
-    (frozen,) = made
-    assert int(frozen.images.numpy()) == 480 + 100 == result.backbone_images  # 4 epochs, still one pass
-    assert len(result.history) == 4
+    stage = BY_NAME["features"]
+    stage.fn(
+        **{**stage.arguments(tmp_path, params), "processed": root / paths.PROCESSED_DIR, "backbone_cache": BACKBONES}
+    )
+    assert int(made[-1].images.numpy()) == 480 + 100 + 100  # Train, Validation, Test: each image once
+    result = train_at(tmp_path, root, params)
+    assert int(made[-1].images.numpy()) == 0  # the head's 4 epochs read the features stage's vectors
+    assert len(made) == 2 and len(result.history) == 4
+    assert np.array_equal(load(tmp_path / paths.FEATURES_DIR, "Test").x, load(root / paths.FEATURES_DIR, "Test").x)
 
 
 class _Interrupt(Exception):
@@ -145,14 +155,13 @@ def test_resume_after_an_interruption_continues_from_the_last_complete_epoch(pre
     monkeypatch.setattr(tf_keras.callbacks, "TensorBoard", Spy)
     resumed = False
     with pytest.raises(_Interrupt):
-        train_at(tmp_path, root / paths.PROCESSED_DIR, params)
+        train_at(tmp_path, root, params)
     assert not (tmp_path / paths.MODEL_DIR).exists()  # nothing half-exported
     assert started[-1] == ("fine_tune", 4)
     started.clear()
     resumed = True
-    result = train_at(tmp_path, root / paths.PROCESSED_DIR, params)
+    result = train_at(tmp_path, root, params)
     assert started == [("fine_tune", e) for e in range(4, 10)]  # the head phase and 4 epochs were not redone
-    assert result.backbone_images == 0  # cached features reused
     assert [h["epoch"] for h in result.history] == [1, 2, *range(1, 11)]
     assert result.history[-1]["val_accuracy"] > 0.6
 
@@ -160,6 +169,6 @@ def test_resume_after_an_interruption_continues_from_the_last_complete_epoch(pre
 def test_same_params_give_the_same_metrics(prepared, tmp_path):
     root, params = prepared
     params = replace(params, train=replace(params.train, fine_tune_epochs=2))
-    a = train_at(tmp_path, root / paths.PROCESSED_DIR, params).history  # exports the built-in backbone
-    b = train_at(tmp_path, root / paths.PROCESSED_DIR, params).history  # loads it from the cache
+    a = train_at(tmp_path, root, params).history  # exports the built-in backbone
+    b = train_at(tmp_path, root, params).history  # loads it from the cache
     assert a == b  # op determinism is on for a single device: the same numbers, not close ones

@@ -29,7 +29,7 @@ def test_training_in_bfloat16_stays_in_the_float32_band_and_exports_float32(prep
     root, _ = prepared
     _, _, full = trained
     caplog.set_level(logging.INFO, logger="pipeline")
-    reduced = train_at(tmp_path, root / paths.PROCESSED_DIR, tiny_params(mixed_precision=True))
+    reduced = train_at(tmp_path, root, tiny_params(mixed_precision=True))
     assert "precision: bfloat16 (oneDNN bfloat16 graph rewrite" in caplog.text  # the run log names it
     assert "phase 1 (bfloat16)" in caplog.text
     assert "phase 2 (bfloat16)" in caplog.text
