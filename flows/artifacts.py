@@ -10,6 +10,7 @@ downscaled to at most ``MAX_IMAGE_BYTES``. ``pipeline-outputs`` lists where ever
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import logging
 from dataclasses import asdict
@@ -21,7 +22,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks import model_card, paths, reports
 from tasks.errors import StageError
 from tasks.gate import failed_checks
-from tasks.reports import Blessed, Drift, Evaluation, R, ValidationReport, Verdict
+from tasks.reports import Blessed, Drift, Evaluation, LabelAudit, R, ValidationReport, Verdict
 
 MAX_IMAGE_BYTES = 200_000  # each embedded PNG, before base64
 MAX_IMAGE_SIDE = 900  # pixels; larger figures (the sample grid) are downscaled first
@@ -114,6 +115,31 @@ def _validation_markdown(report: ValidationReport, drift_record: Drift | None) -
     )
 
 
+def _audit_markdown(root: Path, audit: LabelAudit, top: int = 10) -> str:
+    rows = "\n".join(
+        f"| {split} | {audit.images[split]} | {audit.total(split)} | "
+        + ", ".join(f"{name} {n}" for name, n in audit.flagged[split].items())
+        + " |"
+        for split in audit.images
+    )
+    with (root / paths.LABEL_ISSUES).open(newline="", encoding="utf-8") as fh:
+        suspects = list(csv.DictReader(fh))[:top]
+    listed = "\n".join(
+        f"| `{r['path']}` | {r['given_label']} | {r['suggested_label']} | {float(r['given_label_probability']):.3f} |"
+        for r in suspects
+    )
+    grid = root / paths.LABEL_ISSUES_GRID
+    return (
+        "# Label audit\n\nGiven labels that the data contradicts (confident learning on out-of-sample "
+        "probabilities): suspects to review, not verdicts. Test is reported only.\n\n"
+        f"| split | images | flagged | flagged by given label |\n|---|---|---|---|\n{rows}\n\n"
+        f"## The {len(suspects)} most suspect\n\n| path | given | suggested | P(given) |\n|---|---|---|---|\n"
+        f"{listed}\n\n"
+        + (f"![The top label suspects]({png_data_uri(grid)})\n\n" if grid.is_file() else "")
+        + f"`{paths.LABEL_ISSUES}`, `{paths.LABEL_ISSUES_GRID}`\n"
+    )
+
+
 def _comparison_markdown(previous: Evaluation | None, evaluation: Evaluation) -> str:
     if not previous:
         return "# Compared with the previous run\n\nNo previous metrics: this is the first evaluation.\n"
@@ -151,6 +177,13 @@ def publish_artifacts(root: Path, previous_evaluation: Evaluation | None) -> Non
             markdown=_validation_markdown(report, read_if_present(root / paths.DRIFT, Drift, "validate")),
             description="Counts per split and class, failed expectations, drift against the blessed model's data",
         )
+    audit = read_if_present(root / paths.LABEL_AUDIT, LabelAudit, "audit")
+    if audit:
+        create_markdown_artifact(
+            key="label-audit",
+            markdown=_audit_markdown(root, audit),
+            description="Labels the data contradicts, per split and class, with the top suspects' pictures",
+        )
     create_markdown_artifact(
         key="plots", markdown=plots_markdown(root), description="Training curves and the evaluation's plots"
     )
@@ -160,6 +193,7 @@ def publish_artifacts(root: Path, previous_evaluation: Evaluation | None) -> Non
         ("Quality gate", paths.GATE),
         ("Model card", paths.MODEL_CARD),
         ("Data Docs", f"{paths.DATA_DOCS}/index.html"),
+        ("Label suspects", paths.LABEL_ISSUES),
         ("Exported model", paths.MODEL_DIR),
         ("Blessed model", paths.BLESSED_DIR),
         *((title, rel) for title, rel in PLOTS),

@@ -14,6 +14,7 @@ from tasks.reports import (
     Behaviour,
     Check,
     Evaluation,
+    LabelAudit,
     ModelInfo,
     Source,
     TemperatureScaling,
@@ -191,11 +192,30 @@ def gate_section(g: Verdict) -> str:
     return f"Verdict: {verdict}. {_against(g.baseline)}\n\n" + _table(["check", "value", "threshold", "result"], rows)
 
 
-def render(evaluation: Evaluation, verdict: Verdict, source: Source, report: ValidationReport) -> str:
+def _audit(audit: LabelAudit) -> str:
+    test_flagged, test_images = audit.total("Test"), audit.images["Test"]
+    rows = [[split, audit.images[split], audit.total(split), *audit.flagged[split].values()] for split in audit.images]
+    classes = list(next(iter(audit.flagged.values())))
+    return (
+        f"Confident learning (cleanlab) on {audit.folds}-fold out-of-sample probabilities of a light head on the "
+        "frozen backbone's features flagged these given labels as contradicted by the data "
+        "(`reports/label_issues.csv`, most suspect first). They are suspects to review, not verdicts: on real "
+        "data, human review confirmed about half of such flags (Northcutt et al., NeurIPS 2021).\n\n"
+        + _table(["split", "images", "flagged", *[f"flagged, given {c}" for c in classes]], rows)
+        + f"\n\n{test_flagged} of {test_images} Test labels are suspect ({_pct(test_flagged / max(1, test_images))}): "
+        "where they are wrong, the Test accuracy above, and the gate that reads it, are off by up to that much. "
+        "Test is audited and reported only; nothing trains on it.\n\n![The top label suspects](label_issues.png)"
+    )
+
+
+def render(
+    evaluation: Evaluation, verdict: Verdict, source: Source, report: ValidationReport, audit: LabelAudit
+) -> str:
     """The model card as Markdown."""
     sections = [
         ("Model", _model(evaluation.model)),
         ("Data", _data(source, report)),
+        ("Label audit", _audit(audit)),
         ("Metrics", _metrics(evaluation)),
         (
             "Slices",

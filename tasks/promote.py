@@ -40,6 +40,7 @@ from tasks.reports import (
     Difference,
     Evaluation,
     Identity,
+    LabelAudit,
     Source,
     ValidationReport,
 )
@@ -230,6 +231,7 @@ def promote(
     processed: Path,
     source_file: Path,
     validation_report: Path,
+    label_audit: Path,
     blessed_dir: Path,
     gate_file: Path,
     metrics_file: Path,
@@ -254,7 +256,13 @@ def promote(
         blessed_dir, evaluation, candidate, predictions_file, processed, params
     )
     verdict = gate.gate(evaluation.accuracy, params, differences, baseline)
-    card = model_card.render(evaluation, verdict, source, reports.read(validation_report, ValidationReport, "validate"))
+    card = model_card.render(
+        evaluation,
+        verdict,
+        source,
+        reports.read(validation_report, ValidationReport, "validate"),
+        reports.read(label_audit, LabelAudit, "audit"),
+    )
     with atomic_outputs([gate_file, metrics_file, card_file]) as tmp:
         reports.write(tmp / gate_file.name, verdict)
         write_json(tmp / metrics_file.name, gate.headline(evaluation, verdict))
@@ -288,6 +296,7 @@ STAGE = Stage(
         "processed": paths.PROCESSED_DIR,
         "source_file": paths.SOURCE_FILE,
         "validation_report": paths.VALIDATION_REPORT,
+        "label_audit": paths.LABEL_AUDIT,
     },
     # blessed_dir is kept when the gate fails: a failing model never replaces the blessed one. The
     # verdict and the card depend on which model is blessed (this stage's own output, e.g. a rerun after

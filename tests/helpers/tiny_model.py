@@ -36,10 +36,9 @@ def tiny_params(**train_overrides) -> Params:
 
 
 def prepare(root: Path, params: Params) -> Path:
-    """Run download, validate, preprocess and features under ``root`` (with the suite's backbone cache);
-    return the processed folder."""
+    """Run the stages before train under ``root`` (with the suite's backbone cache); return the processed folder."""
     share_backbones(root)
-    run_through("features", root, params)
+    run_through("audit", root, params)
     return root / paths.PROCESSED_DIR
 
 
