@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import save
+from tests.helpers.repo import BACKBONES
 
 
 def prepare(root: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"--mixed-precision: nothing to compare here ({why})")
     with tempfile.TemporaryDirectory() as tmp:
         folders, processed = prepare(Path(tmp), args.images, args.val)
-        handle = str(backbones.export_builtin(args.backbone, args.size, 0, Path(tmp) / "bb"))
+        handle = str(backbones.export_builtin(args.backbone, args.size, 0, BACKBONES))
         runs: dict[str, list[tuple[float, float]]] = {}
         for _ in range(args.repeats):  # interleaved, so every variant sees the same machine load
             for compute in computes:

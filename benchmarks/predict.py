@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmarks.common import REPO, run_measured, save, synthetic_folder
 from tasks.params.model import ModelParams
+from tests.helpers.repo import BACKBONES
 
 
 def export_untrained(backbone: str, size: int, out: Path) -> Path:
@@ -28,7 +29,7 @@ def export_untrained(backbone: str, size: int, out: Path) -> Path:
     from tasks import backbones
     from tasks.train import build_classifier, build_head, export
 
-    layer = backbones.load_backbone(str(backbones.export_builtin(backbone, size, 0, out.parent / "bb")))
+    layer = backbones.load_backbone(str(backbones.export_builtin(backbone, size, 0, BACKBONES)))
     features = int(layer(np.zeros((1, size, size, 3), "float32")).shape[-1])
     model = build_classifier(layer, build_head(features, 2, 0.2), size)
     export(model, size, ["Female", "Male"], out)

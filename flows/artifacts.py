@@ -13,6 +13,7 @@ import base64
 import csv
 import io
 import logging
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,16 @@ def _validation_markdown(report: ValidationReport, drift_record: Drift | None) -
         "\n".join(f"- {f.type}({f.column}): {f.unexpected_count} bad, e.g. {f.offenders[:3]}" for f in report.failed)
         or "none"
     )
+    near = report.near_duplicates
+    kinds = Counter(pair.orientation for pair in near.first)
     return (
         f"# Validation\n\n{'passed' if report.success else 'FAILED'}: {report.kept} images kept, "
         f"{len(report.dropped)} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
-        f"Failed expectations: {failed}\n" + _drift_markdown(drift_record)
+        f"Failed expectations: {failed}\n\nNear-duplicate pairs across splits: {near.pairs}"
+        + (f" (the {len(near.first)} listed, by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")")
+        * bool(near.first)
+        + "\n"
+        + _drift_markdown(drift_record)
     )
 
 
@@ -133,7 +140,7 @@ def _audit_markdown(root: Path, audit: LabelAudit, top: int = 10) -> str:
         "# Label audit\n\nGiven labels that the data contradicts (confident learning on out-of-sample "
         "probabilities): suspects to review, not verdicts. Test is reported only.\n\n"
         f"| split | images | flagged | flagged by given label |\n|---|---|---|---|\n{rows}\n\n"
-        f"## The {len(suspects)} most suspect\n\n| path | given | suggested | P(given) |\n|---|---|---|---|\n"
+        f"## Most suspect first (top {len(suspects)})\n\n| path | given | suggested | P(given) |\n|---|---|---|---|\n"
         f"{listed}\n\n"
         + (f"![The top label suspects]({png_data_uri(grid)})\n\n" if grid.is_file() else "")
         + f"`{paths.LABEL_ISSUES}`, `{paths.LABEL_ISSUES_GRID}`\n"
@@ -168,6 +175,16 @@ def _metrics_table(evaluation: Evaluation, verdict: Verdict) -> list[dict[str, A
     return table
 
 
+def _publish_audit(root: Path) -> None:
+    audit = read_if_present(root / paths.LABEL_AUDIT, LabelAudit, "audit")
+    if audit:
+        create_markdown_artifact(
+            key="label-audit",
+            markdown=_audit_markdown(root, audit),
+            description="Labels the data contradicts, per split and class, with the top suspects' pictures",
+        )
+
+
 def publish_artifacts(root: Path, previous_evaluation: Evaluation | None) -> None:
     """Publish every artifact whose inputs exist."""
     report = read_if_present(root / paths.VALIDATION_REPORT, ValidationReport, "validate")
@@ -177,13 +194,7 @@ def publish_artifacts(root: Path, previous_evaluation: Evaluation | None) -> Non
             markdown=_validation_markdown(report, read_if_present(root / paths.DRIFT, Drift, "validate")),
             description="Counts per split and class, failed expectations, drift against the blessed model's data",
         )
-    audit = read_if_present(root / paths.LABEL_AUDIT, LabelAudit, "audit")
-    if audit:
-        create_markdown_artifact(
-            key="label-audit",
-            markdown=_audit_markdown(root, audit),
-            description="Labels the data contradicts, per split and class, with the top suspects' pictures",
-        )
+    _publish_audit(root)
     create_markdown_artifact(
         key="plots", markdown=plots_markdown(root), description="Training curves and the evaluation's plots"
     )

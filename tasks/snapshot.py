@@ -37,6 +37,14 @@ def _flat(value: Any, key: str) -> dict[str, Any]:
     return {key: value}
 
 
+def _at(raw: dict[str, Any], key: str) -> Any:
+    """The value at a dotted ``key`` of a parsed params file, or None where it is absent."""
+    value: Any = raw
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A stage's params sections and code deps as they were when it started."""
@@ -62,8 +70,8 @@ class Snapshot:
         return cls(stage, root, params_file, raw, kept, "since the flow started (it ran the code of then)")
 
     def _params(self, raw: dict[str, Any]) -> dict[str, Any]:
-        sections = sorted(set(BY_NAME[self.stage].params.values()))
-        return {k: v for s in sections for k, v in _flat(raw.get(s), s).items()}
+        keys = sorted(set(BY_NAME[self.stage].params.values()))  # sections, or dotted keys (model.handle)
+        return {k: v for key in keys for k, v in _flat(_at(raw, key), key).items()}
 
     def changes(self) -> list[str]:
         """What differs now from the start, one phrase each; empty when nothing does."""

@@ -99,6 +99,18 @@ def _near_duplicates(r: dict) -> None:
     assert different["confirmed"] <= different["candidates"]
 
 
+def _label_audit(r: dict) -> None:
+    assert list(r["by_label_noise"]) == ["0.0", "0.02", "0.05"]
+    for noise, run in r["by_label_noise"].items():
+        for split, pr in ((k, v) for k, v in run.items() if isinstance(v, dict)):
+            if pr["flagged"] and pr["planted"]:
+                assert pr["precision"] == approx(pr["true_flags"] / pr["flagged"], abs=0.0005), (noise, split)
+            if pr["planted"]:
+                assert pr["recall"] == approx(pr["true_flags"] / pr["planted"], abs=0.0005), (noise, split)
+        assert run["all"]["planted"] == sum(run[s]["planted"] for s in ("Train", "Validation", "Test"))
+    assert r["by_label_noise"]["0.0"]["all"]["planted"] == 0 < r["by_label_noise"]["0.05"]["all"]["planted"]
+
+
 def _precision(r: dict) -> None:
     rates, reduced = r["images_per_second_median"], r["reduced_precision"]
     assert set(rates) == {"float32", reduced}
@@ -125,6 +137,7 @@ def _gpu_checks(r: dict) -> None:
         ("benchmarks.scale", ["--data-half"], _data_half),
         ("benchmarks.predict", [], _predict),
         ("benchmarks.near_duplicates", [], _near_duplicates),
+        ("benchmarks.label_audit", [], _label_audit),
         ("benchmarks.gpu_checks", [], _gpu_checks),
     ],
 )

@@ -57,8 +57,9 @@ def _stale(repo) -> set[str]:
     ("module", "expected"),
     [
         ("tasks/metrics.py", {"evaluate", "promote"}),  # the quality gate's arithmetic
-        ("tasks/dataset.py", {"preprocess", "train", "evaluate", "promote"}),  # the TFRecord encoder
-        ("tasks/synthetic.py", {"download"}),
+        # the TFRecord encoder, and the input function of everything that reads the shards
+        ("tasks/dataset.py", {"preprocess", "features", "audit", "train", "evaluate", "promote"}),
+        ("tasks/synthetic.py", {"download", "features", "train"}),  # also what small_cnn is pretrained on
         # deps at the grain of what computes the outputs: what runs a stage reruns nothing ...
         ("tasks/run.py", set()),
         ("tasks/cli.py", set()),
@@ -67,6 +68,7 @@ def _stale(repo) -> set[str]:
         ("tasks/params/config.py", set()),
         # ... and a params section's code reruns only the stages that read that section
         ("tasks/params/promote.py", {"promote"}),
+        ("tasks/params/audit.py", {"audit"}),
     ],
 )
 def test_touching_a_module_makes_stale_exactly_the_stages_that_import_it(demo, module, expected):

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from flows.artifacts import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, PLOTS, plots_markdown, png_data_uri
-from tasks.reports import DataProfile, Drift, DriftRow, NearDuplicates, ValidationReport
+from tasks.reports import DataProfile, Drift, DriftRow, NearDuplicate, NearDuplicates, ValidationReport
 
 
 def _decode(uri: str) -> bytes:
@@ -81,3 +81,17 @@ def test_the_validation_summary_shows_the_drift_table():
     assert "| class shares | 0.010 | ok |" in markdown
     assert "| brightness | 0.400 | SHIFTED |" in markdown
     assert "## Drift" not in _validation_markdown(report, None)
+
+
+def test_the_validation_summary_counts_the_near_duplicates_by_kind():
+    from flows.artifacts import _validation_markdown
+
+    pairs = [
+        NearDuplicate(a="Train/Male/1.jpg", b="Test/Male/2.jpg", distance=3, correlation=0.999, orientation=kind)
+        for kind in ("mirrored", "as is", "mirrored")
+    ]
+    report = replace(_empty_report(), near_duplicates=NearDuplicates(pairs=3, first=pairs))
+    assert "Near-duplicate pairs across splits: 3 (the 3 listed, by kind: as is 1, mirrored 2)" in (
+        _validation_markdown(report, None)
+    )
+    assert "across splits: 0\n" in _validation_markdown(_empty_report(), None)

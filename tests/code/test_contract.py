@@ -54,9 +54,11 @@ def test_every_project_module_a_stage_imports_is_a_dep():
     ("module", "stages_that_see_it"),
     [
         ("tasks/metrics.py", {"evaluate", "promote"}),  # the gate's arithmetic
-        ("tasks/dataset.py", {"preprocess", "train", "evaluate", "promote"}),  # the TFRecord encoder and reader
-        ("tasks/backbones.py", {"train"}),  # download and validate never load a backbone
-        ("tasks/synthetic.py", {"download"}),
+        # the TFRecord encoder and reader
+        ("tasks/dataset.py", {"preprocess", "features", "audit", "train", "evaluate", "promote"}),
+        ("tasks/backbones.py", {"features", "train"}),  # download, validate and the audit never load a backbone
+        ("tasks/synthetic.py", {"download", "features", "train"}),  # small_cnn is pretrained on synthetic faces
+        ("tasks/feature_files.py", {"features", "audit", "train"}),
         ("tasks/model_card.py", {"promote"}),
         # what runs a stage is not what it computes: editing these reruns nothing
         ("tasks/run.py", set()),
@@ -127,3 +129,14 @@ def test_import_closure_follows_every_form_of_import(tmp_path):
     expected = {f"tasks/{n}" for n in files if n not in ("unused.py", "runner.py")}
     assert set(closure) == expected
     assert closure == sorted(closure)
+
+
+def test_a_stage_that_reads_single_keys_is_checked_for_changes_to_those_keys_only(tmp_path):
+    from tasks.snapshot import Snapshot
+
+    raw = {"model": {"handle": "small_cnn", "image_size": 64, "dropout": 0.2}, "train": {"seed": 1, "epochs": 3}}
+    snapshot = Snapshot("features", tmp_path, tmp_path / "params.yaml", raw, {}, "while features ran")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "train": {"seed": 1, "epochs": 9}}))
+    assert snapshot.changes() == []  # train.epochs is not the features stage's
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "model": {**raw["model"], "image_size": 96}}))
+    assert snapshot.changes() == ["params.yaml changed while features ran (model.image_size)"]

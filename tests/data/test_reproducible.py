@@ -1,4 +1,4 @@
-"""Same input, same bytes: the data stages, run twice in fresh processes, write identical outputs.
+"""Same input, same bytes: the stages before train, run twice in fresh processes, write identical outputs.
 
 Otherwise a rerun of preprocess (after changing only ``validate.workers``, say) would make train stale:
 hours of GPU for nothing. Each stage's contract says which outputs are byte-reproducible; the
@@ -16,8 +16,9 @@ import yaml
 from tasks import synthetic
 from tasks.stages import BY_NAME
 from tests.helpers.data import digest
+from tests.helpers.repo import share_backbones
 
-DATA_STAGES = ("download", "validate", "preprocess")
+DATA_STAGES = ("download", "validate", "preprocess", "features", "audit")
 PARAMS = {
     "data": {"synthetic": {"train": 60, "validation": 16, "test": 16, "seed": 9}},
     "validate": {"min_per_class": 1, "workers": 2},  # two worker processes: order must not depend on them
@@ -27,6 +28,7 @@ PARAMS = {
 
 def _run_data_stages(root: Path) -> dict[str, str]:
     root.mkdir()
+    share_backbones(root)
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     digests: dict[str, str] = {}
     for name in DATA_STAGES:
@@ -43,6 +45,7 @@ def test_data_stages_write_the_same_bytes_in_fresh_processes(tmp_path):
     first, second = _run_data_stages(tmp_path / "a"), _run_data_stages(tmp_path / "b")
     assert any(name.endswith(".tfrecord") for name in first)
     assert "data/validation/report.json" in first
+    assert {"data/features/Train.npy", "reports/label_issues.csv", "reports/label_issues.png"} <= set(first)
     assert first == second
 
 

@@ -14,7 +14,7 @@ from tests.helpers.prefect_server import run
 pytestmark = pytest.mark.slow
 
 
-def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, prefect_server):
+def test_the_ui_shows_the_flow_its_stage_task_runs_the_plots_and_the_label_suspects(flow_repo, prefect_server):
     runs = prefect_server.flow_runs()
     if not runs or runs[0]["state"]["type"] != "COMPLETED":
         run([sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)], flow_repo, prefect_server.env)
@@ -50,3 +50,12 @@ def test_the_ui_shows_the_flow_its_six_stage_task_runs_and_the_plots(flow_repo, 
         assert all(w > 0 for w in widths), widths
         assert [t for t, _ in PLOTS] == page.locator("img[src^='data:']").evaluate_all("els => els.map(e => e.alt)")
         page.screenshot(path=str(SCREENSHOTS / "prefect-plots-artifact.png"), full_page=True)
+
+        # the label audit: its counts and the picture of the top suspects, loaded in the page
+        artifact = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["label-audit"]}}})[0]
+        page.goto(f"{prefect_server.url}/artifacts/artifact/{artifact['id']}", wait_until="networkidle")
+        page.get_by_text("Most suspect first").first.wait_for(timeout=60_000)
+        grid = page.locator("img[alt='The top label suspects'][src^='data:image/png;base64,']")
+        grid.wait_for(timeout=60_000)
+        assert grid.evaluate("e => e.complete ? e.naturalWidth : 0") > 0
+        page.screenshot(path=str(SCREENSHOTS / "prefect-label-audit-artifact.png"), full_page=True)

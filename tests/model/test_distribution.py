@@ -17,7 +17,7 @@ from tasks import dataset, paths
 from tasks.errors import StageError
 from tasks.inference import load_model, predict_split
 from tests.helpers.prefect_server import free_port
-from tests.helpers.repo import REPO
+from tests.helpers.repo import REPO, share_backbones
 from tests.helpers.tiny_model import TINY_MODEL_PARAMS
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,9 @@ def test_two_workers_on_loopback_train_the_tiny_model_in_the_one_worker_band(pre
     for index in (0, 1):
         home = tmp_path / f"worker{index}"  # each host has its own checkout; the data comes from the DVC remote
         (home / "data").mkdir(parents=True)
-        (home / paths.PROCESSED_DIR).symlink_to(root / paths.PROCESSED_DIR)
+        share_backbones(home)
+        for rel in (paths.PROCESSED_DIR, paths.FEATURES_DIR):
+            (home / rel).symlink_to(root / rel)
         (home / paths.PARAMS_FILE).write_text(yaml.safe_dump(raw))
         tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
         workers.append(

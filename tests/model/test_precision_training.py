@@ -48,4 +48,4 @@ def test_the_same_model_answers_the_same_in_bfloat16(trained):
     with precision.rewrite("bfloat16"):
         b, reduced = _test_accuracy(full.model_dir, root / paths.PROCESSED_DIR)
     assert (answers == reduced).mean() >= 0.99, ((answers == reduced).mean(), a, b)
-    assert abs(a - b) <= 0.01, ((answers == reduced).mean(), a, b)
+    assert abs(a - b) <= 0.01 + 1e-9, ((answers == reduced).mean(), a, b)  # one image in 100; floats

@@ -16,16 +16,19 @@ from tasks.files import read_json, tree_hash, write_json
 from tasks.inference import load_model, predict_split
 from tasks.params.promote import PromoteParams
 from tests.helpers.data import run_stage
+from tests.helpers.repo import share_backbones
 from tests.helpers.tiny_model import tiny_params
 
 pytestmark = pytest.mark.slow
 
 
 def _stage_root(tmp_path: Path, prepared_root: Path, model_dir: Path) -> Path:
-    """A repository root holding the prepared data and ``model_dir`` as models/model."""
+    """A repository root holding the prepared data, its label audit and ``model_dir`` as models/model."""
     root = tmp_path / "repo"
-    for rel in (paths.RAW_DIR, paths.VALIDATION_DIR, paths.PROCESSED_DIR):
+    for rel in (paths.RAW_DIR, paths.VALIDATION_DIR, paths.PROCESSED_DIR, paths.FEATURES_DIR):
         shutil.copytree(prepared_root / rel, root / rel)
+    (root / paths.LABEL_AUDIT).parent.mkdir(parents=True)
+    shutil.copy2(prepared_root / paths.LABEL_AUDIT, root / paths.LABEL_AUDIT)
     shutil.copytree(model_dir, root / paths.MODEL_DIR)
     return root
 
@@ -44,10 +47,12 @@ def _gate(root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def worse_model(prepared, tmp_path_factory) -> Path:
-    """A clearly worse model of the same task: 1 epoch of the head on random backbone features."""
+    """A clearly worse model of the same task: 1 epoch of the head at a tiny learning rate, no fine-tuning."""
     root, params = prepared
     other = tmp_path_factory.mktemp("worse")
-    shutil.copytree(root / paths.PROCESSED_DIR, other / paths.PROCESSED_DIR)
+    share_backbones(other)
+    for rel in (paths.PROCESSED_DIR, paths.FEATURES_DIR):
+        shutil.copytree(root / rel, other / rel)
     weak = replace(params, train=replace(params.train, epochs=1, fine_tune_epochs=0, learning_rate=1e-4))
     from tasks.train import STAGE
 
