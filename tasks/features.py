@@ -2,9 +2,10 @@
 
 Phase 1 of training (the head on frozen features) and the label audit (K-fold cross-validation of
 a light head, ``tasks/audit.py``) need the same numbers: the backbone's feature vector of each
-image. They are computed here, once per image, in float32 with BatchNorm in inference mode, and
-written per split as ``<Split>.npy`` (one row per image) beside ``<Split>.csv`` (its path inside
-the dataset and its label index, in the same order). Same shards, backbone and code, same bytes.
+image. They are computed here, once per image, with BatchNorm in inference mode (in reduced
+precision when ``train.mixed_precision`` asks, by the rewrite training uses: ``tasks/precision.py``),
+and written per split as ``<Split>.npy`` (one row per image) beside ``<Split>.csv`` (its path inside
+the dataset and its label index, in the same order). Same shards, backbone, params and code, same bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks import backbones, dataset, paths
+from tasks import backbones, dataset, paths, precision
 from tasks.contract import Stage, StageResult
 from tasks.errors import logger
 from tasks.feature_files import SplitFeatures, save
@@ -53,7 +54,14 @@ def extract(extractor: Any, ds: Any) -> SplitFeatures:
 
 
 def features(
-    processed: Path, features_dir: Path, backbone_cache: Path, handle: str, image_size: int, timeout_s: float, seed: int
+    processed: Path,
+    features_dir: Path,
+    backbone_cache: Path,
+    handle: str,
+    image_size: int,
+    timeout_s: float,
+    seed: int,
+    mixed_precision: bool,
 ) -> FeaturesResult:
     """Write every split's backbone features into ``features_dir`` (replaced whole).
 
@@ -64,12 +72,18 @@ def features(
         handle, image_size, timeout_s: ``model.handle``, ``model.image_size``, ``model.download_timeout_s``
             (only these: a change to the head's params does not recompute the features).
         seed: ``train.seed``, which a built-in backbone is initialised (and pretrained) with.
+        mixed_precision: ``train.mixed_precision``: the backbone's pass in float16 on a GPU, bfloat16 on a
+            CPU that has it (the vectors are stored as float32 either way).
     """
+    import tensorflow as tf
+
     resolved = backbones.resolve(handle, image_size, seed, backbone_cache, timeout_s)
-    log.info("backbone %s (%s)", handle, resolved)
+    tf.config.experimental.enable_op_determinism()  # the same vectors on a rerun
+    compute, why = precision.choose(mixed_precision)
+    log.info("backbone %s (%s); precision %s (%s)", handle, resolved, compute, why)
     extractor = build_extractor(backbones.load_backbone(resolved), image_size)
     rows = {}
-    with atomic_dir(features_dir) as tmp:
+    with atomic_dir(features_dir) as tmp, precision.rewrite(compute):
         for split in paths.SPLITS:
             ds = dataset.make_dataset(dataset.shard_files(processed, split), image_size, BATCH, with_meta=True)
             split_features = extract(extractor, ds)
@@ -90,6 +104,7 @@ STAGE = Stage(
         "image_size": "model.image_size",
         "timeout_s": "model.download_timeout_s",
         "seed": "train.seed",
+        "mixed_precision": "train.mixed_precision",
     },
 )
 
