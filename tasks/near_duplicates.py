@@ -1,24 +1,27 @@
-"""Near-duplicate images across splits: the same photo re-encoded, resized, mirrored or flipped.
+"""Near-duplicate images across splits: the same photo re-encoded, resized, mirrored, flipped or recoloured.
 
-Exact copies are found by content hash; a re-encoded or resized copy has other bytes. Each image
-gets a perceptual hash (computed by validate's workers while the image is decoded): the grey image
-shrunk to 64x64, its 2-D DCT, and of the 16x16 lowest frequencies one bit each, set when the
-coefficient's *magnitude* is above their median: 256 bits. Mirroring the image left-right or
-flipping it upside down only changes the sign of some coefficients (those of odd index along that
-direction), so the hash stays the same (``imagehash.phash``, which this replaced, compares the signed
-coefficients: it found 0 of 200 mirrored copies, and this finds all of them; with JPEG quality 10 it
-found 92%, this 88.5%: BENCHMARKS.md row 7). Every pair of images in two different splits whose
-hashes differ in at most ``MAX_DISTANCE`` bits is a candidate (a brute-force XOR and popcount in
-blocks: it needs no index and its cost is known); a candidate is a near-duplicate when the two
-images, shrunk to 32x32 in colour, also correlate at ``MIN_CORRELATION`` or more, in the best of the
-four orientations (as is, mirrored, upside down, turned 180 degrees), which the report names.
+Exact copies are found by content hash; a changed copy has other bytes. Each image gets two
+perceptual hashes (computed by validate's workers while the image is decoded), of two grey views of
+it: its luma (ITU-R 601 grey) and its brightest channel (HSV's value, max(R, G, B)). Each view is
+shrunk to 64x64, and of the 16x16 lowest frequencies of its 2-D DCT one bit each is set when the
+coefficient's *magnitude* is above their median: 256 bits per view. Mirroring the image left-right
+or flipping it upside down only changes the sign of some coefficients (those of odd index along that
+direction), so neither hash changes (``imagehash.phash``, which this replaced, compares signed
+coefficients: it found 0 of 200 mirrored copies). A greyscale copy keeps the luma; swapping colour
+channels or turning the hue keeps the brightest channel. Every pair of images in two different splits
+whose hashes of either view differ in at most ``MAX_DISTANCE`` bits is a candidate (a brute-force XOR
+and popcount in blocks: it needs no index and its cost is known).
 
-Measured with the earlier hash on the synthetic faces (which look much more alike than real photos): a copy resized to
-3/4 and re-saved at JPEG quality 60 differs in 4 bits (median; at most 18) and its thumbnail
-correlates at 0.9978 or more (300 images). In grey, two different faces with the same layout can
-correlate above 0.99 too: 22 such pairs turned up among 200,000 images (aligned face crops are
-like that); in colour none of them reaches 0.99 (the ten listed: 0.26-0.83), so the thumbnails
-keep their colour.
+A candidate is a near-duplicate when one of three pixel checks passes, in the best of four
+orientations (as is, mirrored, upside down, turned 180 degrees), which the report names with the
+check: the 32x32 colour thumbnails correlate at ``MIN_CORRELATION`` or more ("colour"), or the fine
+detail of either grey view (the 64x78 view minus its Gaussian blur, sigma 2 px: texture, noise and edges,
+not the layout) correlates at ``MIN_DETAIL`` or more ("luma detail", "brightest-channel detail").
+Aligned face crops look alike at low resolution: in grey, 22 pairs of different synthetic faces among
+200,000 correlated above 0.99 as 32x32 thumbnails, so a grey thumbnail alone would flag them. Their
+fine detail is unrelated: at most 0.56 between 10,000 pairs of different faces, against 0.88 or more
+for a copy that is greyscale, channel-swapped, hue-turned, 20% brighter or saved at JPEG quality 10
+(BENCHMARKS.md row 7, where the share of each kind of copy that is found is measured).
 """
 
 from __future__ import annotations
@@ -34,10 +37,14 @@ from tasks import archive, paths
 from tasks.reports import NearDuplicate
 
 HASH_SIZE = 16  # 16x16 DCT coefficients: 256-bit hashes
-HASHED = 64  # the grey image is shrunk to HASHED x HASHED before its DCT
-MAX_DISTANCE = 24  # bits: candidates for the pixel check
+HASHED = 64  # each grey view is shrunk to HASHED x HASHED before its DCT
+HEX = HASH_SIZE * HASH_SIZE // 4  # hex digits of one view's hash; the manifest's phash holds both views
+MAX_DISTANCE = 24  # bits, in either view: candidates for the pixel checks
 MIN_CORRELATION = 0.99  # of the 32x32 colour thumbnails: a near-duplicate
+MIN_DETAIL = 0.8  # of the fine detail of a grey view: a near-duplicate
 THUMB = 32
+DETAIL = (64, 78)  # (width, height) of the grey views whose detail is compared: the 178x218 crop's shape
+DETAIL_SIGMA = 2.0  # px: what the Gaussian blur removes from a view leaves its detail
 _BLOCK = 32  # rows of one split compared with all of another at once (bounds memory: block x n x 32 bytes)
 
 
@@ -45,14 +52,22 @@ _BLOCK = 32  # rows of one split compared with all of another at once (bounds me
 ORIENTATIONS = {"as is": (), "mirrored": (1,), "upside down": (0,), "turned 180 degrees": (0, 1)}
 
 
+def grey_views(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two grey views of an (h, w, 3) RGB array: luma (ITU-R 601) and the brightest channel."""
+    return rgb @ np.array([0.299, 0.587, 0.114]), rgb.max(axis=2)
+
+
 def phash(image: Any) -> str:
-    """The flip-invariant perceptual hash of a decoded PIL image (see above), as 64 hex digits."""
+    """The flip-invariant perceptual hashes of a decoded PIL image's two grey views (see above): 2 x 64 hex digits."""
     from PIL import Image
     from scipy.fft import dctn
 
-    pixels = np.asarray(image.convert("L").resize((HASHED, HASHED), Image.LANCZOS), dtype=np.float64)
-    magnitude = np.abs(dctn(pixels, norm="ortho")[:HASH_SIZE, :HASH_SIZE])  # the same for a flipped image
-    return np.packbits(magnitude.ravel() > np.median(magnitude)).tobytes().hex()
+    rgb = np.asarray(image.convert("RGB").resize((HASHED, HASHED), Image.LANCZOS), dtype=np.float64)
+    bits = []
+    for view in grey_views(rgb):
+        magnitude = np.abs(dctn(view, norm="ortho")[:HASH_SIZE, :HASH_SIZE])  # the same for a flipped image
+        bits.append(np.packbits(magnitude.ravel() > np.median(magnitude)).tobytes().hex())
+    return "".join(bits)
 
 
 def _bits(hexes: list[str]) -> np.ndarray:
@@ -91,27 +106,48 @@ def close_pairs(a: np.ndarray, b: np.ndarray, max_distance: int = MAX_DISTANCE) 
     return pairs
 
 
-def thumbnail(image: Any) -> np.ndarray:
-    """(THUMB, THUMB, 3) colour thumbnail of a PIL image, zero mean and unit norm."""
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean()
+    return x / (np.linalg.norm(x) or 1.0)
+
+
+def views(image: Any) -> dict[str, np.ndarray]:
+    """What the pixel checks compare, by check: the colour thumbnail and each grey view's fine detail (unit norm)."""
     from PIL import Image
+    from scipy.ndimage import gaussian_filter
 
-    pixels = np.asarray(image.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR), dtype=np.float64)
-    pixels -= pixels.mean()
-    return pixels / (np.linalg.norm(pixels) or 1.0)
+    rgb = image.convert("RGB")
+    out = {"colour": _unit(np.asarray(rgb.resize((THUMB, THUMB), Image.BILINEAR), dtype=np.float64))}
+    grey = grey_views(np.asarray(rgb.resize(DETAIL, Image.BILINEAR), dtype=np.float64))
+    for name, view in zip(("luma detail", "brightest-channel detail"), grey):
+        out[name] = _unit(view - gaussian_filter(view, DETAIL_SIGMA))
+    return out
 
 
-def _thumbnail(data: bytes) -> np.ndarray:
+def _views(data: bytes) -> dict[str, np.ndarray]:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
-        return thumbnail(img)
+        return views(img)
 
 
 def best_orientation(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
-    """The orientation of thumbnail ``b`` that correlates best with ``a``, and that correlation."""
+    """The orientation of ``b`` (an image-shaped array) that correlates best with ``a``, and that correlation."""
     scores = {name: float((a * np.flip(b, axes) if axes else a * b).sum()) for name, axes in ORIENTATIONS.items()}
     best = max(scores, key=scores.get)
     return best, scores[best]
+
+
+THRESHOLDS = {"colour": MIN_CORRELATION, "luma detail": MIN_DETAIL, "brightest-channel detail": MIN_DETAIL}
+
+
+def confirm(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[str, str, float] | None:
+    """``(check, orientation, correlation)`` of the first pixel check that the two images' :func:`views` pass."""
+    for check, threshold in THRESHOLDS.items():
+        orientation, correlation = best_orientation(a[check], b[check])
+        if correlation >= threshold:
+            return check, orientation, correlation
+    return None
 
 
 def find(kept: Any, archive_path: Path) -> list[NearDuplicate]:
@@ -128,20 +164,32 @@ def find(kept: Any, archive_path: Path) -> list[NearDuplicate]:
                 a, b = splits[first], splits[second]
                 if a.empty or b.empty:
                     continue
-                for i, j, distance in close_pairs(_bits(list(a["phash"])), _bits(list(b["phash"]))):
+                for i, j, distance in candidates(list(a["phash"]), list(b["phash"])):
                     x, y = a.iloc[i], b.iloc[j]
                     if x["sha256"] == y["sha256"]:
                         continue
-                    pixels = [_thumbnail(zf.read(archive.member_name(row["path"]))) for row in (x, y)]
-                    orientation, correlation = best_orientation(*pixels)
-                    if correlation >= MIN_CORRELATION:
+                    passed = confirm(*(_views(zf.read(archive.member_name(row["path"]))) for row in (x, y)))
+                    if passed:
+                        check, orientation, correlation = passed
                         found.append(
                             NearDuplicate(
                                 a=x["path"],
                                 b=y["path"],
-                                distance=int(distance),
+                                distance=distance,
                                 correlation=round(correlation, 4),
                                 orientation=orientation,
+                                check=check,
                             )
                         )
     return sorted(found, key=lambda p: (p.a, p.b))
+
+
+def candidates(a: list[str], b: list[str]) -> list[tuple[int, int, int]]:
+    """Every (i, j, distance) whose hashes (manifest ``phash`` strings) are close in either view, with the
+    smaller of the two distances."""
+    best: dict[tuple[int, int], int] = {}
+    for view in range(2):
+        part = slice(view * HEX, (view + 1) * HEX)
+        for i, j, distance in close_pairs(_bits([h[part] for h in a]), _bits([h[part] for h in b])):
+            best[i, j] = min(distance, best.get((i, j), distance))
+    return sorted((i, j, d) for (i, j), d in best.items())

@@ -83,6 +83,7 @@ class NearDuplicate:
     distance: int
     correlation: float
     orientation: str = "as is"  # how b is turned relative to a (near_duplicates.ORIENTATIONS)
+    check: str = "colour"  # the pixel check that matched (near_duplicates.THRESHOLDS)
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,8 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
                 return row
             img.load()
             row["decodes"] = True
-            grey = img.convert("L")  # once: the drift check's brightness and the perceptual hash both use it
-            row["brightness"] = round(float(ImageStat.Stat(grey).mean[0]), 2)
-            row["phash"] = near_duplicates.phash(grey)
+            row["brightness"] = round(float(ImageStat.Stat(img.convert("L")).mean[0]), 2)
+            row["phash"] = near_duplicates.phash(img)
     except Exception as exc:  # any decoder fault (Pillow raises many kinds): the file is dropped with its reason
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
