@@ -15,13 +15,15 @@ and popcount in blocks: it needs no index and its cost is known).
 A candidate is a near-duplicate when one of three pixel checks passes, in the best of four
 orientations (as is, mirrored, upside down, turned 180 degrees), which the report names with the
 check: the 32x32 colour thumbnails correlate at ``MIN_CORRELATION`` or more ("colour"), or the fine
-detail of either grey view (the 64x78 view minus its Gaussian blur, sigma 2 px: texture, noise and edges,
-not the layout) correlates at ``MIN_DETAIL`` or more ("luma detail", "brightest-channel detail").
-Aligned face crops look alike at low resolution: in grey, 22 pairs of different synthetic faces among
-200,000 correlated above 0.99 as 32x32 thumbnails, so a grey thumbnail alone would flag them. Their
-fine detail is unrelated: at most 0.56 between 10,000 pairs of different faces, against 0.88 or more
-for a copy that is greyscale, channel-swapped, hue-turned, 20% brighter or saved at JPEG quality 10
-(BENCHMARKS.md row 7, where the share of each kind of copy that is found is measured).
+detail of either grey view (the view at 178x218 minus its Gaussian blur, sigma 1 px: texture, noise and
+JPEG grain rather than shapes) correlates at ``MIN_DETAIL`` or more ("luma detail",
+"brightest-channel detail"). Aligned face crops look alike at low resolution: in grey, 22 pairs of
+different synthetic faces among 200,000 correlated above 0.99 as 32x32 thumbnails, and two different
+faces of the same pose and hair (tiny model set, seed 11: Train/Female/000186.jpg, Validation/Female/000005.jpg)
+correlated at 0.84 in the brightest channel's detail at 64x78 with sigma 2 px. At full size and sigma 1 px
+that pair correlates at 0.22, and greyscale, channel-swapped, hue-turned and 20% brighter copies at 0.80
+or more (60 faces each; BENCHMARKS.md row 7 measures the share of each kind of copy that is found, and
+the false pairs among 200,000 different faces).
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ HASHED = 64  # each grey view is shrunk to HASHED x HASHED before its DCT
 HEX = HASH_SIZE * HASH_SIZE // 4  # hex digits of one view's hash; the manifest's phash holds both views
 MAX_DISTANCE = 24  # bits, in either view: candidates for the pixel checks
 MIN_CORRELATION = 0.99  # of the 32x32 colour thumbnails: a near-duplicate
-MIN_DETAIL = 0.8  # of the fine detail of a grey view: a near-duplicate
+MIN_DETAIL = 0.6  # of the fine detail of a grey view: a near-duplicate
 THUMB = 32
-DETAIL = (64, 78)  # (width, height) of the grey views whose detail is compared: the 178x218 crop's shape
-DETAIL_SIGMA = 2.0  # px: what the Gaussian blur removes from a view leaves its detail
+DETAIL = (178, 218)  # (width, height) of the grey views whose detail is compared: the CelebA crop's size
+DETAIL_SIGMA = 1.0  # px: what the Gaussian blur removes from a view leaves its detail
 _BLOCK = 32  # rows of one split compared with all of another at once (bounds memory: block x n x 32 bytes)
 
 

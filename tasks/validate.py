@@ -218,7 +218,7 @@ def _expectations(p: ValidateParams, files_count: int) -> dict[str, list[Any]]:
             value_set=[0],
             mostly=allowing(p.max_near_duplicates),
             meta=meta(
-                "data leak: a near-duplicate (re-encoded, resized, mirrored or upside-down copy) in another split "
+                "data leak: a near-duplicate (re-encoded, resized, flipped or recoloured copy) in another split "
                 f"(at most validate.max_near_duplicates={p.max_near_duplicates} files)"
             ),
         ),

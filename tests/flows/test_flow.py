@@ -83,6 +83,8 @@ def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_se
         "download": "Skipped",
         "validate": "Skipped",
         "preprocess": "Skipped",
+        "features": "Skipped",
+        "audit": "Skipped",
         "train": "Completed",
         "evaluate": "Completed",
         "promote": "Completed",

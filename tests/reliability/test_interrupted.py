@@ -117,12 +117,12 @@ def test_training_killed_in_each_phase_resumes_to_exactly_the_uninterrupted_run(
     assert np.array_equal(*probs)  # the same weights: the same answers on Test
 
 
-def _key_in(repo: Path, processed: Path, handle: str, epochs: int = 2) -> str:
+def _key_in(repo: Path, processed: Path, handle: str, epochs: int = 2, excluded: tuple[str, ...] = ()) -> str:
     """train.run_key as ``repo``'s code computes it, in a fresh process."""
     code = (
         "import sys; from pathlib import Path; from tasks.train import run_key; from tasks.params.config import parse;"
         f"p = parse({{'train': {{'epochs': {epochs}}}}});"
-        f"print(run_key(p.model, p.train, Path({str(processed)!r}), {handle!r}))"
+        f"print(run_key(p.model, p.train, Path({str(processed)!r}), {handle!r}, frozenset({excluded!r})))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
     return done.stdout.strip()
@@ -138,6 +138,7 @@ def test_a_checkpoint_is_resumed_only_with_the_same_params_data_code_and_backbon
     key = _key_in(repo_copy, processed, str(backbone))
     assert _key_in(repo_copy, processed, str(backbone)) == key
     assert _key_in(repo_copy, processed, str(backbone), epochs=3) != key  # params
+    assert _key_in(repo_copy, processed, str(backbone), excluded=("Train/Male/000001.jpg",)) != key  # left out
     (backbone / "variables" / "variables.index").write_bytes(b"other weights")
     assert _key_in(repo_copy, processed, str(backbone)) != key  # backbone
     changed = _key_in(repo_copy, processed, str(backbone))
