@@ -3,17 +3,19 @@
 What it catches: each of ``_transforms()`` applied to synthetic faces (200; 20 with --small), each
 copy saved as JPEG (quality 90 unless the transform sets it); a copy is caught when the stage's two
 tests both pass for it and its original (``near_duplicates.candidates``: a hash distance <=
-``MAX_DISTANCE`` in either grey view; then ``near_duplicates.confirm``: one of the pixel checks in the
-best orientation). What it must not catch: 1,000 other faces against 1,000 more (100 with --small),
-different pictures of the same layout, as candidates and as confirmed pairs.
+``MAX_DISTANCE`` in either grey view, or alike colours; then ``near_duplicates.confirm``: one of the
+pixel checks). What it must not catch: 1,000 other faces against 1,000 more (100 with --small),
+different pictures of the same layout, as candidates and as confirmed pairs; and how close the aligned
+check comes on the most colour-alike of those pairs, the only ones it is tried on.
 
 What it costs, two parts, measured separately and added up:
-  * hashing: ``near_duplicates.phash`` per decoded 178x218 synthetic face (validate's workers do it
-    while they decode each image anyway), extrapolated to 200,000 images on this machine's cores;
+  * fingerprints: ``near_duplicates.fingerprints`` per decoded 178x218 synthetic face (validate's workers
+    do it while they decode each image anyway), extrapolated to 200,000 images on this machine's cores;
   * the pair search: ``near_duplicates.candidates`` between the Kaggle split sizes (160,000 Train,
-    22,598 Validation, 20,001 Test) on random hashes (256 bits per view, two views). It is a brute
-    force, so its cost does not depend on the pictures; the pixel checks of each candidate (two
-    decodes, ~3 ms) come on top, once per candidate pair, which is a handful on clean data.
+    22,598 Validation, 20,001 Test) on random fingerprints (256 bits per grey view, two views; 512
+    colour bins). It is a brute force, so its cost does not depend on the pictures; the pixel checks of
+    each candidate (two decodes, ~3 ms; ~30 ms more when the copy must be aligned) come on top, once per
+    candidate pair, which is a handful on clean data.
 
     python -m benchmarks.near_duplicates [--small]
 """
@@ -24,6 +26,7 @@ import argparse
 import io
 import os
 import time
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from benchmarks.common import save
 from tasks import near_duplicates, synthetic
 
 KAGGLE_SPLITS = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}
+ALIKE_PAIRS = 20  # the most colour-alike pairs of different faces, aligned in each orientation
 
 
 def _crop(img, left: float, top: float, right: float, bottom: float):
@@ -91,8 +95,9 @@ def _faces(count: int, seed: int) -> list:
 
 def _matches(a, b) -> bool:
     """Whether two PIL images are a near-duplicate pair by the stage's two tests."""
-    candidate = bool(near_duplicates.candidates([near_duplicates.phash(a)], [near_duplicates.phash(b)]))
-    return candidate and near_duplicates.confirm(near_duplicates.views(a), near_duplicates.views(b)) is not None
+    found = near_duplicates.candidates([near_duplicates.fingerprints(a)], [near_duplicates.fingerprints(b)])
+    views = near_duplicates.views(a), near_duplicates.views(b)
+    return bool(found) and near_duplicates.confirm(*views, found[0].colours) is not None
 
 
 def caught(images: int) -> dict[str, float]:
@@ -111,30 +116,46 @@ def caught(images: int) -> dict[str, float]:
     return shares
 
 
-def false_pairs(images: int) -> dict[str, int]:
-    """Candidates and confirmed near-duplicates among all pairs of ``images`` different faces."""
+def false_pairs(images: int) -> dict[str, Any]:
+    """Candidates and confirmed near-duplicates among all pairs of ``images`` different faces, and how close
+    the pixel checks come on pairs that are not candidates."""
     faces = _faces(images, 22)
-    hashes = [near_duplicates.phash(f) for f in faces]
+    prints = [near_duplicates.fingerprints(f) for f in faces]
     half = images // 2  # the pairs between the two halves (as between two splits)
-    pairs = near_duplicates.candidates(hashes[:half], hashes[half:])
+    pairs = near_duplicates.candidates(prints[:half], prints[half:])
     views = [near_duplicates.views(f) for f in faces]
-    confirmed = sum(near_duplicates.confirm(views[i], views[half + j]) is not None for i, j, _ in pairs)
-    # the pixel checks alone, on pairs that are not candidates too: how close different faces come
-    detail = max(
+    confirmed = sum(near_duplicates.confirm(views[c.i], views[half + c.j], c.colours) is not None for c in pairs)
+    detail = max(  # the fixed-geometry detail checks on a grid of pairs
         near_duplicates.best_orientation(views[i][check], views[half + j][check])[1]
         for i in range(0, half, max(1, half // 100))
         for j in range(0, images - half, max(1, half // 100))
         for check in ("luma detail", "brightest-channel detail")
     )
+    # the aligned check on the most colour-alike pairs (the only ones it is tried on)
+    (_, a), (_, b) = (near_duplicates.colour_shares([c for _, c in side]) for side in (prints[:half], prints[half:]))
+    alike = a @ b.T
+    top = np.argsort(alike, axis=None)[::-1][:ALIKE_PAIRS]
+    aligned = [
+        near_duplicates.compare_aligned(views[i]["luma"], np.flip(views[half + j]["luma"], axes))
+        for i, j in zip(*np.unravel_index(top, alike.shape))
+        for axes in near_duplicates.ORIENTATIONS.values()
+    ]
     return {
         "pairs_compared": half * (images - half),
         "candidates": len(pairs),
         "confirmed": confirmed,
         "max_detail_correlation_sampled": round(detail, 3),
+        "most_colour_alike": {
+            "pairs": len(top),
+            "colours": [round(float(alike.flat[top[-1]]), 3), round(float(alike.flat[top[0]]), 3)],
+            "max_aligned_detail": round(max(c for c, _ in aligned), 3),
+            "min_aligned_difference": round(min(d for _, d in aligned), 2),
+        },
     }
 
 
-def hash_seconds_per_image(images: int) -> float:
+def fingerprint_seconds_per_image(images: int) -> tuple[float, list[bytes]]:
+    """Seconds per decoded synthetic face, and the faces' colour histograms."""
     from PIL import Image
 
     decoded = []
@@ -142,20 +163,24 @@ def hash_seconds_per_image(images: int) -> float:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             decoded.append(img.copy())
-    near_duplicates.phash(decoded[0])  # imports scipy's DCT once, as a worker's first image does
+    near_duplicates.fingerprints(decoded[0])  # imports scipy's DCT once, as a worker's first image does
     start = time.perf_counter()
-    for img in decoded:
-        near_duplicates.phash(img)
-    return (time.perf_counter() - start) / images
+    prints = [near_duplicates.fingerprints(img) for img in decoded]
+    return (time.perf_counter() - start) / images, [colours for _, colours in prints]
 
 
-def search_seconds(splits: dict[str, int]) -> tuple[float, int]:
+def search_seconds(splits: dict[str, int], faces: list[bytes]) -> tuple[float, int]:
+    """The pair search between ``splits`` on random hashes and realistic colour histograms that are not alike:
+    those of ``faces`` with their bins shuffled (how many bins an image fills, not which)."""
     rng = np.random.default_rng(0)
-    hashes = {s: [rng.bytes(64).hex() for _ in range(n)] for s, n in splits.items()}  # two 256-bit views each
+    prints = {
+        s: [(rng.bytes(64).hex(), rng.permutation(np.frombuffer(faces[k], np.uint8)).tobytes()) for k in picks]
+        for s, picks in ((s, rng.integers(0, len(faces), n)) for s, n in splits.items())
+    }
     names, pairs, start = list(splits), 0, time.perf_counter()
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
-            pairs += len(near_duplicates.candidates(hashes[first], hashes[second]))
+            pairs += len(near_duplicates.candidates(prints[first], prints[second]))
     return time.perf_counter() - start, pairs
 
 
@@ -167,20 +192,20 @@ def main(argv: list[str] | None = None) -> dict:
     scale = 100 if args.small else 1
     splits = {s: n // scale for s, n in KAGGLE_SPLITS.items()}
     cores = os.cpu_count() or 1
-    per_image = hash_seconds_per_image(2000 // scale)
-    search, candidates = search_seconds(splits)
+    per_image, colours = fingerprint_seconds_per_image(2000 // scale)
+    search, candidates = search_seconds(splits, colours)
     transforms, different = caught(200 // scale), false_pairs(2000 // scale)
     total_images = sum(splits.values())
-    hashing = per_image * total_images / cores
+    fingerprinting = per_image * total_images / cores
     result = {
         "params": {"splits": splits, "cores": cores, "max_distance_bits": near_duplicates.MAX_DISTANCE},
-        "hash_ms_per_image": round(per_image * 1000, 3),
-        "hashing_seconds_on_all_cores": round(hashing, 1),
+        "fingerprint_ms_per_image": round(per_image * 1000, 3),
+        "fingerprint_seconds_on_all_cores": round(fingerprinting, 1),
         "pair_comparisons": splits["Train"] * (splits["Validation"] + splits["Test"])
         + splits["Validation"] * splits["Test"],
         "search_seconds": round(search, 1),
         "random_candidates": candidates,
-        "total_seconds": round(hashing + search, 1),
+        "total_seconds": round(fingerprinting + search, 1),
         "caught_share_by_transform": transforms,
         "different_faces": different,
     }

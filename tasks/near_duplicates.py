@@ -1,28 +1,51 @@
-"""Near-duplicate images across splits: the same photo re-encoded, resized, mirrored, flipped or recoloured.
+"""Near-duplicate images across splits: the same photo re-encoded, resized, mirrored, flipped, recoloured,
+cropped, shifted or slightly rotated.
 
-Exact copies are found by content hash; a changed copy has other bytes. Each image gets two
-perceptual hashes (computed by validate's workers while the image is decoded), of two grey views of
-it: its luma (ITU-R 601 grey) and its brightest channel (HSV's value, max(R, G, B)). Each view is
-shrunk to 64x64, and of the 16x16 lowest frequencies of its 2-D DCT one bit each is set when the
-coefficient's *magnitude* is above their median: 256 bits per view. Mirroring the image left-right
-or flipping it upside down only changes the sign of some coefficients (those of odd index along that
-direction), so neither hash changes (``imagehash.phash``, which this replaced, compares signed
-coefficients: it found 0 of 200 mirrored copies). A greyscale copy keeps the luma; swapping colour
-channels or turning the hue keeps the brightest channel. Every pair of images in two different splits
-whose hashes of either view differ in at most ``MAX_DISTANCE`` bits is a candidate (a brute-force XOR
-and popcount in blocks: it needs no index and its cost is known).
+Exact copies are found by content hash; a changed copy has other bytes. Each image gets two fingerprints
+(computed by validate's workers while the image is decoded), both from its 64x64 thumbnail (area
+average):
 
-A candidate is a near-duplicate when one of three pixel checks passes, in the best of four
-orientations (as is, mirrored, upside down, turned 180 degrees), which the report names with the
-check: the 32x32 colour thumbnails correlate at ``MIN_CORRELATION`` or more ("colour"), or the fine
-detail of either grey view (the view at 178x218 minus its Gaussian blur, sigma 1 px: texture, noise and
-JPEG grain rather than shapes) correlates at ``MIN_DETAIL`` or more ("luma detail",
-"brightest-channel detail"). Aligned face crops look alike at low resolution: in grey, 22 pairs of
-different synthetic faces among 200,000 correlated above 0.99 as 32x32 thumbnails, and two different
-faces of the same pose and hair (tiny model set, seed 11: Train/Female/000186.jpg, Validation/Female/000005.jpg)
-correlated at 0.84 in the brightest channel's detail at 64x78 with sigma 2 px. At full size and sigma 1 px
-that pair correlates at 0.22, and greyscale, channel-swapped, hue-turned and 20% brighter copies at 0.80
-or more (60 faces each). At 0.6 one pair of different faces among 200,000 passed (0.647), hence 0.7.
+* ``phash``: perceptual hashes of two grey views, its luma (ITU-R 601 grey) and its brightest channel
+  (HSV's value, max(R, G, B)). Of the 16x16 lowest frequencies of each view's 2-D DCT one bit each is
+  set when the coefficient's *magnitude* is above their median: 256 bits per view. Mirroring the image
+  left-right or flipping it upside down only changes the sign of some coefficients (those of odd index
+  along that direction), so neither hash changes (``imagehash.phash``, which this replaced, compares
+  signed coefficients: it found 0 of 200 mirrored copies). A greyscale copy keeps the luma; swapping
+  colour channels or turning the hue keeps the brightest channel. Pairs whose hashes of either view
+  differ in at most ``MAX_DISTANCE`` bits are candidates (a brute-force XOR and popcount in blocks, the
+  two views on two threads: it needs no index and its cost is known).
+* ``colours``: the histogram of the thumbnail's central 52x52 pixels over 8x8x8 colour bins. Where a
+  pixel is does not count, so a cropped, shifted, rotated or mirrored copy keeps nearly the same
+  histogram, while different faces (other backgrounds, clothes, hair) rarely share one. Similarity is
+  the Bhattacharyya coefficient (the dot product of the square-rooted, normalised histograms): pairs at
+  ``MIN_COARSE_COLOURS`` or more over 4x4x4 bins (one matrix product per block of rows) and then at
+  ``MIN_COLOURS`` or more over the 512 bins are candidates. Colour cannot tell greyscale photos apart,
+  so at most ``MAX_ALIGNED_PAIRS`` colour-alike pairs of two splits (the most alike) are aligned, with a
+  warning naming how many there were.
+
+A candidate is a near-duplicate when one of four pixel checks passes, which the report names with the
+orientation of the second image (as is, mirrored, upside down, turned 180 degrees):
+
+* "colour": the 32x32 colour thumbnails correlate at ``MIN_CORRELATION`` or more, in the best orientation;
+* "luma detail", "brightest-channel detail": the fine detail of either grey view (the view at 178x218
+  minus its Gaussian blur, sigma 1 px: texture, noise and JPEG grain rather than shapes) correlates at
+  ``MIN_DETAIL`` or more, in the best orientation;
+* "aligned detail", for colour-alike pairs only: the second image, turned to one of the two orientations
+  whose colour thumbnails correlate best, is aligned onto the first by an affine map (OpenCV's ECC,
+  coarse to fine); where the two overlap, the band of detail between Gaussian blurs of ``ALIGNED_BAND``
+  px correlates at ``MIN_ALIGNED_DETAIL`` or more, and the grey levels differ by a median of at most
+  ``MAX_ALIGNED_DIFFERENCE``. Crops, shifts and rotations resample every pixel, which blurs the finest
+  detail; the band keeps what survives. An affine map can fit one face onto another of the same pose
+  well enough for a weaker test: with the band at 0.6 alone, 9 colour-alike pairs of different faces
+  among 200,000 passed (0.61-0.76; their grey levels differed by a median of 6.4-14.7). Cropped, shifted
+  and rotated copies of 100 faces: band 0.84 or more where the alignment converged, grey levels within
+  5.0 (BENCHMARKS.md rows 7 and 9).
+
+Aligned face crops look alike at low resolution: in grey, 22 pairs of different synthetic faces among
+200,000 correlated above 0.99 as 32x32 thumbnails, and two different faces of the same pose and hair (tiny
+model set, seed 11: Train/Female/000186.jpg, Validation/Female/000005.jpg) correlated at 0.84 in the
+brightest channel's detail at 64x78 with sigma 2 px; at full size and sigma 1 px that pair correlates at
+0.22. At ``MIN_DETAIL`` 0.6 one pair of different faces among 200,000 passed (0.647), hence 0.7.
 BENCHMARKS.md row 7 measures the share of each kind of copy that is found, row 9 the false pairs among
 200,000 different faces.
 """
@@ -31,24 +54,38 @@ from __future__ import annotations
 
 import io
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tasks import archive, paths
+from tasks.errors import logger
 from tasks.reports import NearDuplicate
 
+log = logger("validate")
+
+THUMBNAIL = 64  # both fingerprints come from a THUMBNAIL x THUMBNAIL area-averaged copy
 HASH_SIZE = 16  # 16x16 DCT coefficients: 256-bit hashes
-HASHED = 64  # each grey view is shrunk to HASHED x HASHED before its DCT
 HEX = HASH_SIZE * HASH_SIZE // 4  # hex digits of one view's hash; the manifest's phash holds both views
 MAX_DISTANCE = 24  # bits, in either view: candidates for the pixel checks
-MIN_CORRELATION = 0.99  # of the 32x32 colour thumbnails: a near-duplicate
+COLOUR_LEVELS = 8  # per channel: 512 colour bins
+COLOUR_MARGIN = 6  # thumbnail pixels left out on each side (what crops and rotated corners change)
+MIN_COARSE_COLOURS = 0.9  # Bhattacharyya coefficient over 4x4x4 bins: compared over 8x8x8
+MIN_COLOURS = 0.85  # ... over 8x8x8 bins: a candidate
+MAX_ALIGNED_PAIRS = 5000  # colour-alike pairs per two splits that are aligned and checked, the most alike first
+MIN_CORRELATION = 0.985  # of the 32x32 colour thumbnails: a near-duplicate
 MIN_DETAIL = 0.7  # of the fine detail of a grey view: a near-duplicate (0.647 for a false pair at 200K)
+MIN_ALIGNED_DETAIL = 0.8  # of the detail band after alignment: a near-duplicate, if also ...
+MAX_ALIGNED_DIFFERENCE = 6.0  # ... the grey levels differ by at most this median (of 255) after alignment
+ALIGNED_ORIENTATIONS = 2  # the likeliest by colour (a face and its mirror image look alike): both are aligned
+ALIGNED_BAND = (0.7, 2.0)  # px: the Gaussian blurs whose difference is the band compared after alignment
 THUMB = 32
 DETAIL = (178, 218)  # (width, height) of the grey views whose detail is compared: the CelebA crop's size
 DETAIL_SIGMA = 1.0  # px: what the Gaussian blur removes from a view leaves its detail
 _BLOCK = 32  # rows of one split compared with all of another at once (bounds memory: block x n x 32 bytes)
+_COLOUR_BLOCK = 1024  # rows per matrix product (block x n float32)
 
 
 # thumbnail axes (height, width) to reverse for each orientation of the second image of a pair
@@ -57,20 +94,30 @@ ORIENTATIONS = {"as is": (), "mirrored": (1,), "upside down": (0,), "turned 180 
 
 def grey_views(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two grey views of an (h, w, 3) RGB array: luma (ITU-R 601) and the brightest channel."""
-    return rgb @ np.array([0.299, 0.587, 0.114]), rgb.max(axis=2)
+    red, green, blue = (rgb[..., c].astype(np.float32) for c in range(3))  # (a reduction over axis 2 is slow)
+    return red * 0.299 + green * 0.587 + blue * 0.114, np.maximum(np.maximum(red, green), blue)
 
 
-def phash(image: Any) -> str:
-    """The flip-invariant perceptual hashes of a decoded PIL image's two grey views (see above): 2 x 64 hex digits."""
+def fingerprints(image: Any) -> tuple[str, bytes]:
+    """A decoded PIL image's ``phash`` (2 x 64 hex digits, flip-invariant) and ``colours`` (512 bytes)."""
     from PIL import Image
     from scipy.fft import dctn
 
-    rgb = np.asarray(image.convert("RGB").resize((HASHED, HASHED), Image.LANCZOS), dtype=np.float64)
+    thumb = np.asarray(image.convert("RGB").resize((THUMBNAIL, THUMBNAIL), Image.BOX))
     bits = []
-    for view in grey_views(rgb):
+    for view in grey_views(thumb):
         magnitude = np.abs(dctn(view, norm="ortho")[:HASH_SIZE, :HASH_SIZE])  # the same for a flipped image
         bits.append(np.packbits(magnitude.ravel() > np.median(magnitude)).tobytes().hex())
-    return "".join(bits)
+    m = COLOUR_MARGIN
+    q = (thumb[m:-m, m:-m].astype(np.int32) * COLOUR_LEVELS) >> 8
+    counts = np.bincount(((q[..., 0] * COLOUR_LEVELS + q[..., 1]) * COLOUR_LEVELS + q[..., 2]).ravel(), minlength=512)
+    colours = np.rint(255 * np.sqrt(counts / counts.sum())).astype(np.uint8)  # square-rooted shares
+    return "".join(bits), colours.tobytes()
+
+
+def phash(image: Any) -> str:
+    """The flip-invariant perceptual hashes of a decoded PIL image's two grey views (see above)."""
+    return fingerprints(image)[0]
 
 
 def _bits(hexes: list[str]) -> np.ndarray:
@@ -99,14 +146,72 @@ def close_pairs(a: np.ndarray, b: np.ndarray, max_distance: int = MAX_DISTANCE) 
     if len(a) == 0 or len(b) == 0:
         return []
     a, b = _most_telling_first(a, b)
+    first = np.ascontiguousarray(b[:, 0])
     pairs = []
     for start in range(0, len(a), _BLOCK):
         block = a[start : start + _BLOCK]
-        i, j = np.nonzero(np.bitwise_count(block[:, None, 0] ^ b[None, :, 0]) <= max_distance)
+        i, j = np.nonzero(np.bitwise_count(block[:, None, 0] ^ first[None, :]) <= max_distance)
         distance = np.bitwise_count(block[i] ^ b[j]).sum(axis=-1, dtype=np.int32)
         keep = distance <= max_distance
         pairs += [(start + int(x), int(y), int(d)) for x, y, d in zip(i[keep], j[keep], distance[keep])]
     return pairs
+
+
+def colour_shares(colours: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of square-rooted colour shares, (n, 64) over 4x4x4 bins and (n, 512) over 8x8x8."""
+    fine = np.frombuffer(b"".join(colours), dtype=np.uint8).reshape(len(colours), -1).astype(np.float32)
+    fine /= np.maximum(np.linalg.norm(fine, axis=1, keepdims=True), 1e-9)
+    levels = np.arange(COLOUR_LEVELS**3)
+    red, green, blue = levels // COLOUR_LEVELS**2, levels // COLOUR_LEVELS % COLOUR_LEVELS, levels % COLOUR_LEVELS
+    coarse_bin = ((red // 2) * 4 + green // 2) * 4 + blue // 2  # each 2x2x2 block of fine bins is one coarse bin
+    merge = (coarse_bin[:, None] == np.arange(64)).astype(np.float32)
+    return np.sqrt(np.square(fine) @ merge), fine  # shares add up; a matrix product is the fast way here
+
+
+def close_colours(a: list[bytes], b: list[bytes]) -> list[tuple[int, int, float]]:
+    """Every (i, j, similarity) whose ``colours`` are alike: at ``MIN_COARSE_COLOURS`` over 4x4x4 bins, then
+    ``MIN_COLOURS`` over 8x8x8 (computed for the rows with a coarse match only)."""
+    if not a or not b:
+        return []
+    (coarse_a, fine_a), (coarse_b, fine_b) = colour_shares(a), colour_shares(b)
+    pairs = []
+    for start in range(0, len(a), _COLOUR_BLOCK):
+        coarse = coarse_a[start : start + _COLOUR_BLOCK] @ coarse_b.T >= MIN_COARSE_COLOURS
+        rows = np.flatnonzero(coarse.any(axis=1))
+        if rows.size:
+            fine = fine_a[start + rows] @ fine_b.T
+            x, y = np.nonzero(coarse[rows] & (fine >= MIN_COLOURS))
+            pairs += [(start + int(rows[i]), int(j), float(fine[i, j])) for i, j in zip(x, y)]
+    return pairs
+
+
+class Candidate(NamedTuple):
+    """A pair whose fingerprints are close: its hash distance in the closer view (-1 when neither view's is
+    close), and whether its colours are alike (only then is the aligned check tried)."""
+
+    i: int
+    j: int
+    distance: int
+    colours: bool
+
+
+def candidates(a: list[tuple[str, bytes]], b: list[tuple[str, bytes]]) -> list[Candidate]:
+    """Every pair (index in ``a``, index in ``b``) whose :func:`fingerprints` are close, in hashes or colours."""
+    hashes = [[h[view * HEX : (view + 1) * HEX] for h, _ in side] for view in range(2) for side in (a, b)]
+    with ThreadPoolExecutor(2) as pool:  # NumPy's loops release the GIL: the two views run on two cores
+        views = list(pool.map(lambda v: close_pairs(_bits(hashes[2 * v]), _bits(hashes[2 * v + 1])), range(2)))
+    best: dict[tuple[int, int], int] = {}
+    for i, j, distance in (pair for pairs in views for pair in pairs):
+        best[i, j] = min(distance, best.get((i, j), distance))
+    alike = sorted(close_colours([c for _, c in a], [c for _, c in b]), key=lambda pair: -pair[2])
+    if len(alike) > MAX_ALIGNED_PAIRS:  # each costs an alignment (~30 ms): many alike images, e.g. greyscale ones
+        log.warning(
+            "near-duplicates: %d pairs of images have alike colours; only the %d most alike are aligned and checked",
+            len(alike),
+            MAX_ALIGNED_PAIRS,
+        )
+    alike = {(i, j) for i, j, _ in alike[:MAX_ALIGNED_PAIRS]}
+    return [Candidate(i, j, best.get((i, j), -1), (i, j) in alike) for i, j in sorted(best.keys() | alike)]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -115,15 +220,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def views(image: Any) -> dict[str, np.ndarray]:
-    """What the pixel checks compare, by check: the colour thumbnail and each grey view's fine detail (unit norm)."""
+    """What the pixel checks compare: the colour thumbnail, each grey view's fine detail (unit norm), and the
+    luma at 178x218 ("luma")."""
     from PIL import Image
     from scipy.ndimage import gaussian_filter
 
     rgb = image.convert("RGB")
     out = {"colour": _unit(np.asarray(rgb.resize((THUMB, THUMB), Image.BILINEAR), dtype=np.float64))}
-    grey = grey_views(np.asarray(rgb.resize(DETAIL, Image.BILINEAR), dtype=np.float64))
+    grey = grey_views(np.asarray(rgb.resize(DETAIL, Image.BILINEAR)))
     for name, view in zip(("luma detail", "brightest-channel detail"), grey):
         out[name] = _unit(view - gaussian_filter(view, DETAIL_SIGMA))
+    out["luma"] = grey[0]
     return out
 
 
@@ -134,29 +241,82 @@ def _views(data: bytes) -> dict[str, np.ndarray]:
         return views(img)
 
 
+def _scores(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    return {name: float((a * np.flip(b, axes) if axes else a * b).sum()) for name, axes in ORIENTATIONS.items()}
+
+
 def best_orientation(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
     """The orientation of ``b`` (an image-shaped array) that correlates best with ``a``, and that correlation."""
-    scores = {name: float((a * np.flip(b, axes) if axes else a * b).sum()) for name, axes in ORIENTATIONS.items()}
+    scores = _scores(a, b)
     best = max(scores, key=scores.get)
     return best, scores[best]
 
 
-THRESHOLDS = {"colour": MIN_CORRELATION, "luma detail": MIN_DETAIL, "brightest-channel detail": MIN_DETAIL}
+def _likeliest_orientations(a: np.ndarray, b: np.ndarray) -> list[str]:
+    """The orientations of ``b``, best correlating with ``a`` first."""
+    scores = _scores(a, b)
+    return sorted(scores, key=scores.get, reverse=True)
 
 
-def confirm(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[str, str, float] | None:
-    """``(check, orientation, correlation)`` of the first pixel check that the two images' :func:`views` pass."""
-    for check, threshold in THRESHOLDS.items():
+THRESHOLDS = {
+    "colour": MIN_CORRELATION,
+    "luma detail": MIN_DETAIL,
+    "brightest-channel detail": MIN_DETAIL,
+    "aligned detail": MIN_ALIGNED_DETAIL,  # with MAX_ALIGNED_DIFFERENCE
+}
+
+
+def compare_aligned(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Grey image ``b`` aligned onto ``a`` by an affine map (ECC, coarse to fine), compared where they overlap:
+    how their detail bands correlate, and the median absolute difference of their grey levels
+    (``(0, 255)`` when the alignment does not converge)."""
+    import cv2
+
+    pyramid = [(a.astype(np.float32), b.astype(np.float32))]
+    for _ in range(2):
+        pyramid.append(tuple(cv2.pyrDown(x) for x in pyramid[-1]))
+    warp = np.eye(2, 3, dtype=np.float32)
+    stop = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3)
+    for level, (x, y) in reversed(list(enumerate(pyramid))):
+        try:
+            _, warp = cv2.findTransformECC(x, y, warp, cv2.MOTION_AFFINE, stop, None, 5)
+        except cv2.error:  # no convergence: not the same picture
+            return 0.0, 255.0
+        if level:
+            warp[:, 2] *= 2
+    (a, b), (h, w) = pyramid[0], a.shape
+    moved = cv2.warpAffine(b, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    inside = cv2.warpAffine(np.ones_like(b), warp, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    inside = cv2.erode(inside, np.ones((9, 9), np.uint8)) > 0  # away from the edges the blurs smear
+    if inside.sum() < h * w // 4:
+        return 0.0, 255.0
+
+    def band(x: np.ndarray) -> np.ndarray:
+        fine, coarse = (cv2.GaussianBlur(x, (0, 0), s) for s in ALIGNED_BAND)
+        return _unit((fine - coarse)[inside])
+
+    return float(band(a) @ band(moved)), float(np.median(np.abs(a - moved)[inside]))
+
+
+def confirm(a: dict[str, np.ndarray], b: dict[str, np.ndarray], aligned: bool) -> tuple[str, str, float] | None:
+    """``(check, orientation, correlation)`` of the first pixel check that the two images' :func:`views` pass;
+    the aligned check only when ``aligned`` (the pair's colours are alike: see the module's text)."""
+    for check in ("colour", "luma detail", "brightest-channel detail"):
         orientation, correlation = best_orientation(a[check], b[check])
-        if correlation >= threshold:
+        if correlation >= THRESHOLDS[check]:
             return check, orientation, correlation
+    if not aligned:
+        return None
+    for orientation in _likeliest_orientations(a["colour"], b["colour"])[:ALIGNED_ORIENTATIONS]:
+        correlation, difference = compare_aligned(a["luma"], np.flip(b["luma"], ORIENTATIONS[orientation]))
+        if correlation >= MIN_ALIGNED_DETAIL and difference <= MAX_ALIGNED_DIFFERENCE:
+            return "aligned detail", orientation, correlation
     return None
 
 
 def find(kept: Any, archive_path: Path) -> list[NearDuplicate]:
-    """Near-duplicate pairs across splits among the ``kept`` manifest rows (with ``phash``), sorted.
-
-    Exact copies (the same sha256) are left out: validate reports them already.
+    """Near-duplicate pairs across splits among the ``kept`` manifest rows (with ``phash`` and ``colours``),
+    sorted. Exact copies (the same sha256) are left out: validate reports them already.
     """
     rows = kept[kept["phash"].notna() & (kept["phash"] != "")]
     splits = {s: rows[rows["split"] == s] for s in paths.SPLITS}
@@ -167,11 +327,13 @@ def find(kept: Any, archive_path: Path) -> list[NearDuplicate]:
                 a, b = splits[first], splits[second]
                 if a.empty or b.empty:
                     continue
-                for i, j, distance in candidates(list(a["phash"]), list(b["phash"])):
+                pairs = candidates(list(zip(a["phash"], a["colours"])), list(zip(b["phash"], b["colours"])))
+                log.info("near-duplicates %s x %s: %d candidate pairs to check", first, second, len(pairs))
+                for i, j, distance, colours in pairs:
                     x, y = a.iloc[i], b.iloc[j]
                     if x["sha256"] == y["sha256"]:
                         continue
-                    passed = confirm(*(_views(zf.read(archive.member_name(row["path"]))) for row in (x, y)))
+                    passed = confirm(*(_views(zf.read(archive.member_name(row["path"]))) for row in (x, y)), colours)
                     if passed:
                         check, orientation, correlation = passed
                         found.append(
@@ -185,14 +347,3 @@ def find(kept: Any, archive_path: Path) -> list[NearDuplicate]:
                             )
                         )
     return sorted(found, key=lambda p: (p.a, p.b))
-
-
-def candidates(a: list[str], b: list[str]) -> list[tuple[int, int, int]]:
-    """Every (i, j, distance) whose hashes (manifest ``phash`` strings) are close in either view, with the
-    smaller of the two distances."""
-    best: dict[tuple[int, int], int] = {}
-    for view in range(2):
-        part = slice(view * HEX, (view + 1) * HEX)
-        for i, j, distance in close_pairs(_bits([h[part] for h in a]), _bits([h[part] for h in b])):
-            best[i, j] = min(distance, best.get((i, j), distance))
-    return sorted((i, j, d) for (i, j), d in best.items())

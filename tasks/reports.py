@@ -80,7 +80,7 @@ class NearDuplicate:
 
     a: str
     b: str
-    distance: int
+    distance: int  # hash bits apart in the closer grey view; -1: a candidate by its colours only
     correlation: float
     orientation: str = "as is"  # how b is turned relative to a (near_duplicates.ORIENTATIONS)
     check: str = "colour"  # the pixel check that matched (near_duplicates.THRESHOLDS)

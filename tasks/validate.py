@@ -83,6 +83,7 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
         "mode": None,
         "brightness": None,
         "phash": None,
+        "colours": None,
         "decodes": False,
         "error": "",
     }
@@ -95,7 +96,7 @@ def inspect_image(data: bytes, max_pixels: int) -> dict[str, Any]:
             img.load()
             row["decodes"] = True
             row["brightness"] = round(float(ImageStat.Stat(img.convert("L")).mean[0]), 2)
-            row["phash"] = near_duplicates.phash(img)
+            row["phash"], row["colours"] = near_duplicates.fingerprints(img)
     except Exception as exc:  # any decoder fault (Pillow raises many kinds): the file is dropped with its reason
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
@@ -151,7 +152,7 @@ def build_manifest(archive_path: Path, max_pixels: int, max_file_mb: int, worker
         for chunk_rows in results:
             rows.extend(chunk_rows)
             log.info("manifest: %d/%d files", len(rows), len(entries))
-    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS), junk
+    return pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, "colours"]), junk
 
 
 def group_table(manifest, class_names: list[str]):
@@ -390,6 +391,7 @@ def mark_near_duplicates(kept: Any, archive_path: Path) -> list[NearDuplicate]:
     near = near_duplicates.find(decoded, archive_path)
     involved = pd.Series([path for p in near for path in (p.a, p.b)], dtype=object).value_counts()
     kept["near_duplicates_in_other_splits"] = kept["path"].map(involved).fillna(0).astype(int)
+    kept.drop(columns="colours", inplace=True)  # 512 bytes a file, for this search only
     return near
 
 
@@ -428,7 +430,7 @@ def validate(
     frames = {"files": kept, "groups": groups} | ({"drift": pd.DataFrame(map(asdict, rows))} if rows else {})
 
     with atomic_outputs([report_file, manifest_file, gx_dir, data_docs, drift_file]) as tmp:
-        manifest.to_csv(tmp / manifest_file.name, index=False, lineterminator="\n")
+        manifest.drop(columns="colours").to_csv(tmp / manifest_file.name, index=False, lineterminator="\n")
         results = run_suite(tmp / gx_dir.name, tmp / data_docs.name, frames, params)
         drift_record = Drift(
             scope=scope,

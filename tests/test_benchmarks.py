@@ -84,19 +84,22 @@ def _predict(r: dict) -> None:
 
 def _near_duplicates(r: dict) -> None:
     splits, cores = r["params"]["splits"], r["params"]["cores"]
-    assert r["hashing_seconds_on_all_cores"] == approx(
-        r["hash_ms_per_image"] / 1000 * sum(splits.values()) / cores, abs=0.1
+    assert r["fingerprint_seconds_on_all_cores"] == approx(
+        r["fingerprint_ms_per_image"] / 1000 * sum(splits.values()) / cores, abs=0.1
     )
     assert (
         r["pair_comparisons"]
         == splits["Train"] * (splits["Validation"] + splits["Test"]) + splits["Validation"] * splits["Test"]
     )
-    assert r["total_seconds"] == approx(r["hashing_seconds_on_all_cores"] + r["search_seconds"], abs=0.11)
+    assert r["total_seconds"] == approx(r["fingerprint_seconds_on_all_cores"] + r["search_seconds"], abs=0.11)
     assert list(r["caught_share_by_transform"]) == list(near_duplicates._transforms())
     assert all(0 <= share <= 1 for share in r["caught_share_by_transform"].values())
     different = r["different_faces"]
     assert different["pairs_compared"] == 10 * 10  # 20 faces (--small), half against half
     assert different["confirmed"] <= different["candidates"]
+    alike = different["most_colour_alike"]
+    assert alike["pairs"] == near_duplicates.ALIKE_PAIRS
+    assert alike["colours"][0] <= alike["colours"][1] <= 1
 
 
 def _label_audit(r: dict) -> None:
