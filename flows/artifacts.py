@@ -13,7 +13,6 @@ import base64
 import csv
 import io
 import logging
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -110,12 +109,11 @@ def _validation_markdown(report: ValidationReport, drift_record: Drift | None) -
         or "none"
     )
     near = report.near_duplicates
-    kinds = Counter(pair.orientation for pair in near.first)
     return (
         f"# Validation\n\n{'passed' if report.success else 'FAILED'}: {report.kept} images kept, "
         f"{len(report.dropped)} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
         f"Failed expectations: {failed}\n\nNear-duplicate pairs across splits: {near.pairs}"
-        + (f" (the {len(near.first)} listed, by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")")
+        + f" (the {len(near.first)} listed, by check and orientation: {reports.near_duplicate_kinds(near.first)})"
         * bool(near.first)
         + "\n"
         + _drift_markdown(drift_record)

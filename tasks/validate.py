@@ -169,7 +169,7 @@ def group_table(manifest, class_names: list[str]):
     return table
 
 
-def _expectations(p: ValidateParams, files_count: int) -> dict[str, list[Any]]:
+def _expectations(p: ValidateParams, files_count: int, near: list[NearDuplicate]) -> dict[str, list[Any]]:
     import great_expectations.expectations as gxe
 
     def meta(intent: str) -> dict[str, str]:
@@ -219,9 +219,11 @@ def _expectations(p: ValidateParams, files_count: int) -> dict[str, list[Any]]:
             value_set=[0],
             mostly=allowing(p.max_near_duplicates),
             meta=meta(
-                "data leak: a near-duplicate (re-encoded, resized, flipped or recoloured copy) in another split "
-                f"(at most validate.max_near_duplicates={p.max_near_duplicates} files)"
+                "data leak: a near-duplicate (re-encoded, resized, flipped, recoloured, cropped, shifted or rotated "
+                f"copy) in another split (at most validate.max_near_duplicates={p.max_near_duplicates} files)"
             ),
+            notes=f"{len(near)} near-duplicate pairs across splits"  # shown on the suite's Data Docs page
+            + (f"; by the check that matched and orientation: {reports.near_duplicate_kinds(near)}" if near else ""),
         ),
     ]
     groups = [
@@ -304,7 +306,9 @@ def _expectation(table: str, r: Any) -> Expectation:
     )
 
 
-def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams) -> list[Expectation]:
+def run_suite(
+    gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: ValidateParams, near: list[NearDuplicate]
+) -> list[Expectation]:
     """Run the GX suites on ``frames`` in a File Data Context at ``gx_dir``; build Data Docs in ``docs_dir``.
 
     Returns:
@@ -312,7 +316,7 @@ def run_suite(gx_dir: Path, docs_dir: Path, frames: dict[str, Any], params: Vali
     """
     context = _context(gx_dir, docs_dir)
     source = context.data_sources.add_pandas("manifest")
-    tables = {t: e for t, e in _expectations(params, len(frames["files"])).items() if t in frames}
+    tables = {t: e for t, e in _expectations(params, len(frames["files"]), near).items() if t in frames}
     checkpoints = {table: _checkpoint(context, source, table, e) for table, e in tables.items()}
     results = []
     for table, checkpoint in checkpoints.items():
@@ -431,7 +435,7 @@ def validate(
 
     with atomic_outputs([report_file, manifest_file, gx_dir, data_docs, drift_file]) as tmp:
         manifest.drop(columns="colours").to_csv(tmp / manifest_file.name, index=False, lineterminator="\n")
-        results = run_suite(tmp / gx_dir.name, tmp / data_docs.name, frames, params)
+        results = run_suite(tmp / gx_dir.name, tmp / data_docs.name, frames, params, near)
         drift_record = Drift(
             scope=scope,
             max_psi=params.max_drift_psi,

@@ -87,11 +87,10 @@ def test_the_validation_summary_counts_the_near_duplicates_by_kind():
     from flows.artifacts import _validation_markdown
 
     pairs = [
-        NearDuplicate(a="Train/Male/1.jpg", b="Test/Male/2.jpg", distance=3, correlation=0.999, orientation=kind)
-        for kind in ("mirrored", "as is", "mirrored")
+        NearDuplicate(a="Train/Male/1.jpg", b="Test/Male/2.jpg", distance=3, correlation=0.9, orientation=o, check=c)
+        for c, o in (("colour", "mirrored"), ("aligned detail", "as is"), ("colour", "mirrored"))
     ]
     report = replace(_empty_report(), near_duplicates=NearDuplicates(pairs=3, first=pairs))
-    assert "Near-duplicate pairs across splits: 3 (the 3 listed, by kind: as is 1, mirrored 2)" in (
-        _validation_markdown(report, None)
-    )
+    expected = "by check and orientation: aligned detail, as is 1; colour, mirrored 2)"
+    assert f"Near-duplicate pairs across splits: 3 (the 3 listed, {expected}" in (_validation_markdown(report, None))
     assert "across splits: 0\n" in _validation_markdown(_empty_report(), None)

@@ -418,6 +418,10 @@ def test_a_cropped_or_rotated_copy_is_found_by_its_colours_and_aligned_detail(
     assert (pair.a, pair.b) == (FIRST, copy)
     assert (pair.check, pair.orientation) == ("aligned detail", orientation)
     assert pair.correlation >= near_duplicates.MIN_ALIGNED_DETAIL
+    # the Data Docs page of the files' suite counts them by check and orientation
+    suite_page = tmp_path / "data" / "validation" / "data_docs" / "expectations" / "dataset_files.html"
+    kinds = f"by the check that matched and orientation: aligned detail, {orientation} 1"
+    assert f"1 near-duplicate pairs across splits; {kinds}" in suite_page.read_text()
 
 
 def test_two_different_faces_of_the_same_pose_are_not_a_near_duplicate():
