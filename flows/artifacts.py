@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks import model_card, paths, reports
+from tasks import model_card, near_duplicates, paths, reports
 from tasks.errors import StageError
 from tasks.gate import failed_checks
 from tasks.reports import Blessed, Drift, Evaluation, LabelAudit, R, ValidationReport, Verdict
@@ -113,7 +113,7 @@ def _validation_markdown(report: ValidationReport, drift_record: Drift | None) -
         f"# Validation\n\n{'passed' if report.success else 'FAILED'}: {report.kept} images kept, "
         f"{len(report.dropped)} dropped\n\n| split/class | images |\n|---|---|\n{rows}\n\n"
         f"Failed expectations: {failed}\n\nNear-duplicate pairs across splits: {near.pairs}"
-        + f" (the {len(near.first)} listed, by check and orientation: {reports.near_duplicate_kinds(near.first)})"
+        + f" (the {len(near.first)} listed, by check and orientation: {near_duplicates.kinds(near.first)})"
         * bool(near.first)
         + "\n"
         + _drift_markdown(drift_record)

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -314,9 +315,16 @@ def confirm(a: dict[str, np.ndarray], b: dict[str, np.ndarray], aligned: bool) -
     return None
 
 
+def kinds(pairs: list[NearDuplicate]) -> str:
+    """How many ``pairs`` each pixel check found, in each orientation: "aligned detail, as is 1; colour, mirrored 2"."""
+    counts = Counter(f"{pair.check}, {pair.orientation}" for pair in pairs)
+    return "; ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+
+
 def find(kept: Any, archive_path: Path) -> list[NearDuplicate]:
     """Near-duplicate pairs across splits among the ``kept`` manifest rows (with ``phash`` and ``colours``),
-    sorted. Exact copies (the same sha256) are left out: validate reports them already.
+    sorted. Exact copies (the same sha256) are left out: validate reports them already. A pair's ``distance``
+    is -1 when only its colours made it a candidate.
     """
     rows = kept[kept["phash"].notna() & (kept["phash"] != "")]
     splits = {s: rows[rows["split"] == s] for s in paths.SPLITS}

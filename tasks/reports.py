@@ -16,7 +16,6 @@ import dataclasses
 import json
 import types
 import typing
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,16 +80,10 @@ class NearDuplicate:
 
     a: str
     b: str
-    distance: int  # hash bits apart in the closer grey view; -1: a candidate by its colours only
+    distance: int
     correlation: float
     orientation: str = "as is"  # how b is turned relative to a (near_duplicates.ORIENTATIONS)
     check: str = "colour"  # the pixel check that matched (near_duplicates.THRESHOLDS)
-
-
-def near_duplicate_kinds(pairs: list[NearDuplicate]) -> str:
-    """How many ``pairs`` each pixel check found, in each orientation: "aligned detail, as is 1; colour, mirrored 2"."""
-    kinds = Counter(f"{pair.check}, {pair.orientation}" for pair in pairs)
-    return "; ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,7 @@ def _expectations(p: ValidateParams, files_count: int, near: list[NearDuplicate]
                 f"copy) in another split (at most validate.max_near_duplicates={p.max_near_duplicates} files)"
             ),
             notes=f"{len(near)} near-duplicate pairs across splits"  # shown on the suite's Data Docs page
-            + (f"; by the check that matched and orientation: {reports.near_duplicate_kinds(near)}" if near else ""),
+            + (f"; by the check that matched and orientation: {near_duplicates.kinds(near)}" if near else ""),
         ),
     ]
     groups = [
