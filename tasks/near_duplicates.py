@@ -116,11 +116,6 @@ def fingerprints(image: Any) -> tuple[str, bytes]:
     return "".join(bits), colours.tobytes()
 
 
-def phash(image: Any) -> str:
-    """The flip-invariant perceptual hashes of a decoded PIL image's two grey views (see above)."""
-    return fingerprints(image)[0]
-
-
 def _bits(hexes: list[str]) -> np.ndarray:
     """(n, 4) uint64 words of 256-bit hex hashes."""
     raw = np.frombuffer(b"".join(bytes.fromhex(h) for h in hexes), dtype=">u8")
