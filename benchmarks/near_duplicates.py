@@ -12,8 +12,9 @@ What it costs, two parts, measured separately and added up:
   * fingerprints: ``near_duplicates.fingerprints`` per decoded 178x218 synthetic face (validate's workers
     do it while they decode each image anyway), extrapolated to 200,000 images on this machine's cores;
   * the pair search: ``near_duplicates.candidates`` between the Kaggle split sizes (160,000 Train,
-    22,598 Validation, 20,001 Test) on random fingerprints (256 bits per grey view, two views; 512
-    colour bins). It is a brute force, so its cost does not depend on the pictures; the pixel checks of
+    22,598 Validation, 20,001 Test) on random hashes (256 bits per grey view, two views) and the faces'
+    colour histograms with their bins shuffled (alike in how many bins they fill, not in which). It is a
+    brute force, so its cost barely depends on the pictures; the pixel checks of
     each candidate (two decodes, ~3 ms; ~30 ms more when the copy must be aligned) come on top, once per
     candidate pair, which is a handful on clean data.
 

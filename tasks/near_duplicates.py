@@ -193,9 +193,12 @@ class Candidate(NamedTuple):
 
 def candidates(a: list[tuple[str, bytes]], b: list[tuple[str, bytes]]) -> list[Candidate]:
     """Every pair (index in ``a``, index in ``b``) whose :func:`fingerprints` are close, in hashes or colours."""
-    hashes = [[h[view * HEX : (view + 1) * HEX] for h, _ in side] for view in range(2) for side in (a, b)]
+
+    def view(side: list[tuple[str, bytes]], v: int) -> np.ndarray:
+        return _bits([h[v * HEX : (v + 1) * HEX] for h, _ in side])
+
     with ThreadPoolExecutor(2) as pool:  # NumPy's loops release the GIL: the two views run on two cores
-        views = list(pool.map(lambda v: close_pairs(_bits(hashes[2 * v]), _bits(hashes[2 * v + 1])), range(2)))
+        views = list(pool.map(lambda v: close_pairs(view(a, v), view(b, v)), range(2)))
     best: dict[tuple[int, int], int] = {}
     for i, j, distance in (pair for pairs in views for pair in pairs):
         best[i, j] = min(distance, best.get((i, j), distance))
@@ -237,21 +240,15 @@ def _views(data: bytes) -> dict[str, np.ndarray]:
         return views(img)
 
 
-def _scores(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    return {name: float((a * np.flip(b, axes) if axes else a * b).sum()) for name, axes in ORIENTATIONS.items()}
+def ranked_orientations(a: np.ndarray, b: np.ndarray) -> list[tuple[str, float]]:
+    """Each orientation of ``b`` (an image-shaped array) with its correlation with ``a``, the best first."""
+    scores = {name: float((a * np.flip(b, axes) if axes else a * b).sum()) for name, axes in ORIENTATIONS.items()}
+    return sorted(scores.items(), key=lambda item: -item[1])
 
 
 def best_orientation(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
-    """The orientation of ``b`` (an image-shaped array) that correlates best with ``a``, and that correlation."""
-    scores = _scores(a, b)
-    best = max(scores, key=scores.get)
-    return best, scores[best]
-
-
-def _likeliest_orientations(a: np.ndarray, b: np.ndarray) -> list[str]:
-    """The orientations of ``b``, best correlating with ``a`` first."""
-    scores = _scores(a, b)
-    return sorted(scores, key=scores.get, reverse=True)
+    """The orientation of ``b`` that correlates best with ``a``, and that correlation."""
+    return ranked_orientations(a, b)[0]
 
 
 THRESHOLDS = {
@@ -280,9 +277,9 @@ def compare_aligned(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
             return 0.0, 255.0
         if level:
             warp[:, 2] *= 2
-    (a, b), (h, w) = pyramid[0], a.shape
-    moved = cv2.warpAffine(b, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    inside = cv2.warpAffine(np.ones_like(b), warp, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    (original, copy), (h, w) = pyramid[0], a.shape
+    moved = cv2.warpAffine(copy, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    inside = cv2.warpAffine(np.ones_like(copy), warp, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     inside = cv2.erode(inside, np.ones((9, 9), np.uint8)) > 0  # away from the edges the blurs smear
     if inside.sum() < h * w // 4:
         return 0.0, 255.0
@@ -291,7 +288,7 @@ def compare_aligned(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         fine, coarse = (cv2.GaussianBlur(x, (0, 0), s) for s in ALIGNED_BAND)
         return _unit((fine - coarse)[inside])
 
-    return float(band(a) @ band(moved)), float(np.median(np.abs(a - moved)[inside]))
+    return float(band(original) @ band(moved)), float(np.median(np.abs(original - moved)[inside]))
 
 
 def confirm(a: dict[str, np.ndarray], b: dict[str, np.ndarray], aligned: bool) -> tuple[str, str, float] | None:
@@ -303,7 +300,7 @@ def confirm(a: dict[str, np.ndarray], b: dict[str, np.ndarray], aligned: bool) -
             return check, orientation, correlation
     if not aligned:
         return None
-    for orientation in _likeliest_orientations(a["colour"], b["colour"])[:ALIGNED_ORIENTATIONS]:
+    for orientation, _ in ranked_orientations(a["colour"], b["colour"])[:ALIGNED_ORIENTATIONS]:
         correlation, difference = compare_aligned(a["luma"], np.flip(b["luma"], ORIENTATIONS[orientation]))
         if correlation >= MIN_ALIGNED_DETAIL and difference <= MAX_ALIGNED_DIFFERENCE:
             return "aligned detail", orientation, correlation
