@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import save
+from tests.helpers.repo import BACKBONES
 
 
 def _model(handle: str, size: int, compute: str):
@@ -69,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"params": vars(args), "gpus": [g.name for g in gpus], "precision": compute, "why": why}
     size, batch = str(args.size), str(args.batch)
     with tempfile.TemporaryDirectory() as tmp:
-        # one export of resnet50v2 at --size for the three checks that use it (the rehearsal serves it)
-        handle = backbones.resolve("resnet50v2", args.size, 0, Path(tmp) / "bb")
+        # one export of resnet50v2 at --size (data/backbones) for the three checks that use it (the rehearsal serves it)
+        handle = backbones.resolve("resnet50v2", args.size, 0, BACKBONES)
         rates = precision_bench.main(
             ["--size", size, "--batch", batch, "--batches", "20", "--handle", handle]
             + ["--name", prefix + "gpu_precision"]

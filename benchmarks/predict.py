@@ -21,15 +21,17 @@ import numpy as np
 
 from benchmarks.common import REPO, run_measured, save, synthetic_folder
 from tasks.params.model import ModelParams
+from tasks.params.train import TrainParams
 from tests.helpers.repo import BACKBONES
 
 
-def export_untrained(backbone: str, size: int, out: Path) -> Path:
-    """A classifier with ``backbone`` exported exactly as the train stage exports one."""
+def export_untrained(backbone: str, size: int, seed: int, out: Path) -> Path:
+    """A classifier with ``backbone`` (built-in, at ``size`` px and ``seed``) exported exactly as the train stage
+    exports one; its head is untrained."""
     from tasks import backbones
     from tasks.train import build_classifier, build_head, export
 
-    layer = backbones.load_backbone(str(backbones.export_builtin(backbone, size, 0, BACKBONES)))
+    layer = backbones.load_backbone(str(backbones.export_builtin(backbone, size, seed, BACKBONES)))
     features = int(layer(np.zeros((1, size, size, 3), "float32")).shape[-1])
     model = build_classifier(layer, build_head(features, 2, 0.2), size)
     export(model, size, ["Female", "Male"], out)
@@ -81,11 +83,12 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = synthetic_folder(Path(tmp) / "in", args.images)
-        demo_size = ModelParams().image_size  # params.yaml's (tests/code/test_params.py holds them equal)
+        # params.yaml's size and seed (tests/code/test_params.py holds them equal): the demo's pretrained backbone
+        demo_size, demo_seed = ModelParams().image_size, TrainParams().seed
         demo = f"demo small_cnn {demo_size}px"
         models = {
-            demo: export_untrained("small_cnn", demo_size, Path(tmp) / "m1"),
-            "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, Path(tmp) / "m2"),
+            demo: export_untrained("small_cnn", demo_size, demo_seed, Path(tmp) / "m1"),
+            "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, 0, Path(tmp) / "m2"),
         }
         runs = [(name, model_dir, precision.FLOAT32) for name, model_dir in models.items()]
         if reduced != precision.FLOAT32:  # the resnet50v2 classifier again, with --mixed-precision

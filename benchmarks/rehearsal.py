@@ -39,7 +39,7 @@ from benchmarks.scale import DVC, local_zip, split_counts
 from tasks import precision
 from tasks.params.model import KAGGLE_PREFIX
 from tests.helpers import hub_fake, kaggle_fake
-from tests.helpers.repo import copy_repo
+from tests.helpers.repo import BACKBONES, copy_repo
 
 KAGGLE_CONFIG = REPO / "configs" / "kaggle.yaml"
 KAGGLE = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}  # the real set's splits
@@ -110,7 +110,7 @@ def fake_hosts(tmp: Path, params: dict, images: int, served: str | None) -> Iter
     from tasks import backbones
 
     made = local_zip(images, tmp / "kaggle-layout.zip")
-    served = served or str(backbones.export_builtin("resnet50v2", params["model"]["image_size"], 0, tmp / "served"))
+    served = served or str(backbones.export_builtin("resnet50v2", params["model"]["image_size"], 0, BACKBONES))
     handle = params["model"]["handle"]
     with contextlib.ExitStack() as hosts:
         kaggle = hosts.enter_context(

@@ -79,12 +79,10 @@ def _export(name: str, image_size: int, seed: int, target: str) -> None:
     backbone = _build_builtin(name, image_size, seed)
     if name in PRETRAINED:
         pretrain(backbone, image_size, seed)
-    tmp = Path(target).with_name(f"{Path(target).name}.tmp{os.getpid()}")
+    tmp = Path(target).with_name(f"{Path(target).name}.tmp")  # one exporter at a time (export_builtin's lock)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed export
     tf.saved_model.save(backbone, str(tmp))
-    try:
-        tmp.replace(target)
-    except OSError:  # another process exported the same backbone first: the same bytes
-        shutil.rmtree(tmp)
+    tmp.replace(target)
 
 
 def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Path:
@@ -100,8 +98,10 @@ def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Pa
 
     target = Path(cache_dir) / f"{name}-{image_size}px-seed{seed}{'-pretrained' if name in PRETRAINED else ''}"
     if not (target / "saved_model.pb").is_file():
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pool.submit(_export, name, image_size, seed, str(target)).result()
+        with hub.one_at_a_time(Path(cache_dir)):  # a second process wanting it waits, then finds it
+            if not (target / "saved_model.pb").is_file():
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    pool.submit(_export, name, image_size, seed, str(target)).result()
     return target
 
 

@@ -245,7 +245,7 @@ def _retryable(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _one_at_a_time(root: Path) -> Iterator[None]:
+def one_at_a_time(root: Path) -> Iterator[None]:
     """An exclusive lock on the cache folder ``root`` (``flock`` on the folder itself: no lock file stays)."""
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root, os.O_RDONLY)
@@ -265,7 +265,7 @@ def fetch(handle: str, timeout_s: float) -> Path:
     Raises:
         StageError: one line naming the handle and what to do (see the module docstring).
     """
-    with _one_at_a_time(Path(os.environ[_cache_env(handle)])):
+    with one_at_a_time(Path(os.environ[_cache_env(handle)])):
         return _fetch(handle, timeout_s)
 
 

@@ -52,7 +52,7 @@ def _archive_requests(fake) -> int:
 
 @pytest.mark.slow
 def test_resnet50v2_is_downloaded_by_the_real_resolver_redirected_to_a_signed_url(monkeypatch, tmp_path, loopback):
-    model = backbones.export_builtin("resnet50v2", 64, 0, tmp_path / "bb")
+    model = backbones.export_builtin("resnet50v2", 64, 0, BACKBONES)  # the one the benchmarks' smoke runs use
     monkeypatch.delenv("TFHUB_CACHE_DIR")
     with hub_fake.serve(model) as fake:
         resolved = backbones.resolve(fake.url, 64, 0, tmp_path / "backbones")
