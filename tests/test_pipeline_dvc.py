@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tasks import paths
 from tasks.stages import BY_NAME
-from tests.helpers.repo import TINY_PARAMS, dvc, ran, set_params
+from tests.helpers.repo import TINY_PARAMS, copy_repo, dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
 
 
-def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(repo_copy):
-    set_params(repo_copy, TINY_PARAMS)
-    out = dvc(repo_copy, "repro")
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> tuple[Path, str]:
+    """A repository copy with tiny params after its first ``dvc repro``, and that command's output."""
+    repo = copy_repo(tmp_path_factory.mktemp("first-run") / "repo")
+    set_params(repo, TINY_PARAMS)
+    return repo, dvc(repo, "repro")
+
+
+@pytest.fixture
+def repo_after_first_run(first_run, tmp_path) -> Path:
+    """A test's own copy of :func:`first_run`'s repository (git, DVC cache and outputs; links kept as links)."""
+    return shutil.copytree(first_run[0], tmp_path / "repo", symlinks=True)
+
+
+def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(first_run, repo_after_first_run):
+    out, repo_copy = first_run[1], repo_after_first_run
     assert ran(out) == list(BY_NAME)  # every stage, in DAG order
     assert "Test accuracy:" in out
     assert "up to date" in dvc(repo_copy, "status")
@@ -58,9 +73,8 @@ def test_validate_alone_from_a_fresh_copy(repo_copy):
     assert "Data and pipelines are up to date" in dvc(repo_copy, "status", "validate")
 
 
-def test_push_to_the_default_local_remote_and_pull_into_a_fresh_clone(repo_copy, tmp_path):
-    set_params(repo_copy, TINY_PARAMS)
-    dvc(repo_copy, "repro")
+def test_push_to_the_default_local_remote_and_pull_into_a_fresh_clone(repo_after_first_run, tmp_path):
+    repo_copy = repo_after_first_run
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "commit", "-qam", "tiny run"], cwd=repo_copy, check=True)
     assert "pushed" in dvc(repo_copy, "push")
@@ -84,9 +98,8 @@ def test_push_to_the_default_local_remote_and_pull_into_a_fresh_clone(repo_copy,
 FIRST_SCREEN = ("acc", "acc_lo", "acc_hi", "auc", "ece", "gate", "logloss")
 
 
-def test_an_experiment_shows_its_headline_metrics_in_120_columns(repo_copy):
-    set_params(repo_copy, TINY_PARAMS)
-    dvc(repo_copy, "repro")
+def test_an_experiment_shows_its_headline_metrics_in_120_columns(repo_after_first_run):
+    repo_copy = repo_after_first_run
     subprocess.run(["git", "add", "-A"], cwd=repo_copy, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "baseline"], cwd=repo_copy, check=True, capture_output=True)
     # a stricter gate: only promote reruns, and the experiment's verdict differs from the baseline's
