@@ -19,24 +19,27 @@ from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
 # trained the tiny model (or started a Prefect server) once per folder.
 
 # The test files with the most work, longest first: seconds summed over each file's tests in a full
-# run on the 2-core machine (2026-12-02). `make test` passes --no-loadscope-reorder, so pytest-xdist
-# hands out files in this order (its default sends the files with the most tests first, which left
-# the few long training tests for the end); the short files fill in the gaps at the end.
+# run on the 2-core machine (2026-12-03, before test_pipeline_dvc shared its first repro). `make test`
+# passes --no-loadscope-reorder, so pytest-xdist hands out units of work in this order (its default
+# sends the files with the most tests first, which left the few long training tests for the end); the
+# short files fill in the gaps at the end.
 LONGEST_FIRST = (
-    "tests/model/test_distribution.py",  # 820 s with the rest of tests/model/ (one unit, see below)
-    "tests/test_benchmarks.py",  # 655
-    "tests/test_demo.py",  # 565: the demo's whole dvc repro, then a second dataset
-    "tests/test_pipeline_dvc.py",  # 375
-    "tests/flows/test_flow.py",  # 330
-    "tests/reliability/test_interrupted.py",  # 175
-    "tests/reliability/test_flow_server.py",  # 165
-    "tests/flows/test_postgres.py",  # 140 (measured alone, 2026-12-02)
-    "tests/flows/test_events.py",  # 130 (measured alone, 2026-12-02)
-    "tests/flows/test_ui.py",  # 130
+    "tests/model/test_distribution.py",  # 425 s with the rest of tests/model/ (one unit, see below)
+    "tests/test_benchmarks.py",  # 647 in 7 units (see below), the longest 260
+    "tests/test_demo.py",  # 257: the demo's whole dvc repro, then a second dataset
+    "tests/flows/test_flow.py",  # 214
+    "tests/flows/test_events.py",  # 186
+    "tests/flows/test_postgres.py",  # 177
+    "tests/test_pipeline_dvc.py",  # 201
+    "tests/reliability/test_flow_server.py",  # 127
+    "tests/reliability/test_interrupted.py",  # 87
+    "tests/reliability/test_dataset_faults.py",  # 83
 )
 # Every test that reads the session's tiny model (the `prepared` and `trained` fixtures, built once per
 # worker) is in this folder, and `--dist loadfile` hands the folder out whole: one worker trains it once.
 TINY_MODEL_TESTS = "tests/model/"
+# The benchmarks' smoke runs share nothing (each is a subprocess): each test is a unit of work of its own.
+BY_TEST = "tests/test_benchmarks.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,7 +49,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """``--dist loadfile``, except that :data:`TINY_MODEL_TESTS` is one unit of work (see there)."""
+    """``--dist loadfile``, except that :data:`TINY_MODEL_TESTS` is one unit of work and each test of
+    :data:`BY_TEST` is one (see there)."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -54,6 +58,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     class ByFileAndTinyModel(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::")[0]
+            if path == BY_TEST:
+                return nodeid
             return TINY_MODEL_TESTS if path.startswith(TINY_MODEL_TESTS) else path
 
     return ByFileAndTinyModel(config, log)

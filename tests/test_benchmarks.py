@@ -131,17 +131,18 @@ def _gpu_checks(r: dict) -> None:
 
 
 # benchmarks.precision, benchmarks.rehearsal and benchmarks.frozen_phase (--mixed-precision) run (--small)
-# inside benchmarks.gpu_checks, checked there.
+# inside benchmarks.gpu_checks, checked there. Longest first (a full run, 2026-12-03: 260, 168, 133, 38, 31 s,
+# the rest under 20 s): each is a unit of work of its own for pytest-xdist (tests/conftest.py).
 @pytest.mark.parametrize(
     ("module", "extra", "check"),
     [
-        ("benchmarks.input_pipeline", [], _input_pipeline),
-        ("benchmarks.scale", [], _scale),
-        ("benchmarks.scale", ["--data-half"], _data_half),
-        ("benchmarks.predict", [], _predict),
-        ("benchmarks.near_duplicates", [], _near_duplicates),
-        ("benchmarks.label_audit", [], _label_audit),
         ("benchmarks.gpu_checks", [], _gpu_checks),
+        ("benchmarks.scale", [], _scale),
+        ("benchmarks.predict", [], _predict),
+        ("benchmarks.label_audit", [], _label_audit),
+        ("benchmarks.scale", ["--data-half"], _data_half),
+        ("benchmarks.input_pipeline", [], _input_pipeline),
+        ("benchmarks.near_duplicates", [], _near_duplicates),
     ],
 )
 def test_benchmark_runs_small_and_its_figures_agree(module, extra, check):

@@ -83,16 +83,18 @@ def test_the_saved_model_reloads_with_the_same_predictions(trained):
 
 
 def test_label_order_comes_from_class_names_json(tmp_path):
-    """Reversed class order (the seed notebook's bug): names still follow the label map."""
-    params = tiny_params()
+    """Reversed class order (the seed notebook's bug): names still follow the label map. The head on the
+    frozen pretrained backbone tells the classes apart (10 and 12 of 12 when written), so no fine-tuning."""
+    params = tiny_params(fine_tune_epochs=0)
     params = replace(params, validate=replace(params.validate, class_names=["Male", "Female"]))
     processed = prepare(tmp_path, params)
     assert json.loads((processed / paths.CLASS_NAMES_NAME).read_text()) == ["Male", "Female"]
     train_at(tmp_path, tmp_path, params)
     model = load_model(tmp_path / paths.MODEL_DIR)
     assert model.class_names == ["Male", "Female"]
-    names = [model.class_names[i] for i in model.predict(_known_images(tmp_path, "Male")).argmax(axis=1)]
-    assert names.count("Male") >= 9, names
+    for label in ("Male", "Female"):
+        names = [model.class_names[i] for i in model.predict(_known_images(tmp_path, label)).argmax(axis=1)]
+        assert names.count(label) >= 9, (label, names)
 
 
 def _counting(layer):
