@@ -205,7 +205,7 @@ def test_class_names_that_do_not_match_the_model_are_refused_by_predict(tmp_path
     from benchmarks.predict import export_untrained
     from flows import predict
 
-    model_dir = export_untrained("small_cnn", 32, tmp_path / "model")
+    model_dir = export_untrained("small_cnn", 32, 0, tmp_path / "model")
     write_json(model_dir / paths.CLASS_NAMES_NAME, ["Female", "Male", "Other"])
     pixels = np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8)  # not one colour
     (tmp_path / "face.jpg").write_bytes(jpeg(Image.fromarray(pixels)))
