@@ -5,6 +5,8 @@ TensorFlow writes those lines straight to file descriptor 2 while its shared lib
 (wherever a stage imports it, lazily) runs with fd 2 pointed at /dev/null, and later C++ lines are
 limited to fatal ones. ``PIPELINE_VERBOSE=1`` or ``--verbose`` on any command shows everything.
 The project's own log lines are not touched.
+
+The same hook makes ``tf.keras`` the tf_keras (Keras 2) that the project uses (:func:`use_tf_keras`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 VERBOSE_ENV = "PIPELINE_VERBOSE"
+LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
 
 
 def verbose() -> bool:
@@ -73,8 +76,21 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+def use_tf_keras() -> None:
+    """Make ``tf.keras`` tf_keras in this process and its children, unless the user chose (``TF_USE_LEGACY_KERAS``).
+
+    The project builds every model with tf_keras (Keras 3 cannot hold ``hub.KerasLayer``), and
+    tensorflow_hub takes ``tf.keras`` when it is Keras 2. Without the variable, ``import tensorflow``
+    also imports Keras 3, which nothing here uses: about 2 s of CPU in every process that imports
+    TensorFlow (each stage, each prediction command). Must run before TensorFlow loads.
+    """
+    os.environ.setdefault(LEGACY_KERAS_ENV, "1")
+
+
 def install() -> None:
-    """Quiet the next ``import tensorflow`` in this process (idempotent; no-op once it is imported)."""
+    """Quiet the next ``import tensorflow`` in this process (idempotent; no-op once it is imported), and
+    :func:`use_tf_keras`."""
+    use_tf_keras()
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietFinder())
 

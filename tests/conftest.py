@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks import quiet
 from tasks.download import download
 from tasks.params.data import DataParams
 from tasks.params.validate import ValidateParams
@@ -13,6 +14,8 @@ from tests.helpers.data import write_folder
 from tests.helpers.prefect_server import flow_repo, prefect_server  # noqa: F401
 from tests.helpers.repo import copy_repo
 from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
+
+quiet.use_tf_keras()  # as every command-line entry point does (tasks.cli.setup): here and in every child process
 
 # flow_repo, prefect_server, images, prepared and trained are used in several folders, so they are
 # registered here, once: a fixture imported into two conftest files is two fixtures, and a worker then
