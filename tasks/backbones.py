@@ -79,7 +79,7 @@ def _export(name: str, image_size: int, seed: int, target: str) -> None:
     backbone = _build_builtin(name, image_size, seed)
     if name in PRETRAINED:
         pretrain(backbone, image_size, seed)
-    tmp = Path(target).with_name(f"{Path(target).name}.tmp")  # one exporter at a time (export_builtin's lock)
+    tmp = Path(target).with_name(f"{Path(target).name}.tmp")  # one exporter of it at a time (export_builtin's lock)
     shutil.rmtree(tmp, ignore_errors=True)  # left by a killed export
     tf.saved_model.save(backbone, str(tmp))
     tmp.replace(target)
@@ -98,7 +98,8 @@ def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Pa
 
     target = Path(cache_dir) / f"{name}-{image_size}px-seed{seed}{'-pretrained' if name in PRETRAINED else ''}"
     if not (target / "saved_model.pb").is_file():
-        with hub.one_at_a_time(Path(cache_dir)):  # a second process wanting it waits, then finds it
+        # a second process wanting the same export waits, then finds it; other backbones export meanwhile
+        with hub.one_at_a_time(target.with_name(f".{target.name}.lock")):
             if not (target / "saved_model.pb").is_file():
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                     pool.submit(_export, name, image_size, seed, str(target)).result()

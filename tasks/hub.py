@@ -246,7 +246,8 @@ def _retryable(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def one_at_a_time(root: Path) -> Iterator[None]:
-    """An exclusive lock on the cache folder ``root`` (``flock`` on the folder itself: no lock file stays)."""
+    """An exclusive lock on the folder ``root``, made if missing (``flock`` on the folder itself: a cache locks
+    its own folder, so no lock file stays)."""
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root, os.O_RDONLY)
     try:
