@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 
 from tasks import hub
+from tasks.errors import logger
 from tasks.params.model import handle_kind
+
+log = logger("backbones")
 
 PRETRAINED = ("small_cnn",)  # the built-ins that are pretrained before export
 
@@ -101,6 +104,13 @@ def export_builtin(name: str, image_size: int, seed: int, cache_dir: Path) -> Pa
         # a second process wanting the same export waits, then finds it; other backbones export meanwhile
         with hub.one_at_a_time(target.with_name(f".{target.name}.lock")):
             if not (target / "saved_model.pb").is_file():
+                log.info(
+                    "exporting built-in %s at %d px, seed %d, to %s (once per size and seed)",
+                    name,
+                    image_size,
+                    seed,
+                    target,
+                )
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                     pool.submit(_export, name, image_size, seed, str(target)).result()
     return target

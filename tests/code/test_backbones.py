@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from tasks import backbones
 from tasks.errors import ParamsError
 from tasks.params.config import parse
-from tests.helpers.repo import BACKBONES
+from tests.helpers.repo import BACKBONES, REPO
 
 URL = "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"
 
@@ -43,6 +45,37 @@ def test_hub_keras_layer_loads_a_local_savedmodel(local_savedmodel):
     out = layer(np.random.rand(3, 32, 32, 3).astype("float32"), training=False)
     assert out.shape == (3, 128)
     assert not layer.trainable_weights  # frozen by default
+
+
+EXPORT = """
+import sys
+from tasks.cli import setup
+from tasks import backbones
+setup()
+print(backbones.export_builtin("small_cnn", 16, 0, sys.argv[1]))
+"""
+
+
+def test_two_processes_wanting_one_backbone_export_it_once(tmp_path):
+    """The second waits for the first's export and finds it (as two pytest-xdist workers or two queued
+    experiments sharing data/backbones do), instead of pretraining it again."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORT, str(tmp_path)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    target = tmp_path / "small_cnn-16px-seed0-pretrained"
+    assert [out.strip() for out, _ in outs] == [str(target)] * 2
+    assert (target / "saved_model.pb").is_file()
+    exports = [line for _, err in outs for line in err.splitlines() if "exporting built-in small_cnn" in line]
+    assert len(exports) == 1, exports
 
 
 def test_fine_tuning_unfreezes_only_the_top_layers(local_savedmodel):
