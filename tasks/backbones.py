@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,11 @@ def load_backbone(handle: str, trainable_top: int | None = None) -> Any:
             the top N variable groups (layers), for phase-2 fine-tuning.
     """
     import tensorflow_hub as hub
+
+    # hub.KerasLayer first tries Keras 2's `keras.saving.legacy.saved_model`, which makes Python import all
+    # of Keras 3 (about 2 s of CPU per process) only to fail, then falls back to TensorFlow's own loader.
+    # Keras 3 has no such module, so marking it absent skips that import and changes nothing else.
+    sys.modules.setdefault("keras.saving.legacy.saved_model", None)
 
     class Backbone(hub.KerasLayer):
         """A hub.KerasLayer whose trainable weights may be only its top layers."""
