@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"params": vars(args), "gpus": [g.name for g in gpus], "precision": compute, "why": why}
     size, batch = str(args.size), str(args.batch)
     with tempfile.TemporaryDirectory() as tmp:
-        # one export of resnet50v2 at --size (data/backbones) for the three checks that use it (the rehearsal serves it)
+        # one export of resnet50v2 at --size (data/backbones) for the checks here (and the full-size rehearsal)
         handle = backbones.resolve("resnet50v2", args.size, 0, BACKBONES)
         rates = precision_bench.main(
             ["--size", size, "--batch", batch, "--batches", "20", "--handle", handle]
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
             step_mem = args.batch / throughput(model, in_memory(args.size, args.batch), args.steps, args.batch)
         result["step_seconds"] = {"real_input": step_real, "in_memory": step_mem}
         result["input_overhead"] = step_real / step_mem - 1
-        serve = ["--serve", handle] if args.size == rehearsal.image_size(args.small) else []
+        serve = ["--serve", handle] if not args.small and args.size == rehearsal.image_size(False) else []
         staged = rehearsal.main(
             (small or ["--images", str(args.images)]) + serve + ["--name", prefix + "gpu_rehearsal"]
         )
