@@ -18,6 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
+def builtin_backbone(small: bool) -> tuple[str, int]:
+    """The built-in backbone and seed a benchmark runs: resnet50v2 (random weights: the Hub ResNet's
+    architecture and cost), or with ``--small`` the demo's small_cnn and seed (pretrained once, in
+    ``data/backbones``, for the demo, the suite and every smoke run)."""
+    from tasks.params.train import TrainParams
+
+    return ("small_cnn", TrainParams().seed) if small else ("resnet50v2", 0)
+
+
 def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     """Median wall time of ``fn()`` over ``repeats`` runs, and the last result."""
     times, result = [], None

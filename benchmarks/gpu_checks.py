@@ -1,8 +1,8 @@
 """GPU checks (run by benchmarks/gpu.sh on a lent GPU machine; `--small` checks the code on a CPU).
 
 1. The float16 graph rewrite (``train.mixed_precision`` on a GPU) against float32 on ``resnet50v2``
-   loaded through ``backbones.load_backbone`` like a Hub handle: feature extraction, a phase-2 training
-   step and prediction (delegated to benchmarks.precision).
+   (``small_cnn`` with ``--small``) loaded through ``backbones.load_backbone`` like a Hub handle: feature
+   extraction, a phase-2 training step and prediction (delegated to benchmarks.precision).
 2. Input starvation: phase-2 step time with the real tf.data input versus in-memory tensors, same model,
    in the chosen precision.
 3. The real configuration's train stage (and the rest of the pipeline) on 20,000 synthetic images, in
@@ -17,16 +17,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import save
+from benchmarks.common import builtin_backbone, save
 from tests.helpers.repo import BACKBONES
 
 
 def _model(handle: str, size: int, compute: str):
     """The phase-2 model as train builds it: the top 30 variable groups trainable, uint8 images in."""
+    import tensorflow as tf
+
     from tasks import backbones, precision
     from tasks.train import _compile, build_classifier, build_head
 
-    model = build_classifier(backbones.load_backbone(handle, trainable_top=30), build_head(2048, 2, 0.2), size)
+    backbone = backbones.load_backbone(handle, trainable_top=30)
+    features = backbone(tf.zeros([1, size, size, 3]), training=False).shape[-1]
+    model = build_classifier(backbone, build_head(features, 2, 0.2), size)
     _compile(model, 1e-5, loss_scaling=compute == precision.FLOAT16)
     return model
 
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--images", type=int, default=20000, help="for the rehearsal and the frozen-phase ratio")
-    parser.add_argument("--small", action="store_true", help="tiny sizes, to check the code on a CPU")
+    parser.add_argument("--small", action="store_true", help="tiny sizes and small_cnn: a check of the code on a CPU")
     args = parser.parse_args(argv)
     if args.small:
         args.size, args.batch, args.steps, args.images = 64, 8, 2, 32
@@ -70,8 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"params": vars(args), "gpus": [g.name for g in gpus], "precision": compute, "why": why}
     size, batch = str(args.size), str(args.batch)
     with tempfile.TemporaryDirectory() as tmp:
-        # one export of resnet50v2 at --size (data/backbones) for the checks here (and the full-size rehearsal)
-        handle = backbones.resolve("resnet50v2", args.size, 0, BACKBONES)
+        # one export at --size (data/backbones) for the checks here (and the full-size rehearsal)
+        name, seed = builtin_backbone(args.small)
+        handle = backbones.resolve(name, args.size, seed, BACKBONES)
         rates = precision_bench.main(
             ["--size", size, "--batch", batch, "--batches", "20", "--handle", handle]
             + ["--name", prefix + "gpu_precision"]

@@ -37,11 +37,10 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import REPO, run_measured, save
+from benchmarks.common import REPO, builtin_backbone, run_measured, save
 from benchmarks.scale import DVC, local_zip, split_counts
 from tasks import precision
 from tasks.params.model import KAGGLE_PREFIX
-from tasks.params.train import TrainParams
 from tests.helpers import hub_fake, kaggle_fake
 from tests.helpers.repo import BACKBONES, copy_repo
 
@@ -109,7 +108,7 @@ def builtin_served(small: bool, image_size: int) -> tuple[str, str]:
     weights), or with ``--small`` the demo's pretrained small_cnn (one export for the demo, the suite and this)."""
     from tasks import backbones
 
-    name, seed = ("small_cnn", TrainParams().seed) if small else ("resnet50v2", 0)
+    name, seed = builtin_backbone(small)
     what = f"built-in {name}" + ("" if small else " (random weights)")
     return str(backbones.export_builtin(name, image_size, seed, BACKBONES)), what
 
