@@ -5,6 +5,7 @@ weights; the cost is what matters), the latter also with ``--mixed-precision`` (
 ``tasks.precision`` picks here, when there is one). Reported: the whole command (start-up and model load included)
 and the in-process prediction rate. Also ``--detect-faces`` on 640x480 photos with one pasted face
 each (the demo model): in-process photos per second, against plain prediction of the same photos.
+``--small`` (40 images) runs the second model on small_cnn at 64 px too: a check of the code.
 
     python -m benchmarks.predict [--images 1000] [--small]
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, run_measured, save, synthetic_folder
+from benchmarks.common import REPO, builtin_backbone, run_measured, save, synthetic_folder
 from tasks.params.model import ModelParams
 from tasks.params.train import TrainParams
 from tests.helpers.repo import BACKBONES
@@ -86,13 +87,15 @@ def main(argv: list[str] | None = None) -> dict:
         # params.yaml's size and seed (tests/code/test_params.py holds them equal): the demo's pretrained backbone
         demo_size, demo_seed = ModelParams().image_size, TrainParams().seed
         demo = f"demo small_cnn {demo_size}px"
+        (backbone, seed), size = builtin_backbone(args.small), 64 if args.small else 224
+        big = f"{backbone} {size}px"
         models = {
             demo: export_untrained("small_cnn", demo_size, demo_seed, Path(tmp) / "m1"),
-            "resnet50v2 224px": export_untrained("resnet50v2", 224 if not args.small else 64, 0, Path(tmp) / "m2"),
+            big: export_untrained(backbone, size, seed, Path(tmp) / "m2"),
         }
         runs = [(name, model_dir, precision.FLOAT32) for name, model_dir in models.items()]
-        if reduced != precision.FLOAT32:  # the resnet50v2 classifier again, with --mixed-precision
-            runs.append((f"resnet50v2 224px {reduced}", models["resnet50v2 224px"], reduced))
+        if reduced != precision.FLOAT32:  # the second classifier again, with --mixed-precision
+            runs.append((f"{big} {reduced}", models[big], reduced))
         for name, model_dir, compute in runs:
             flag = ["--mixed-precision"] if compute != precision.FLOAT32 else []
             wall, peak = run_measured(
