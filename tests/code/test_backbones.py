@@ -47,7 +47,6 @@ def test_hub_keras_layer_loads_a_local_savedmodel(local_savedmodel):
     assert not layer.trainable_weights  # frozen by default
 
 
-
 def test_loading_a_backbone_does_not_import_keras_3(local_savedmodel):
     """tensorflow_hub's probe for Keras 2 would import all of Keras 3 in every stage that loads a backbone."""
     code = (
@@ -56,6 +55,7 @@ def test_loading_a_backbone_does_not_import_keras_3(local_savedmodel):
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert done.stdout.split()[-1] == "[]", done.stderr[-2000:]
+
 
 EXPORT = """
 import sys
