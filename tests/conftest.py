@@ -28,7 +28,7 @@ quiet.use_tf_keras()  # as every command-line entry point does (tasks.cli.setup)
 # short files fill in the gaps at the end.
 LONGEST_FIRST = (
     "tests/model/test_distribution.py",  # 425 s with the rest of tests/model/ (one unit, see below)
-    "tests/test_benchmarks.py",  # 647 in 7 units (see below), the longest 260
+    "tests/test_benchmarks.py",  # 647 in 7 units (see below); about 420 since the --small runs use small_cnn
     "tests/test_demo.py",  # 257: the demo's whole dvc repro, then a second dataset
     "tests/flows/test_flow.py",  # 214
     "tests/flows/test_events.py",  # 186

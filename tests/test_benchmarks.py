@@ -133,13 +133,13 @@ def _gpu_checks(r: dict) -> None:
 
 
 # benchmarks.precision, benchmarks.rehearsal and benchmarks.frozen_phase (--mixed-precision) run (--small)
-# inside benchmarks.gpu_checks, checked there. Longest first (a full run, 2026-12-03: 260, 168, 133, 38, 31 s,
+# inside benchmarks.gpu_checks, checked there. Longest first (alone, 2026-12-03: about 168, 100, 41, 38, 31 s,
 # the rest under 20 s): each is a unit of work of its own for pytest-xdist (tests/conftest.py).
 @pytest.mark.parametrize(
     ("module", "extra", "check"),
     [
-        ("benchmarks.gpu_checks", [], _gpu_checks),
         ("benchmarks.scale", [], _scale),
+        ("benchmarks.gpu_checks", [], _gpu_checks),
         ("benchmarks.predict", [], _predict),
         ("benchmarks.label_audit", [], _label_audit),
         ("benchmarks.scale", ["--data-half"], _data_half),
