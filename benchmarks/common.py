@@ -27,6 +27,17 @@ def builtin_backbone(small: bool) -> tuple[str, int]:
     return ("small_cnn", TrainParams().seed) if small else ("resnet50v2", 0)
 
 
+def untrained_classifier(backbone: Any, size: int) -> Any:
+    """The train stage's classifier around a loaded ``backbone`` (uint8 images in), with an untrained
+    two-class head sized by one forward pass of the backbone."""
+    import numpy as np
+
+    from tasks.train import build_classifier, build_head
+
+    features = int(backbone(np.zeros((1, size, size, 3), "float32"), training=False).shape[-1])
+    return build_classifier(backbone, build_head(features, 2, 0.2), size)
+
+
 def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     """Median wall time of ``fn()`` over ``repeats`` runs, and the last result."""
     times, result = [], None

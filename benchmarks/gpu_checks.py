@@ -17,20 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import builtin_backbone, save
+from benchmarks.common import builtin_backbone, save, untrained_classifier
 from tests.helpers.repo import BACKBONES
 
 
 def _model(handle: str, size: int, compute: str):
     """The phase-2 model as train builds it: the top 30 variable groups trainable, uint8 images in."""
-    import tensorflow as tf
-
     from tasks import backbones, precision
-    from tasks.train import _compile, build_classifier, build_head
+    from tasks.train import _compile
 
-    backbone = backbones.load_backbone(handle, trainable_top=30)
-    features = backbone(tf.zeros([1, size, size, 3]), training=False).shape[-1]
-    model = build_classifier(backbone, build_head(features, 2, 0.2), size)
+    model = untrained_classifier(backbones.load_backbone(handle, trainable_top=30), size)
     _compile(model, 1e-5, loss_scaling=compute == precision.FLOAT16)
     return model
 

@@ -18,11 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.common import REPO, builtin_backbone, run_measured, save, synthetic_folder
+from benchmarks.common import REPO, builtin_backbone, run_measured, save, synthetic_folder, untrained_classifier
 from tasks.params.model import ModelParams
-from tasks.params.train import TrainParams
 from tests.helpers.repo import BACKBONES
 
 
@@ -30,12 +27,10 @@ def export_untrained(backbone: str, size: int, seed: int, out: Path) -> Path:
     """A classifier with ``backbone`` (built-in, at ``size`` px and ``seed``) exported exactly as the train stage
     exports one; its head is untrained."""
     from tasks import backbones
-    from tasks.train import build_classifier, build_head, export
+    from tasks.train import export
 
     layer = backbones.load_backbone(str(backbones.export_builtin(backbone, size, seed, BACKBONES)))
-    features = int(layer(np.zeros((1, size, size, 3), "float32")).shape[-1])
-    model = build_classifier(layer, build_head(features, 2, 0.2), size)
-    export(model, size, ["Female", "Male"], out)
+    export(untrained_classifier(layer, size), size, ["Female", "Male"], out)
     return out
 
 
@@ -84,13 +79,14 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = synthetic_folder(Path(tmp) / "in", args.images)
-        # params.yaml's size and seed (tests/code/test_params.py holds them equal): the demo's pretrained backbone
-        demo_size, demo_seed = ModelParams().image_size, TrainParams().seed
-        demo = f"demo small_cnn {demo_size}px"
+        # params.yaml's size (tests/code/test_params.py holds it equal) and builtin_backbone's demo seed:
+        # the demo's pretrained backbone
+        (demo_backbone, demo_seed), demo_size = builtin_backbone(small=True), ModelParams().image_size
+        demo = f"demo {demo_backbone} {demo_size}px"
         (backbone, seed), size = builtin_backbone(args.small), 64 if args.small else 224
         big = f"{backbone} {size}px"
         models = {
-            demo: export_untrained("small_cnn", demo_size, demo_seed, Path(tmp) / "m1"),
+            demo: export_untrained(demo_backbone, demo_size, demo_seed, Path(tmp) / "m1"),
             big: export_untrained(backbone, size, seed, Path(tmp) / "m2"),
         }
         runs = [(name, model_dir, precision.FLOAT32) for name, model_dir in models.items()]

@@ -54,10 +54,10 @@ def disk_mib(path: Path) -> float:
 
 
 def pipeline_at(
-    n: int, tmp: Path, stages: tuple[str, ...] = tuple(STAGES), zip_path: Path | None = None, noop_runs: int = 5
+    n: int, tmp: Path, stages: tuple[str, ...] = tuple(STAGES), zip_path: Path | None = None, *, noop_runs: int
 ) -> dict:
     """Run ``stages`` one by one on ``n`` images (synthetic, or the local zip ``zip_path``), then ``noop_runs``
-    no-op ``dvc repro`` (their median is reported; ``--small`` runs one: a check of the code)."""
+    no-op ``dvc repro`` (their median is reported; see :func:`noop_runs`)."""
     repo = copy_repo(tmp / f"repo-{n}")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     counts = split_counts(n)
@@ -91,6 +91,7 @@ def pipeline_at(
 
 
 def noop_runs(args: argparse.Namespace) -> int:
+    """Five no-op runs for a median, or one with ``--small`` (a check of the code, not a measurement)."""
     return 1 if args.small else 5
 
 
@@ -102,7 +103,8 @@ def data_half(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         zip_path = Path(args.zip) if args.zip else Path(tmp) / "kaggle-layout.zip"
         made = {"reused": str(zip_path)} if zip_path.exists() else local_zip(args.images, zip_path)
-        run = pipeline_at(args.images, Path(tmp), ("download", "validate", "preprocess"), zip_path, noop_runs(args))
+        stages = ("download", "validate", "preprocess")
+        run = pipeline_at(args.images, Path(tmp), stages, zip_path, noop_runs=noop_runs(args))
         report = json.loads((Path(tmp) / f"repo-{args.images}" / paths.VALIDATION_REPORT).read_text())
     return {
         "params": vars(args),
