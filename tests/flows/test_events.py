@@ -25,7 +25,7 @@ from tasks import paths, synthetic
 from tests.flows.test_flow import _deployment, _wait_for, flow
 from tests.helpers.browser import SCREENSHOTS, chromium_page
 from tests.helpers.loopback import QuietHandler, running
-from tests.helpers.prefect_server import Server, run
+from tests.helpers.prefect_server import Server, prefect_home, run
 from tests.helpers.repo import set_params
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def webhook():
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     """This module's own server: its automations react to this module's runs only."""
-    with Server(tmp_path_factory.mktemp("prefect-home-events")) as server:
+    with Server(prefect_home(tmp_path_factory, "prefect-home-events")) as server:
         yield server
 
 

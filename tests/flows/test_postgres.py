@@ -28,7 +28,7 @@ from tests.flows.test_flow import (  # noqa: F401  (collected here, with this mo
     test_first_run_runs_every_stage_in_order_and_records_dvc_lock,
     test_served_deployments_have_their_crons_and_a_second_retrain_waits_for_the_first,
 )
-from tests.helpers.prefect_server import Server, free_port
+from tests.helpers.prefect_server import Server, free_port, prefect_home
 
 pytestmark = pytest.mark.slow
 LOCKED = "database is locked"
@@ -63,7 +63,9 @@ BATCHES = 4
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_flow_runs_and_batch_predictions_at_once(database, flow_repo, prefect_server, tmp_path, capsys):
+def test_flow_runs_and_batch_predictions_at_once(
+    database, flow_repo, prefect_server, tmp_path, tmp_path_factory, capsys
+):
     """One pipeline run and four batch predictions start together; every one completes.
 
     On PostgreSQL the server logs no database error at all; on SQLite the count of "database is
@@ -78,7 +80,11 @@ def test_flow_runs_and_batch_predictions_at_once(database, flow_repo, prefect_se
         [sys.executable, "-c", predict, str(inbox), str(tmp_path / f"out-{i}.json")] for i in range(BATCHES)
     ]
     with contextlib.ExitStack() as stack:  # SQLite: a server of its own, stopped at the end
-        server = prefect_server if database == "postgresql" else stack.enter_context(Server(tmp_path / "home"))
+        server = (
+            prefect_server
+            if database == "postgresql"
+            else stack.enter_context(Server(prefect_home(tmp_path_factory, "home")))
+        )
         procs = [
             subprocess.Popen(c, cwd=flow_repo, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             for c in commands

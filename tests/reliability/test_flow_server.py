@@ -32,7 +32,8 @@ def repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    """PREFECT_HOME for the module: the server's database is made once."""
+    """PREFECT_HOME for the module: the server's database is made once, by the first test's flow, as on a
+    user's first run (the suite's other servers start on a copy of a migrated one: ``prefect_home``)."""
     return tmp_path_factory.mktemp("prefect-home")
 
 
