@@ -20,6 +20,12 @@ from tests.helpers.repo import TINY_PARAMS, copy_repo, set_params
 RETRYABLE = {429, 502, 503}  # what Prefect's client retries (PREFECT_CLIENT_MAX_RETRIES)
 
 
+def without_prefect_settings() -> dict[str, str]:
+    """This process's environment less every ``PREFECT_*`` variable: a test's server and database are its
+    own, whatever API or database the user's shell points at."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -35,7 +41,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.url}/api"
         self.env = {
-            **os.environ,
+            **without_prefect_settings(),
             "PREFECT_HOME": str(home),
             "PREFECT_API_URL": self.api,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -148,7 +154,7 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one worker migrates; the others wait for it
         if not template.exists():
             staging = Path(tempfile.mkdtemp(dir=shared))
-            env = {**os.environ, "PREFECT_HOME": str(staging), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+            env = {**without_prefect_settings(), "PREFECT_HOME": str(staging)}
             cmd = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"]
             subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
             (staging / "prefect.db").replace(template)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.prefect_server import free_port
+from tests.helpers.prefect_server import free_port, without_prefect_settings
 from tests.helpers.repo import TINY_PARAMS, copy_repo, dvc, set_params
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def home(tmp_path_factory) -> Path:
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k.lower() != "no_proxy"}
+    env = {k: v for k, v in without_prefect_settings().items() if k.lower() != "no_proxy"}
     return {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from flows.pipeline import STAGE_NAMES
+from tests.helpers.prefect_server import without_prefect_settings
 from tests.helpers.repo import REPO, dvc
 
 CODE = sorted(p for d in ("tasks", "flows", "benchmarks") for p in (REPO / d).rglob("*.py"))
@@ -23,7 +23,7 @@ def _calls(tree: ast.AST):
 
 
 def test_the_prefect_server_binds_to_loopback_by_default():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env = without_prefect_settings()
     code = "from prefect.settings import get_current_settings as g; s = g(); print(s.server.api.host)"
     host = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
