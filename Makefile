@@ -34,12 +34,8 @@ doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 experiments: setup  ## every experiment: headline metrics and the params that differ, whole in 120 columns
 	$(BIN)/python -m flows.experiments
 
-# pytest-xdist workers: one per core and one more, which runs while the others wait on a server, a
-# subprocess or a trigger (docs/testing.md has the figures)
-WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-
-test: setup system lint  ## lint, then every test, slow ones included, in cores + 1 processes (pytest-xdist)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
+test: setup system lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup  ## ruff (lint, import order, formatting); dvc.yaml and prefect.yaml match their definitions in code
 	$(BIN)/ruff check .
@@ -54,7 +50,7 @@ prefect-yaml: setup  ## regenerate prefect.yaml from the deployments' one defini
 	$(BIN)/python -m flows.deployments
 
 test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
 
 rehearse: setup  ## before a real run: configs/kaggle.yaml end to end, data and backbone from loopback fakes (~10 min)
 	$(BIN)/python -m benchmarks.rehearsal $(ARGS)
