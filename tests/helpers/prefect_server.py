@@ -141,14 +141,17 @@ class Server:
 
 def prefect_home(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A new PREFECT_HOME (``tmp_path_factory.mktemp(name)``) holding a copy of an SQLite database that
-    ``prefect server database upgrade`` migrated once for the whole test session, all workers together.
+    ``prefect server database upgrade`` migrated once for the whole test session, all pytest-xdist workers
+    together, in the session's temporary folder.
 
     A server's first start on an empty home runs every migration (about 11 s of CPU and 14 s here);
     on the copy it finds none left to run. Everything else about the server is as a user's.
     """
     import prefect
 
-    shared = tmp_path_factory.getbasetemp().parent  # pytest-xdist: the session's folder, above each worker's
+    shared = tmp_path_factory.getbasetemp()  # this session's own folder (even with --basetemp)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # each worker's folder is one of the session's
     template = shared / f"prefect-{prefect.__version__}-migrated.db"
     with (shared / "prefect-db.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one worker migrates; the others wait for it
