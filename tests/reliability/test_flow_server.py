@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.prefect_server import free_port, without_prefect_settings
+from tests.helpers.prefect_server import Server, free_port, prefect_home, without_prefect_settings
 from tests.helpers.repo import TINY_PARAMS, copy_repo, dvc, set_params
 
 pytestmark = pytest.mark.slow
@@ -149,3 +149,16 @@ def test_an_api_that_does_not_answer_at_the_start_is_one_line(repo, home):
         f"error: the Prefect API at {url} does not answer: start it (`make ui`) or unset PREFECT_API_URL to use "
         "a temporary one; stages recorded in dvc.lock so far stand, run the flow again"
     ]
+
+
+def test_a_test_server_keeps_its_own_database_whatever_the_shell_points_at(tmp_path_factory, monkeypatch):
+    """The suite's servers (tests/helpers) drop the caller's PREFECT_* settings: a shell pointing Prefect at
+    a team's database or API must not have a test write there."""
+    monkeypatch.setenv(
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL", f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/x"
+    )
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    with Server(prefect_home(tmp_path_factory, "own-database")) as server:
+        assert server.healthy()
+        assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in server.env
+        assert server.env["PREFECT_API_URL"] == server.api
