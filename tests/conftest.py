@@ -12,7 +12,7 @@ from tasks.params.data import DataParams
 from tasks.params.validate import ValidateParams
 from tests.helpers.data import write_folder
 from tests.helpers.prefect_server import flow_repo, prefect_server  # noqa: F401
-from tests.helpers.repo import copy_repo
+from tests.helpers.repo import copy_repo, tiny_backbone
 from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
 
 quiet.use_tf_keras()  # as every command-line entry point does (tasks.cli.setup): here and in every child process
@@ -95,6 +95,12 @@ def make_raw(tmp_path: Path):
 @pytest.fixture
 def tiny_validate_params() -> ValidateParams:
     return ValidateParams(min_per_class=1, workers=1)
+
+
+@pytest.fixture(scope="session")
+def small_savedmodel() -> Path:
+    """A small SavedModel folder (:func:`tiny_backbone`), for the tests of loading and serving one."""
+    return tiny_backbone()
 
 
 @pytest.fixture

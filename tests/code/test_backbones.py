@@ -12,23 +12,18 @@ import pytest
 from tasks import backbones
 from tasks.errors import ParamsError
 from tasks.params.config import parse
-from tests.helpers.repo import BACKBONES, REPO
+from tests.helpers.repo import REPO
 
 URL = "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"
 
 
-@pytest.fixture(scope="module")
-def local_savedmodel(tmp_path_factory):
-    return backbones.export_builtin("small_cnn", 32, 0, BACKBONES)
-
-
-def test_handle_kinds(local_savedmodel, tmp_path):
+def test_handle_kinds(small_savedmodel, tmp_path):
     assert backbones.handle_kind(URL) == "url"
     assert (
         backbones.handle_kind("https://www.kaggle.com/models/google/resnet-v2/TensorFlow2/50-feature-vector/2") == "url"
     )
     assert backbones.handle_kind("small_cnn") == "builtin"
-    assert backbones.handle_kind(str(local_savedmodel)) == "local"
+    assert backbones.handle_kind(str(small_savedmodel)) == "local"
     assert backbones.handle_kind("kaggle:google/resnet-v2/tensorFlow2/50-feature-vector/2") == "kaggle"
     with pytest.raises(ValueError, match="not a TF Hub URL, a Kaggle Models handle .*, a SavedModel folder"):
         backbones.handle_kind(str(tmp_path))  # a folder without saved_model.pb
@@ -39,19 +34,19 @@ def test_a_folder_that_is_not_a_savedmodel_is_a_params_error(tmp_path):
         parse({"model": {"handle": str(tmp_path)}})
 
 
-def test_hub_keras_layer_loads_a_local_savedmodel(local_savedmodel):
-    layer = backbones.load_backbone(backbones.resolve(str(local_savedmodel), 32, 0, "unused"))
+def test_hub_keras_layer_loads_a_local_savedmodel(small_savedmodel):
+    layer = backbones.load_backbone(backbones.resolve(str(small_savedmodel), 32, 0, "unused"))
     assert type(layer).__mro__[1].__name__ == "KerasLayer"
     out = layer(np.random.rand(3, 32, 32, 3).astype("float32"), training=False)
     assert out.shape == (3, 128)
     assert not layer.trainable_weights  # frozen by default
 
 
-def test_loading_a_backbone_does_not_import_keras_3(local_savedmodel):
+def test_loading_a_backbone_does_not_import_keras_3(small_savedmodel):
     """tensorflow_hub's probe for Keras 2 would import all of Keras 3 in every stage that loads a backbone."""
     code = (
         "import sys; from tasks.cli import setup; from tasks import backbones; setup(); "
-        f"backbones.load_backbone({str(local_savedmodel)!r}); print(sorted(m for m in sys.modules if m == 'keras'))"
+        f"backbones.load_backbone({str(small_savedmodel)!r}); print(sorted(m for m in sys.modules if m == 'keras'))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert done.stdout.split()[-1] == "[]", done.stderr[-2000:]
@@ -88,9 +83,9 @@ def test_two_processes_wanting_one_backbone_export_it_once(tmp_path):
     assert len(exports) == 1, exports
 
 
-def test_fine_tuning_unfreezes_only_the_top_layers(local_savedmodel):
-    all_layers = backbones.load_backbone(str(local_savedmodel), trainable_top=0)
-    top_two = backbones.load_backbone(str(local_savedmodel), trainable_top=2)
+def test_fine_tuning_unfreezes_only_the_top_layers(small_savedmodel):
+    all_layers = backbones.load_backbone(str(small_savedmodel), trainable_top=0)
+    top_two = backbones.load_backbone(str(small_savedmodel), trainable_top=2)
     assert len(all_layers.trainable_weights) == 8  # 4 conv layers, kernel + bias
     names = [w.name for w in top_two.trainable_weights]
     assert len(names) == 4, names

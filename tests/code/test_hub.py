@@ -24,11 +24,6 @@ from tests.helpers.prefect_server import free_port
 from tests.helpers.repo import BACKBONES, REPO
 
 
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory):
-    return backbones.export_builtin("small_cnn", 32, 0, BACKBONES)
-
-
 @pytest.fixture
 def loopback(monkeypatch, tmp_path):
     """No proxy for loopback, no waiting between retries, a fresh TF Hub cache."""
@@ -41,8 +36,8 @@ def loopback(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def fake(small_model, loopback):
-    with hub_fake.serve(small_model) as served:
+def fake(small_savedmodel, loopback):
+    with hub_fake.serve(small_savedmodel) as served:
         yield served
 
 
@@ -107,7 +102,7 @@ def test_an_answer_that_is_not_a_model_gets_its_own_line(fake, fault, says):
 
 
 @pytest.mark.parametrize("damage", ["a changed file", "saved_model.pb deleted"])
-def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_model, caplog, damage):
+def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_savedmodel, caplog, damage):
     folder = hub.fetch(fake.url, 10)
     if damage == "a changed file":
         index = folder / "variables" / "variables.index"
@@ -120,15 +115,15 @@ def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_model, ca
     said = "no longer matches its first download" if damage == "a changed file" else "holds no saved_model.pb"
     assert f"the cached copy {folder} {said}" in caplog.text
     assert f"; set aside as {folder}.bad-1, downloading again" in caplog.text
-    assert tree_hash(again) == tree_hash(small_model)  # repaired, byte for byte
+    assert tree_hash(again) == tree_hash(small_savedmodel)  # repaired, byte for byte
     assert backbones.load_backbone(str(again))(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 128)
 
 
-def test_a_pre_seeded_cache_is_used_without_the_network(small_model, loopback):
+def test_a_pre_seeded_cache_is_used_without_the_network(small_savedmodel, loopback):
     url = f"http://127.0.0.1:{free_port()}/models/offline"  # nothing listens there
     folder = hub.cache_folder(url)
     folder.parent.mkdir(parents=True)
-    tarfile.open(fileobj=io.BytesIO(hub_fake.tar_gz(small_model))).extractall(folder)
+    tarfile.open(fileobj=io.BytesIO(hub_fake.tar_gz(small_savedmodel))).extractall(folder)
     assert hub.fetch(url, 1) == folder
     assert (folder.parent / (folder.name + ".tree.json")).is_file()  # recorded at first use
 

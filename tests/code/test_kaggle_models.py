@@ -19,24 +19,18 @@ from tasks.files import tree_hash
 from tasks.params.model import handle_kind
 from tests.helpers import kaggle_fake
 from tests.helpers.prefect_server import free_port
-from tests.helpers.repo import BACKBONES
 
 REF = "google/resnet-v2/tensorFlow2/50-feature-vector/2"
 HANDLE = f"kaggle:{REF}"
 USER, KEY = "fake-user", "fake-key"
 
 
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory):
-    return backbones.export_builtin("small_cnn", 32, 0, BACKBONES)
-
-
 @pytest.fixture
-def fake(small_model, monkeypatch, tmp_path):
+def fake(small_savedmodel, monkeypatch, tmp_path):
     """The fake serving the model; the real client pointed at it, a fresh kagglehub cache, no retry waits."""
     (tmp_path / "dataset.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: the dataset is not used
     with kaggle_fake.serve("owner/dataset", tmp_path / "dataset.zip", USER, KEY) as served:
-        served.add_model(REF, small_model)
+        served.add_model(REF, small_savedmodel)
         for name, value in kaggle_fake.client_env(served, USER, KEY).items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))  # no ~/.kaggle
@@ -58,13 +52,13 @@ def test_the_handle_form_is_checked_before_anything_runs():
 
 
 def test_a_kaggle_models_handle_is_downloaded_by_kagglehub_with_the_dataset_credentials(
-    fake, small_model, monkeypatch, tmp_path
+    fake, small_savedmodel, monkeypatch, tmp_path
 ):
     monkeypatch.delenv("KAGGLEHUB_CACHE")
     resolved = backbones.resolve(HANDLE, 32, 0, tmp_path / "backbones")
     assert resolved == str(tmp_path / "backbones" / "kagglehub" / "models" / REF)  # not ~/.cache/kagglehub
-    assert tree_hash(hub.cache_folder(HANDLE)) == tree_hash(small_model)  # every file, byte for byte
-    files = sorted(p.relative_to(small_model).as_posix() for p in small_model.rglob("*") if p.is_file())
+    assert tree_hash(hub.cache_folder(HANDLE)) == tree_hash(small_savedmodel)  # every file, byte for byte
+    files = sorted(p.relative_to(small_savedmodel).as_posix() for p in small_savedmodel.rglob("*") if p.is_file())
     assert _file_gets(fake) == len(files)
     assert backbones.resolve(HANDLE, 32, 0, tmp_path / "backbones") == resolved  # from the checked cache
     assert _file_gets(fake) == len(files)
@@ -91,12 +85,12 @@ def test_refused_credentials_and_an_unknown_model_are_one_line_each(fake, monkey
     assert not hub.cache_folder(handle).exists()
 
 
-def test_a_dropped_connection_is_retried_and_the_download_completes(fake, small_model, caplog):
+def test_a_dropped_connection_is_retried_and_the_download_completes(fake, small_savedmodel, caplog):
     fake.drop_after = 20_000  # the first file larger than that is cut there, once
     with caplog.at_level(logging.WARNING, logger="pipeline"):
         folder = hub.fetch(HANDLE, 10)
     assert "ConnectionError on attempt 1; retrying" in caplog.text
-    assert tree_hash(folder) == tree_hash(small_model)
+    assert tree_hash(folder) == tree_hash(small_savedmodel)
 
 
 def test_a_stalled_server_fails_within_the_timeout_with_one_line(fake):
@@ -113,7 +107,7 @@ def test_a_stalled_server_fails_within_the_timeout_with_one_line(fake):
     assert f"unpack the model into {hub.cache_folder(HANDLE)}; KAGGLEHUB_CACHE sets" in message
 
 
-def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_model, caplog):
+def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_savedmodel, caplog):
     folder = hub.fetch(HANDLE, 10)
     index = folder / "variables" / "variables.index"
     index.write_bytes(index.read_bytes()[:-1])
@@ -122,16 +116,16 @@ def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_model, ca
     assert again == folder
     assert f"the cached copy {folder} no longer matches its first download" in caplog.text
     assert f"; set aside as {folder}.bad-1, downloading again" in caplog.text
-    assert tree_hash(again) == tree_hash(small_model)  # repaired, byte for byte
+    assert tree_hash(again) == tree_hash(small_savedmodel)  # repaired, byte for byte
 
 
-def test_two_workers_fetching_at_once_download_once_and_both_get_the_whole_model(fake, small_model):
+def test_two_workers_fetching_at_once_download_once_and_both_get_the_whole_model(fake, small_savedmodel):
     fake.chunk_delay = 0.05  # long enough for the second to arrive while the first downloads
     with ThreadPoolExecutor(2) as pool:
         folders = list(pool.map(lambda _: hub.fetch(HANDLE, 10), range(2)))
     assert folders[0] == folders[1]
-    assert tree_hash(folders[0]) == tree_hash(small_model)
-    files = sorted(p.relative_to(small_model).as_posix() for p in small_model.rglob("*") if p.is_file())
+    assert tree_hash(folders[0]) == tree_hash(small_savedmodel)
+    files = sorted(p.relative_to(small_savedmodel).as_posix() for p in small_savedmodel.rglob("*") if p.is_file())
     assert _file_gets(fake) == len(files)  # the second found the first's checked download
 
 
@@ -161,8 +155,8 @@ def test_an_html_page_instead_of_the_api_is_one_line(fake):
     assert not hub.cache_folder(HANDLE).exists()
 
 
-def test_a_model_without_saved_model_pb_is_one_line_and_set_aside(fake, small_model, tmp_path):
-    shutil.copytree(small_model / "variables", tmp_path / "not-a-savedmodel" / "variables")
+def test_a_model_without_saved_model_pb_is_one_line_and_set_aside(fake, small_savedmodel, tmp_path):
+    shutil.copytree(small_savedmodel / "variables", tmp_path / "not-a-savedmodel" / "variables")
     fake.add_model(REF, tmp_path / "not-a-savedmodel")
     with pytest.raises(StageError) as err:
         hub.fetch(HANDLE, 10)

@@ -51,6 +51,15 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def tiny_backbone() -> Path:
+    """``small_cnn`` as the :data:`TINY_PARAMS` pipelines load it (32 px, params.yaml's seed), exported into
+    :data:`BACKBONES`: also the suite's one local SavedModel folder, so a fresh clone pretrains it once."""
+    from tasks.backbones import export_builtin
+    from tasks.params.train import TrainParams
+
+    return export_builtin("small_cnn", TINY_PARAMS["model"]["image_size"], TrainParams().seed, BACKBONES)
+
+
 def share_backbones(root: Path) -> None:
     """Make ``root``'s cache of built-in backbones the suite's one (:data:`BACKBONES`)."""
     BACKBONES.mkdir(parents=True, exist_ok=True)
