@@ -57,6 +57,15 @@ def trained(prepared):
     return root, params, BY_NAME["train"].run(root, params)
 
 
+def link_prepared(root: Path, prepared_root: Path) -> None:
+    """Give ``root`` what the train stage reads, as links to what :func:`prepare` wrote under ``prepared_root``,
+    and the suite's backbone cache: a training run with outputs (and checkpoints) of its own, on the same data."""
+    share_backbones(root)
+    for rel in BY_NAME["train"].deps.values():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(prepared_root / rel)
+
+
 def train_at(out_root: Path, prepared_root: Path, params: Params):
     """The train stage with its outputs (and checkpoints) under ``out_root``, reading what :func:`prepare`
     wrote under ``prepared_root``."""

@@ -17,8 +17,8 @@ from tasks import dataset, paths
 from tasks.errors import StageError
 from tasks.inference import load_model, predict_split
 from tests.helpers.prefect_server import free_port
-from tests.helpers.repo import REPO, share_backbones
-from tests.helpers.tiny_model import TINY_MODEL_PARAMS
+from tests.helpers.repo import REPO
+from tests.helpers.tiny_model import TINY_MODEL_PARAMS, link_prepared
 
 pytestmark = pytest.mark.slow
 FINE_TUNE_EPOCHS = 14  # enough for the mirrored run to leave the majority answer on a 2-core CPU (8 were not)
@@ -59,9 +59,7 @@ def test_mirrored_on_two_cpu_devices_matches_single_device(prepared, trained, tm
     root, _ = prepared
     _, _, trained_result = trained
     single = [h for h in trained_result.history if h["phase"] != "fine_tune" or h["epoch"] <= FINE_TUNE_EPOCHS]
-    for rel in (paths.PROCESSED_DIR, paths.FEATURES_DIR):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).symlink_to(root / rel)
+    link_prepared(tmp_path, root)
     mirrored = _train(tmp_path, "mirrored", 16)  # the same global batch of 32 over 2 replicas
     assert mirrored["replicas"] == 2
     assert [h["phase"] for h in mirrored["history"]] == [h["phase"] for h in single]
@@ -95,10 +93,7 @@ def test_two_workers_on_loopback_train_the_tiny_model_in_the_one_worker_band(pre
     workers = []
     for index in (0, 1):
         home = tmp_path / f"worker{index}"  # each host has its own checkout; the data comes from the DVC remote
-        (home / "data").mkdir(parents=True)
-        share_backbones(home)
-        for rel in (paths.PROCESSED_DIR, paths.FEATURES_DIR):
-            (home / rel).symlink_to(root / rel)
+        link_prepared(home, root)
         (home / paths.PARAMS_FILE).write_text(yaml.safe_dump(raw))
         tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
         workers.append(

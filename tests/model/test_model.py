@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import backbones, paths
+from tasks import backbones, dataset, paths
 from tasks.feature_files import load
-from tasks.inference import load_model
+from tasks.inference import load_model, predict_split
 from tasks.stages import BY_NAME
 from tests.helpers.data import run_stage
+from tests.helpers.processes import kill_when, run, start
 from tests.helpers.repo import BACKBONES
-from tests.helpers.tiny_model import prepare, tiny_params, train_at
+from tests.helpers.tiny_model import TINY_MODEL_PARAMS, link_prepared, prepare, tiny_params, train_at
 
 pytestmark = pytest.mark.slow
 
@@ -174,3 +175,31 @@ def test_same_params_give_the_same_metrics(prepared, tmp_path):
     a = train_at(tmp_path, root, params).history  # exports the built-in backbone
     b = train_at(tmp_path, root, params).history  # loads it from the cache
     assert a == b  # op determinism is on for a single device: the same numbers, not close ones
+
+
+def test_training_killed_in_each_phase_resumes_to_exactly_the_uninterrupted_run(prepared, tmp_path):
+    """The session's prepared data (the train section's epochs play no part in it), linked into two folders."""
+    root, _ = prepared
+    as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "epochs": 3, "fine_tune_epochs": 6}}
+    for run_root in (tmp_path / "whole", tmp_path / "killed"):  # the same data, each its own outputs
+        link_prepared(run_root, root)
+    run("tasks.train", tmp_path / "whole", as_yaml)
+
+    killed = tmp_path / "killed"
+
+    def epochs_done(phase: str) -> int:
+        return len(list((killed / paths.CHECKPOINTS_DIR).glob(f"*/{phase}/epoch-*.json")))
+
+    kill_when(start("tasks.train", killed, as_yaml), lambda: epochs_done("head") >= 1)
+    kill_when(start("tasks.train", killed, as_yaml), lambda: epochs_done("fine_tune") >= 3)
+    assert not (killed / paths.MODEL_DIR).exists()
+    resumed = run("tasks.train", killed, as_yaml)
+    assert "head: resuming after epoch 3 of 3" in resumed.stderr  # the head had finished: restored, not retrained
+    assert "fine_tune: resuming after epoch " in resumed.stderr
+
+    a = json.loads((killed / paths.HISTORY).read_text())
+    b = json.loads((tmp_path / "whole" / paths.HISTORY).read_text())
+    assert a == b  # every epoch's metrics, to the last digit
+    test_files = dataset.shard_files(root / paths.PROCESSED_DIR, "Test")
+    probs = [predict_split(load_model(r / paths.MODEL_DIR), test_files, 64).probs for r in (killed, tmp_path / "whole")]
+    assert np.array_equal(*probs)  # the same weights: the same answers on Test

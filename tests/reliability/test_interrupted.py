@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 
 from flows.pipeline import start_fresh
 from tasks import download as dl
@@ -22,44 +16,16 @@ from tasks import paths
 from tasks.errors import StageError
 from tasks.train import checkpoint_folder
 from tests.helpers.data import run_stage, tiny_synthetic
-from tests.helpers.repo import REPO
-
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def _start(module: str, cwd: Path, params: dict) -> subprocess.Popen:
-    """Start ``python -m module`` in ``cwd`` with ``params`` as its params.yaml."""
-    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
-    return subprocess.Popen(
-        [sys.executable, "-m", module], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
-    )
-
-
-def _run(module: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
-    """Run ``python -m module`` to the end in ``cwd`` with ``params`` as its params.yaml."""
-    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
-    done = subprocess.run([sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True, env=ENV)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, "the process ended before it could be killed"
-        assert time.monotonic() < deadline, "timed out waiting to kill"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+from tests.helpers.processes import kill_when, run, start
 
 
 def test_a_download_killed_midway_leaves_no_output_and_the_next_run_restarts_cleanly(tmp_path):
     params = {"data": {"synthetic": {"train": 3000, "validation": 10, "test": 10}}}
-    proc = _start("tasks.download", tmp_path, params)
-    _kill_when(proc, lambda: any((tmp_path / "data").glob(".raw.tmp-*/Dataset.zip")))
+    proc = start("tasks.download", tmp_path, params)
+    kill_when(proc, lambda: any((tmp_path / "data").glob(".raw.tmp-*/Dataset.zip")))
     assert not (tmp_path / paths.RAW_DIR).exists()  # nothing that DVC or validate would accept
     params["data"]["synthetic"]["train"] = 20
-    _run("tasks.download", tmp_path, params)
+    run("tasks.download", tmp_path, params)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]  # the killed run's temp folder is gone
     assert json.loads((tmp_path / paths.RAW_DIR / paths.SOURCE_NAME).read_text())["images"] == 40
 
@@ -83,39 +49,6 @@ def test_a_full_disk_fails_with_a_clear_message_and_no_partial_output(stage, dat
             run_stage("validate", tmp_path, validate=ValidateParams(min_per_class=1, workers=1))
     expected = ["raw"] if stage == "validate" else []
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == expected
-
-
-@pytest.mark.slow
-def test_training_killed_in_each_phase_resumes_to_exactly_the_uninterrupted_run(tmp_path):
-    from tasks import dataset
-    from tasks.inference import load_model, predict_split
-    from tasks.params.config import parse
-    from tests.helpers.tiny_model import TINY_MODEL_PARAMS, prepare
-
-    as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "epochs": 3, "fine_tune_epochs": 6}}
-    params = parse(as_yaml)
-    prepare(tmp_path / "whole", params)
-    shutil.copytree(tmp_path / "whole", tmp_path / "killed", symlinks=True)  # the same data, its own outputs
-    _run("tasks.train", tmp_path / "whole", as_yaml)
-
-    killed = tmp_path / "killed"
-
-    def epochs_done(phase: str) -> int:
-        return len(list((killed / paths.CHECKPOINTS_DIR).glob(f"*/{phase}/epoch-*.json")))
-
-    _kill_when(_start("tasks.train", killed, as_yaml), lambda: epochs_done("head") >= 1)
-    _kill_when(_start("tasks.train", killed, as_yaml), lambda: epochs_done("fine_tune") >= 3)
-    assert not (killed / paths.MODEL_DIR).exists()
-    resumed = _run("tasks.train", killed, as_yaml)
-    assert "head: resuming after epoch 3 of 3" in resumed.stderr  # the head had finished: restored, not retrained
-    assert "fine_tune: resuming after epoch " in resumed.stderr
-
-    a = json.loads((killed / paths.HISTORY).read_text())
-    b = json.loads((tmp_path / "whole" / paths.HISTORY).read_text())
-    assert a == b  # every epoch's metrics, to the last digit
-    test_files = dataset.shard_files(killed / paths.PROCESSED_DIR, "Test")
-    probs = [predict_split(load_model(r / paths.MODEL_DIR), test_files, 64).probs for r in (killed, tmp_path / "whole")]
-    assert np.array_equal(*probs)  # the same weights: the same answers on Test
 
 
 def _key_in(repo: Path, processed: Path, handle: str, epochs: int = 2, excluded: tuple[str, ...] = ()) -> str:

@@ -1,0 +1,44 @@
+"""A stage's own command (``python -m tasks.<stage>``) in a folder with its own params.yaml, run to the
+end or killed at a chosen moment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.helpers.repo import REPO
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def start(module: str, cwd: Path, params: dict) -> subprocess.Popen:
+    """Start ``python -m module`` in ``cwd`` with ``params`` as its params.yaml."""
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.Popen(
+        [sys.executable, "-m", module], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+    )
+
+
+def run(module: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
+    """Run ``python -m module`` to the end in ``cwd`` with ``params`` as its params.yaml."""
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+    done = subprocess.run([sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` is true (polled every 0.2 s)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the process ended before it could be killed"
+        assert time.monotonic() < deadline, "timed out waiting to kill"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
