@@ -27,7 +27,8 @@ quiet.use_tf_keras()  # as every command-line entry point does (tasks.cli.setup)
 # sends the files with the most tests first, which left the few long training tests for the end); the
 # short files fill in the gaps at the end.
 LONGEST_FIRST = (
-    "tests/model/test_distribution.py",  # 425 s with the rest of tests/model/ (one unit, see below)
+    "tests/model/test_distribution.py",  # 425 s with the rest of tests/model/ (one unit, see below), and since
+    # then the killed-training test (about 60 s), which reads the tiny model's data instead of preparing its own
     "tests/test_benchmarks.py",  # 647 in 7 units (see below); about 420 since the --small runs use small_cnn
     "tests/test_demo.py",  # 257: the demo's whole dvc repro, then a second dataset
     "tests/flows/test_flow.py",  # 214
@@ -35,7 +36,6 @@ LONGEST_FIRST = (
     "tests/flows/test_postgres.py",  # 177
     "tests/test_pipeline_dvc.py",  # 201 then; about 120 with its first repro shared, hence here
     "tests/reliability/test_flow_server.py",  # 127
-    "tests/reliability/test_interrupted.py",  # 87
     "tests/reliability/test_dataset_faults.py",  # 83
 )
 # Every test that reads the session's tiny model (the `prepared` and `trained` fixtures, built once per
