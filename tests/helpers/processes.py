@@ -1,5 +1,5 @@
 """A stage's own command (``python -m tasks.<stage>``) in a folder with its own params.yaml, run to the
-end or killed at a chosen moment."""
+end or started; and a process killed at a chosen moment."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.helpers.repo import REPO
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def start(module: str, cwd: Path, params: dict) -> subprocess.Popen:
+def start_module(module: str, cwd: Path, params: dict) -> subprocess.Popen:
     """Start ``python -m module`` in ``cwd`` with ``params`` as its params.yaml."""
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.Popen(
@@ -25,7 +25,7 @@ def start(module: str, cwd: Path, params: dict) -> subprocess.Popen:
     )
 
 
-def run(module: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
+def run_module(module: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
     """Run ``python -m module`` to the end in ``cwd`` with ``params`` as its params.yaml."""
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
     done = subprocess.run([sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True, env=ENV)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import ast
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
 from flows.pipeline import STAGE_NAMES
 from tests.helpers.prefect_server import without_prefect_settings
+from tests.helpers.processes import kill_when
 from tests.helpers.repo import REPO, dvc
 
 CODE = sorted(p for d in ("tasks", "flows", "benchmarks") for p in (REPO / d).rglob("*.py"))
@@ -91,13 +90,7 @@ def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, pre
         return stages["validate"] if whole else before
 
     before = yaml.safe_load((flow_repo / "dvc.lock").read_text())["stages"]["validate"]  # for other params
-    deadline = time.monotonic() + 300
-    while validate_entry() == before:  # kill right after the flow recorded validate
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        assert time.monotonic() < deadline, "the flow ended before it could be killed"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, lambda: validate_entry() != before)  # right after the flow recorded validate
 
     done = subprocess.run(
         [sys.executable, "-m", "flows.pipeline", "--root", str(flow_repo)],
