@@ -12,8 +12,8 @@ help:  ## list the targets (this text)
 
 setup: $(STAMP)  ## make .venv and install the pinned versions (constraints.txt); the other targets do it first
 
-# uv installs the same pinned wheels as pip (constraints.txt) in about half the time; --compile-bytecode as pip
-# does, since every import would otherwise compile TensorFlow afresh wherever PYTHONDONTWRITEBYTECODE is set.
+# uv installs the same pinned wheels as pip (constraints.txt) in well under half the time (BENCHMARKS.md row 13);
+# --compile-bytecode as pip does, or every import would compile TensorFlow afresh where PYTHONDONTWRITEBYTECODE is set.
 $(STAMP): pyproject.toml constraints.txt tasks/docs_assets.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt uv
@@ -102,6 +102,7 @@ bench: setup  ## every CPU benchmark at its documented size (~30 min on 2 cores)
 	$(BIN)/python -m benchmarks.near_duplicates
 	$(BIN)/python -m benchmarks.precision
 	$(BIN)/python -m benchmarks.rehearsal
+	$(BIN)/python -m benchmarks.install  # the only one that needs the package registry
 
 bench-200k: setup  ## the data half (download, validate, preprocess) on 200,000 images (~15 min, ~10 GB of disk)
 	$(BIN)/python -m benchmarks.scale --data-half

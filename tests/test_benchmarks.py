@@ -123,6 +123,14 @@ def _precision(r: dict) -> None:
         assert ratio == approx(rates[reduced][k] / rates["float32"][k], rel=0.01), k
 
 
+def _install(r: dict) -> None:
+    routes = r["routes"]
+    assert r["uv_speedup"] == approx(routes["pip"]["seconds"] / routes["uv"]["seconds"], abs=0.005)
+    assert set(routes["pip"]["packages"]) == {p for p in routes["uv"]["packages"] if not p.startswith("uv==")}
+    for installer, measured in routes.items():  # both compile the bytecode, as `make setup` needs
+        assert measured["compiled"] == dict.fromkeys(r["imported"], True), installer
+
+
 def _gpu_checks(r: dict) -> None:
     _precision(json.loads((RESULTS / "smoke_gpu_precision.json").read_text()))
     _rehearsal(json.loads((RESULTS / "smoke_gpu_rehearsal.json").read_text()))
@@ -145,6 +153,7 @@ def _gpu_checks(r: dict) -> None:
         ("benchmarks.scale", ["--data-half"], _data_half),
         ("benchmarks.input_pipeline", [], _input_pipeline),
         ("benchmarks.near_duplicates", [], _near_duplicates),
+        ("benchmarks.install", [], _install),
     ],
 )
 def test_benchmark_runs_small_and_its_figures_agree(module, extra, check):
