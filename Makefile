@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo test test-fast lint dvc-yaml prefect-yaml repro doctor experiments rehearse use-kaggle use-demo
+.PHONY: help setup demo test bench-check test-fast lint dvc-yaml prefect-yaml repro doctor experiments rehearse use-kaggle use-demo
 .DEFAULT_GOAL := help
 
 help:  ## list the targets (this text)
@@ -14,11 +14,11 @@ setup: $(STAMP)  ## make .venv and install the pinned versions (constraints.txt)
 
 # uv installs the same pinned wheels as pip (constraints.txt) in well under half the time (BENCHMARKS.md row 13);
 # --compile-bytecode as pip does, or every import would compile TensorFlow afresh where PYTHONDONTWRITEBYTECODE is set.
-$(STAMP): pyproject.toml constraints.txt tasks/docs_assets.py
+$(STAMP): pyproject.toml constraints.txt tasks/docs_assets.py ops/docs_assets.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt uv
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e ".[test]"
-	$(BIN)/python -m tasks.docs_assets  # the Data Docs' scripts and styles, from npm (sha512-checked), for offline pages
+	$(BIN)/python -m ops.docs_assets  # the Data Docs' scripts and styles, from npm (sha512-checked), for offline pages
 	touch $(STAMP)
 
 demo: setup  ## run the whole pipeline on the offline synthetic default
@@ -36,8 +36,13 @@ doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 experiments: setup  ## every experiment: headline metrics and the params that differ, whole in 120 columns
 	$(BIN)/python -m flows.experiments
 
-test: setup system lint  ## lint, then every test, slow ones included, one process per core (pytest-xdist)
-	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
+
+test: setup system lint  ## lint, then every product test, slow ones included, one process per core (pytest-xdist)
+	$(PYTEST) --durations=25 -m "not bench"
+
+bench-check: setup  ## every benchmark at its --small size, its figures checked (CI runs it after `make test`)
+	$(PYTEST) --durations=10 -m bench
 
 lint: setup  ## ruff (lint, import order, formatting); dvc.yaml and prefect.yaml match their definitions in code
 	$(BIN)/ruff check .
@@ -52,7 +57,7 @@ prefect-yaml: setup  ## regenerate prefect.yaml from the deployments' one defini
 	$(BIN)/python -m flows.deployments
 
 test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
-	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
+	$(PYTEST) -m "not slow"
 
 rehearse: setup  ## before a real run: configs/kaggle.yaml end to end, data and backbone from loopback fakes (~10 min)
 	$(BIN)/python -m benchmarks.rehearsal $(ARGS)

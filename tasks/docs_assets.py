@@ -1,40 +1,24 @@
-"""Data Docs that open air-gapped.
+"""Data Docs that open air-gapped: every page's scripts, styles and images point at local copies.
 
-GX 1.x Data Docs pages load their stylesheets and scripts from CDNs (bootstrap, jQuery,
-bootstrap-table, Vega, Font Awesome) and the GX logo from S3. Offline, the index opens empty and
-unstyled; GX's maintainers declined to vendor them (GX #994, PR #2870). So:
-
-* ``make setup`` runs ``python -m tasks.docs_assets`` once: it downloads the npm packages below from
-  the registry, checks each tarball against its sha512 (npm's ``integrity``) and unpacks it under
-  ``<venv>/share/data-docs-assets``. Nothing is downloaded at run time.
-* After each build, :func:`localize` copies the files the pages load into the site
-  (``static/vendor/<package>@<version>/...``, with the fonts and images a stylesheet's ``url()`` names),
-  points every page's ``<script src>``, ``<link href>`` and ``<img src>`` at them (dropping the CDN's
-  ``integrity``/``crossorigin``: a ``file://`` page cannot fetch in CORS mode), and refuses a page that
-  would still load anything from the network, naming it and the URL.
-
-The versions are the ones GX 1.24's templates name; ``vega@5``, ``vega-lite@5`` and ``vega-embed@6``
-(a range on jsDelivr) are pinned to the newest of that major version.
+GX 1.x Data Docs pages load their stylesheets and scripts from CDNs and the GX logo from S3; offline,
+the index opens empty and unstyled (GX's maintainers declined to vendor them: GX #994, PR #2870).
+``make setup`` unpacks the pinned npm packages below (``ops/docs_assets.py``); after each build,
+:func:`localize` copies the files the pages load into the site and points every page at them. A page
+that would still load anything from the network is refused, naming it and the URL. The versions are
+the ones GX 1.24's templates name (``vega@5``-like ranges pinned to the newest of that major version).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import os
 import re
 import shutil
 import sys
-import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import StageError, logger
+from tasks.errors import StageError
 
-log = logger("docs_assets")
-REGISTRY = os.environ.get("NPM_REGISTRY", "https://registry.npmjs.org").rstrip("/")
 VENDOR = Path("static") / "vendor"  # inside the Data Docs site
 
 
@@ -49,10 +33,6 @@ class Package:
     @property
     def folder(self) -> str:
         return f"{self.name}@{self.version}"
-
-    @property
-    def tarball(self) -> str:
-        return f"{REGISTRY}/{self.name}/-/{self.name.split('/')[-1]}-{self.version}.tgz"
 
 
 def _package(name: str, version: str, integrity: str) -> Package:
@@ -145,6 +125,7 @@ _RESOURCE = re.compile(r"<(script|link|img)\b[^>]*>", re.IGNORECASE)
 _URL_ATTR = re.compile(r"""\b(src|href)=(["'])((?:https?:)?//[^"']+)\2""", re.IGNORECASE)
 _CORS_ATTR = re.compile(r"""\s+(integrity|crossorigin)(=(["'])[^"']*\3)?""", re.IGNORECASE)
 _CSS_URL = re.compile(r"""url\(\s*(["']?)([^"')]+)\1\s*\)""")
+_CSS_REMOTE_URL = re.compile(r"""url\(\s*(["']?)((?:https?:)?//[^"')]+)\1\s*\)""")
 
 
 def store() -> Path:
@@ -152,32 +133,8 @@ def store() -> Path:
     return Path(os.environ.get("DATA_DOCS_ASSETS") or Path(sys.prefix) / "share" / "data-docs-assets")
 
 
-def _installed(package: Package) -> Path:
+def installed(package: Package) -> Path:
     return store() / package.folder
-
-
-def install() -> None:
-    """Download, check and unpack every package that is not unpacked yet (``make setup``)."""
-    for package in PACKAGES:
-        target = _installed(package)
-        if target.is_dir():
-            continue
-        try:
-            with urllib.request.urlopen(package.tarball, timeout=60) as reply:
-                data = reply.read()
-        except OSError as exc:  # URLError, a timeout, a reset connection
-            raise StageError(f"{package.tarball}: {exc}; set NPM_REGISTRY to a reachable npm registry") from exc
-        digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-        if digest != package.integrity:
-            raise StageError(
-                f"{package.tarball}: sha512 {digest} is not the pinned {package.integrity}; nothing unpacked"
-            )
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.extractall(partial, filter="data")
-        partial.rename(target)  # a half-unpacked package is never taken for an installed one
-        log.info("unpacked %s into %s", package.folder, target)
 
 
 def _copy(package: Package, file: str, site: Path) -> Path:
@@ -186,10 +143,10 @@ def _copy(package: Package, file: str, site: Path) -> Path:
     dest = site / VENDOR / package.folder / file
     if dest.is_file():
         return dest
-    source = _installed(package) / "package" / file
+    source = installed(package) / "package" / file
     if not source.is_file():
         raise StageError(
-            f"{source} missing: the Data Docs assets are installed by `make setup` (python -m tasks.docs_assets)"
+            f"{source} missing: the Data Docs assets are installed by `make setup` (python -m ops.docs_assets)"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, dest)
@@ -216,33 +173,44 @@ def _local(url: str, page: Path, site: Path) -> str | None:
     return Path(os.path.relpath(target, page.parent)).as_posix()
 
 
+def _refuse(file: Path, url: str) -> StageError:
+    return StageError(f"Data Docs page {file} loads {url} from the network: add it to ASSETS in tasks/docs_assets.py")
+
+
+def _rewrite_tag(tag: re.Match, page: Path, site: Path) -> str:
+    """A ``<script>``, ``<link>`` or ``<img>`` tag pointed at the local copy of what it loads."""
+    found = _URL_ATTR.search(tag.group(0))
+    if not found:
+        return tag.group(0)
+    local = _local(found.group(3), page, site)
+    if local is None:
+        raise _refuse(page, found.group(3))
+    text = tag.group(0).replace(found.group(0), f'{found.group(1)}="{local}"')
+    return _CORS_ATTR.sub("", text)
+
+
+def _rewrite_css_url(found: re.Match, file: Path, site: Path) -> str:
+    """A stylesheet's ``url(https://...)`` pointed at its local copy; a GX decoration it ships no copy of
+    (the dark logo behind the navbar's own local logo) becomes ``none``."""
+    url = found.group(2)
+    local = _local(url, file, site)
+    if local is not None:
+        return f'url("{local}")'
+    if url.startswith(GX_IMAGES):
+        return "none"
+    raise _refuse(file, url)
+
+
 def localize(site: Path) -> None:
-    """Point every page of the Data Docs ``site`` at local copies; refuse one that still loads a URL."""
+    """Point every page and GX stylesheet of the Data Docs ``site`` at local copies; refuse one that still
+    loads a URL."""
     for page in sorted(site.rglob("*.html")):
-        html = page.read_text(encoding="utf-8")
-
-        def rewrite(tag: re.Match, page: Path = page) -> str:
-            found = _URL_ATTR.search(tag.group(0))
-            if not found:
-                return tag.group(0)
-            local = _local(found.group(3), page, site)
-            if local is None:
-                raise StageError(
-                    f"Data Docs page {page} loads {found.group(3)} from the network: "
-                    "add it to ASSETS in tasks/docs_assets.py"
-                )
-            text = tag.group(0).replace(found.group(0), f'{found.group(1)}="{local}"')
-            return _CORS_ATTR.sub("", text)
-
-        page.write_text(_RESOURCE.sub(rewrite, html), encoding="utf-8")
-
-
-def main() -> None:
-    install()
-    print(f"Data Docs assets: {len(PACKAGES)} packages in {store()}")
-
-
-if __name__ == "__main__":
-    from tasks.cli import run_cli
-
-    run_cli(main)
+        html = _RESOURCE.sub(lambda tag, page=page: _rewrite_tag(tag, page, site), page.read_text(encoding="utf-8"))
+        html = _CSS_REMOTE_URL.sub(lambda m, page=page: _rewrite_css_url(m, page, site), html)
+        page.write_text(html, encoding="utf-8")
+    for sheet in sorted(site.rglob("*.css")):
+        if VENDOR not in sheet.relative_to(site).parents:  # the vendored packages' are checked as they are copied
+            text = _CSS_REMOTE_URL.sub(
+                lambda m, f=sheet: _rewrite_css_url(m, f, site), sheet.read_text(encoding="utf-8")
+            )
+            sheet.write_text(text, encoding="utf-8")

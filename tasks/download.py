@@ -285,9 +285,3 @@ STAGE = Stage(
     params={"params": "data"},
     work={"downloads": paths.DOWNLOADS_DIR},
 )
-
-
-if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
-    from tasks.run import main_of
-
-    main_of(STAGE.name)

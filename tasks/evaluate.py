@@ -322,9 +322,3 @@ STAGE = Stage(
     },
     params={"params": "evaluate"},
 )
-
-
-if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
-    from tasks.run import main_of
-
-    main_of(STAGE.name)

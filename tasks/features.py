@@ -107,9 +107,3 @@ STAGE = Stage(
         "mixed_precision": "train.mixed_precision",
     },
 )
-
-
-if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
-    from tasks.run import main_of
-
-    main_of(STAGE.name)

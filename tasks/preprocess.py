@@ -105,9 +105,3 @@ STAGE = Stage(
     outs={"out_dir": paths.PROCESSED_DIR},
     params={"params": "preprocess"},
 )
-
-
-if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
-    from tasks.run import main_of
-
-    main_of(STAGE.name)

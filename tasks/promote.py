@@ -309,9 +309,3 @@ STAGE = Stage(
     },
     params={"params": "promote"},
 )
-
-
-if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
-    from tasks.run import main_of
-
-    main_of(STAGE.name)

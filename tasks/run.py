@@ -1,8 +1,5 @@
 """``python -m tasks.run STAGE [--params FILE]``: run one stage from the repository root, as dvc.yaml does.
 
-``python -m tasks.<stage> [--params FILE]`` is the same command (each stage module's ``__main__``
-block calls :func:`main`).
-
 The runner parses the command line, sets up logging and the quiet TensorFlow import, keeps the last
 good ``dvc.lock`` for ``make doctor``, loads params.yaml and calls the stage's function through its
 contract. No stage imports it, so none of that is in a stage's code deps: editing it reruns nothing.
@@ -15,7 +12,6 @@ made with.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from tasks import paths
@@ -27,9 +23,9 @@ from tasks.snapshot import Snapshot
 from tasks.stages import BY_NAME
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m tasks.run") -> None:
+def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the stage; expected faults print one line and exit 2."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tasks.run", description=__doc__.strip().splitlines()[0])
     parser.add_argument("stage", choices=list(BY_NAME), help="the stage to run (dvc.yaml's name)")
     parser.add_argument("--params", default=paths.PARAMS_FILE, help="params file (default: %(default)s)")
     add_verbose_flag(parser)
@@ -44,11 +40,6 @@ def run(stage: str, params_file: Path) -> None:
     snapshot = Snapshot.take(stage, Path("."), params_file)
     BY_NAME[stage].run(Path("."), parse(snapshot.raw, str(params_file)))
     snapshot.check("run dvc repro again")
-
-
-def main_of(stage: str) -> None:
-    """``python -m tasks.<stage> [--params FILE]``: :func:`main` for that stage."""
-    main([stage, *sys.argv[1:]], prog=f"python -m tasks.{stage}")
 
 
 if __name__ == "__main__":

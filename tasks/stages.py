@@ -63,27 +63,10 @@ def _module_file(module: str, root: Path) -> Path | None:
     return None
 
 
-def _is_main_block(node: ast.stmt) -> bool:
-    """``if __name__ == "__main__":``: what runs a module as a command, not what the module computes."""
-    test = node.test if isinstance(node, ast.If) else None
-    return (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and test.left.id == "__name__"
-        and [type(c) for c in test.comparators] == [ast.Constant]
-        and test.comparators[0].value == "__main__"
-    )
-
-
 def _imported_modules(source: Path, module: str) -> set[str]:
-    """Every module that ``source`` imports anywhere (top level or inside functions), absolute names.
-
-    Imports in its ``if __name__ == "__main__":`` block do not count: they run the module as a
-    command (``python -m tasks.train`` calls the runner), which is not part of what it computes.
-    """
+    """Every module that ``source`` imports anywhere (top level or inside functions), absolute names."""
     package = module if source.name == "__init__.py" else module.rpartition(".")[0]
     tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
-    tree.body = [node for node in tree.body if not _is_main_block(node)]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

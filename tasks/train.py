@@ -498,9 +498,3 @@ STAGE = Stage(
     work={"checkpoints": paths.CHECKPOINTS_DIR, "backbone_cache": paths.BACKBONES_DIR},
     params={"model": "model", "params": "train"},
 )
-
-
-if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
-    from tasks.run import main_of
-
-    main_of(STAGE.name)

@@ -492,9 +492,3 @@ STAGE = Stage(
     params={"params": "validate"},
     work={"reference": paths.BLESSED_VALIDATION},  # not a dep: promote writes it (a cycle for DVC)
 )
-
-
-if __name__ == "__main__":  # the command line runs the stage: not in its code deps (see tasks.stages)
-    from tasks.run import main_of
-
-    main_of(STAGE.name)

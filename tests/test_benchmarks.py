@@ -18,7 +18,7 @@ from benchmarks import near_duplicates, rehearsal
 from benchmarks.common import REPO, RESULTS
 from tasks.stages import BY_NAME
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.bench]  # `make bench-check`, not `make test`
 
 
 def _frozen_phase(r: dict) -> None:

@@ -211,7 +211,12 @@ def test_a_model_trained_on_another_dataset_is_promoted_when_it_passes_the_floor
     compared = {c["name"]: c for c in gate["checks"] if c["difference"] is not None}
     assert set(compared) == {"accuracy vs blessed", "Female recall vs blessed", "Male recall vs blessed"}
     assert not any(c["gating"] for c in compared.values())
-    # the candidate is clearly worse than the blessed model on these images: shown, and still not what decides
-    assert not compared["accuracy vs blessed"]["passed"], compared
+    # each comparison is shown with its own verdict and only the floor decides, whichever way the training's last
+    # digits fall on this CPU (a failing comparison that does not decide: tests/code/test_metrics.py)
+    for check in compared.values():
+        assert check["passed"] == (check["value"] >= check["threshold"]), check
+        assert check["interval"][0] <= check["difference"] <= check["interval"][1], check
+    floor = next(c for c in gate["checks"] if c["name"] == "accuracy")
+    assert floor["gating"] and floor["value"] >= 0.6
     metrics = json.loads((repo / paths.EVALUATION).read_text())
     assert json.loads((repo / paths.BLESSED_POINTER).read_text())["fingerprint"] == metrics["model"]["fingerprint"]

@@ -53,7 +53,7 @@ def project(tmp_path, monkeypatch) -> Path:
 
 def stage(root: Path, fake, key: str = KEY, wait: bool = True):
     env = {**os.environ, **client_env(fake, USER, key)}
-    cmd = [sys.executable, "-m", "tasks.download"]
+    cmd = [sys.executable, "-m", "tasks.run", "download"]
     if not wait:
         return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)

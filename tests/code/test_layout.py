@@ -75,3 +75,60 @@ def test_no_public_function_returns_an_untyped_report(annotation):
         if not node.name.startswith("_") and node.returns is not None and ast.unparse(node.returns) == annotation
     }
     assert untyped <= set(UNTYPED_RESULTS), sorted(untyped - set(UNTYPED_RESULTS))
+
+
+def _project_imports() -> dict[str, set[str]]:
+    """Each module of ``tasks/`` and ``flows/`` and the project modules it imports (anywhere in the file)."""
+    from tasks.stages import _imported_modules, _module_file
+
+    graph = {}
+    for path in sorted([*REPO.glob("tasks/**/*.py"), *REPO.glob("flows/*.py")]):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        imported = {m for m in _imported_modules(path, module) if _module_file(m, REPO) is not None}
+        graph[module] = imported - {module}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` as the list of modules around it, or [] (depth-first search)."""
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        path, on_path, todo = [start], {start}, [(start, iter(sorted(graph.get(start, ()))))]
+        while todo:
+            node, children = todo[-1]
+            child = next(children, None)
+            if child is None:
+                todo.pop(), path.pop(), on_path.discard(node), done.add(node)
+            elif child in on_path:
+                return path[path.index(child) :] + [child]
+            elif child not in done:
+                path.append(child), on_path.add(child)
+                todo.append((child, iter(sorted(graph.get(child, ())))))
+    return []
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = _project_imports()
+    assert "tasks.stages" in graph["tasks.run"]  # the check sees the imports
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # and would see a cycle
+    assert _cycle(graph) == []
+
+
+def test_no_stage_module_is_a_command():
+    """``python -m tasks.run STAGE`` is the one command: a stage module has no ``__main__`` block."""
+    from tasks.stages import STAGES
+
+    def is_main_block(node: ast.stmt) -> bool:
+        return (
+            isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) and "__main__" in ast.unparse(node.test)
+        )
+
+    commands = []
+    for stage in STAGES:
+        path = REPO.joinpath(*stage.module.split(".")).with_suffix(".py")
+        if any(is_main_block(node) for node in ast.parse(path.read_text(encoding="utf-8")).body):
+            commands.append(stage.module)
+    assert commands == []

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+import ops.docs_assets
 from tasks import docs_assets
 from tasks.errors import StageError
 from tests.helpers.browser import chromium_page
 from tests.helpers.data import run_stage
 
 REMOTE = re.compile(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""", re.IGNORECASE)
+REMOTE_CSS = re.compile(r"""url\(\s*["']?(?:https?:)?//""", re.IGNORECASE)  # a background image, a font
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,12 @@ def test_no_page_loads_anything_from_the_network(site):
     for page in pages:
         html = page.read_text()
         assert not REMOTE.search(html), page
+        assert not REMOTE_CSS.search(html), page
         assert "static/vendor/" in html, page
+    sheets = sorted(site.rglob("*.css"))
+    assert any(s.name == "data_docs_default_styles.css" for s in sheets)  # GX's own, beside the vendored ones
+    for sheet in sheets:
+        assert not REMOTE_CSS.search(sheet.read_text()), sheet
 
 
 @pytest.mark.slow
@@ -107,11 +114,11 @@ def test_a_tarball_that_is_not_the_pinned_one_is_refused_and_nothing_is_unpacked
     server = http.server.HTTPServer(("127.0.0.1", 0), Tampered)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(docs_assets, "REGISTRY", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("NPM_REGISTRY", f"http://127.0.0.1:{server.server_port}")
         monkeypatch.setenv("DATA_DOCS_ASSETS", str(tmp_path / "store"))
         monkeypatch.setenv("no_proxy", "127.0.0.1")
         with pytest.raises(StageError, match="is not the pinned sha512-"):
-            docs_assets.install()
+            ops.docs_assets.install()
     finally:
         server.shutdown()
     assert not (tmp_path / "store").exists()

@@ -1,4 +1,4 @@
-"""A stage's own command (``python -m tasks.<stage>``) in a folder with its own params.yaml, run to the
+"""A stage's command (``python -m tasks.run STAGE``) in a folder with its own params.yaml, run to the
 end or started; and a process killed at a chosen moment."""
 
 from __future__ import annotations
@@ -17,18 +17,22 @@ from tests.helpers.repo import REPO
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def start_module(module: str, cwd: Path, params: dict) -> subprocess.Popen:
-    """Start ``python -m module`` in ``cwd`` with ``params`` as its params.yaml."""
+def start_command(stage: str, cwd: Path, params: dict) -> subprocess.Popen:
+    """Start ``python -m tasks.run stage`` in ``cwd`` with ``params`` as its params.yaml."""
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.Popen(
-        [sys.executable, "-m", module], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+        [sys.executable, "-m", "tasks.run", stage],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
     )
 
 
-def run_module(module: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
-    """Run ``python -m module`` to the end in ``cwd`` with ``params`` as its params.yaml."""
+def run_command(stage: str, cwd: Path, params: dict) -> subprocess.CompletedProcess:
+    """Run ``python -m tasks.run stage`` to the end in ``cwd`` with ``params`` as its params.yaml."""
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
-    done = subprocess.run([sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True, env=ENV)
+    done = subprocess.run([sys.executable, "-m", "tasks.run", stage], cwd=cwd, capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

@@ -98,7 +98,7 @@ def test_two_workers_on_loopback_train_the_tiny_model_in_the_one_worker_band(pre
         tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
         workers.append(
             subprocess.Popen(
-                [sys.executable, "-m", "tasks.train"],
+                [sys.executable, "-m", "tasks.run", "train"],
                 cwd=home,
                 env={**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONPATH": str(REPO)},
                 stdout=subprocess.PIPE,

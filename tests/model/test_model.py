@@ -14,7 +14,7 @@ from tasks.feature_files import load
 from tasks.inference import load_model, predict_split
 from tasks.stages import BY_NAME
 from tests.helpers.data import run_stage
-from tests.helpers.processes import kill_when, run_module, start_module
+from tests.helpers.processes import kill_when, run_command, start_command
 from tests.helpers.repo import BACKBONES
 from tests.helpers.tiny_model import TINY_MODEL_PARAMS, link_prepared, prepare, tiny_params, train_at
 
@@ -183,17 +183,17 @@ def test_training_killed_in_each_phase_resumes_to_exactly_the_uninterrupted_run(
     as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "epochs": 3, "fine_tune_epochs": 6}}
     for run_root in (tmp_path / "whole", tmp_path / "killed"):  # the same data, each its own outputs
         link_prepared(run_root, root)
-    run_module("tasks.train", tmp_path / "whole", as_yaml)
+    run_command("train", tmp_path / "whole", as_yaml)
 
     killed = tmp_path / "killed"
 
     def epochs_done(phase: str) -> int:
         return len(list((killed / paths.CHECKPOINTS_DIR).glob(f"*/{phase}/epoch-*.json")))
 
-    kill_when(start_module("tasks.train", killed, as_yaml), lambda: epochs_done("head") >= 1)
-    kill_when(start_module("tasks.train", killed, as_yaml), lambda: epochs_done("fine_tune") >= 3)
+    kill_when(start_command("train", killed, as_yaml), lambda: epochs_done("head") >= 1)
+    kill_when(start_command("train", killed, as_yaml), lambda: epochs_done("fine_tune") >= 3)
     assert not (killed / paths.MODEL_DIR).exists()
-    resumed = run_module("tasks.train", killed, as_yaml)
+    resumed = run_command("train", killed, as_yaml)
     assert "head: resuming after epoch 3 of 3" in resumed.stderr  # the head had finished: restored, not retrained
     assert "fine_tune: resuming after epoch " in resumed.stderr
 

@@ -26,12 +26,12 @@ from tests.helpers.repo import REPO
 SECRET = "kgl-3f9a7c1d5e2b8a4f6c0d"
 
 
-def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
+def _cli(stage: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
     import yaml
 
     (cwd / "bad.yaml").write_text(yaml.safe_dump(params))
     return subprocess.run(
-        [sys.executable, "-m", module, "--params", "bad.yaml"],
+        [sys.executable, "-m", "tasks.run", stage, "--params", "bad.yaml"],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -42,37 +42,37 @@ def _cli(module: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("module", "params", "message"),
     [
-        ("tasks.download", {"data": {"sorce": "kaggle"}}, "bad.yaml: data.sorce: unknown key"),
-        ("tasks.train", {"model": {"image_size": "224px"}}, "bad.yaml: model.image_size: expected int"),
+        ("download", {"data": {"sorce": "kaggle"}}, "bad.yaml: data.sorce: unknown key"),
+        ("train", {"model": {"image_size": "224px"}}, "bad.yaml: model.image_size: expected int"),
         (
-            "tasks.download",
+            "download",
             {"data": {"source": "local", "path": "missing.zip"}},
             "data.path: 'missing.zip' does not exist",
         ),
         (
-            "tasks.train",
+            "train",
             {"model": {"handle": "."}},
             "model.handle: '.' is not a TF Hub URL, a Kaggle Models handle",
         ),
-        ("tasks.validate", {"validate": {"min_per_class": -1}}, "validate.min_per_class: -1 is out of range"),
+        ("validate", {"validate": {"min_per_class": -1}}, "validate.min_per_class: -1 is out of range"),
         (
-            "tasks.download",
+            "download",
             {"data": {"synthetic": {"seed": -1}}},
             "data.synthetic.seed: -1 is out of range; it must be between 0 and 4294967295",
         ),
         (
-            "tasks.download",
+            "download",
             {"data": {"synthetic": {"male_share": float("nan")}}},
             "data.synthetic.male_share: nan is not a finite number",
         ),
-        ("tasks.download", {"data": {"synthetic": {"train": "1e12"}}}, "data.synthetic.train: '1e12' is written as a"),
+        ("download", {"data": {"synthetic": {"train": "1e12"}}}, "data.synthetic.train: '1e12' is written as a"),
         (
-            "tasks.download",
+            "download",
             {"data": {"synthetic": {"train": 10**12}}},
             "data.synthetic.train: 1000000000000 is out of range; it must be between 2 and 1000000",
         ),
-        ("tasks.train", {"train": {"learning_rate": float("nan")}}, "train.learning_rate: nan is not a finite number"),
-        ("tasks.train", {"train": {"learning_rate": float("inf")}}, "train.learning_rate: inf is not a finite number"),
+        ("train", {"train": {"learning_rate": float("nan")}}, "train.learning_rate: nan is not a finite number"),
+        ("train", {"train": {"learning_rate": float("inf")}}, "train.learning_rate: inf is not a finite number"),
     ],
 )
 def test_bad_params_stop_the_stage_with_one_line_naming_the_key(module, params, message, tmp_path):
@@ -86,7 +86,10 @@ def test_bad_params_stop_the_stage_with_one_line_naming_the_key(module, params, 
 def test_an_empty_params_file_is_refused_by_the_stages_and_the_flow(tmp_path):
     (tmp_path / "bad.yaml").write_text("")
     done = subprocess.run(
-        [sys.executable, "-m", "tasks.download", "--params", "bad.yaml"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "tasks.run", "download", "--params", "bad.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -116,7 +119,7 @@ def test_params_are_read_strictly_by_the_stages_the_flow_and_the_doctor(text, me
     (tmp_path / "bad.yaml").write_text(text)
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     stage = subprocess.run(
-        [sys.executable, "-m", "tasks.train", "--params", "bad.yaml"],
+        [sys.executable, "-m", "tasks.run", "train", "--params", "bad.yaml"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -141,7 +144,7 @@ def test_params_are_read_strictly_by_the_stages_the_flow_and_the_doctor(text, me
 
 def test_a_fifo_as_data_path_is_refused_without_reading_it(tmp_path):
     os.mkfifo(tmp_path / "data.zip")  # reading it would block for ever
-    done = _cli("tasks.download", {"data": {"source": "local", "path": str(tmp_path / "data.zip")}}, tmp_path)
+    done = _cli("download", {"data": {"source": "local", "path": str(tmp_path / "data.zip")}}, tmp_path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "data.path: " in done.stderr
@@ -149,7 +152,7 @@ def test_a_fifo_as_data_path_is_refused_without_reading_it(tmp_path):
 
 
 def test_a_missing_stage_input_says_which_stage_to_run(tmp_path):
-    done = _cli("tasks.validate", {}, tmp_path)
+    done = _cli("validate", {}, tmp_path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert f"{paths.RAW_DIR}/{paths.SOURCE_NAME}: not found; run the download stage first" in done.stderr

@@ -16,16 +16,16 @@ from tasks import paths
 from tasks.errors import StageError
 from tasks.train import checkpoint_folder
 from tests.helpers.data import run_stage, tiny_synthetic
-from tests.helpers.processes import kill_when, run_module, start_module
+from tests.helpers.processes import kill_when, run_command, start_command
 
 
 def test_a_download_killed_midway_leaves_no_output_and_the_next_run_restarts_cleanly(tmp_path):
     params = {"data": {"synthetic": {"train": 3000, "validation": 10, "test": 10}}}
-    proc = start_module("tasks.download", tmp_path, params)
+    proc = start_command("download", tmp_path, params)
     kill_when(proc, lambda: any((tmp_path / "data").glob(".raw.tmp-*/Dataset.zip")))
     assert not (tmp_path / paths.RAW_DIR).exists()  # nothing that DVC or validate would accept
     params["data"]["synthetic"]["train"] = 20
-    run_module("tasks.download", tmp_path, params)
+    run_command("download", tmp_path, params)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]  # the killed run's temp folder is gone
     assert json.loads((tmp_path / paths.RAW_DIR / paths.SOURCE_NAME).read_text())["images"] == 40
 
