@@ -57,17 +57,18 @@ def _head(regularization: float, seed: int):
     return make_pipeline(StandardScaler(), LogisticRegression(C=regularization, max_iter=2000, random_state=seed))
 
 
-def out_of_sample(x: np.ndarray, y: np.ndarray, params: AuditParams) -> np.ndarray:
+def out_of_sample(x: np.ndarray, y: np.ndarray, params: AuditParams, class_names: list[str]) -> np.ndarray:
     """Class probabilities of each row from a head fitted on the other folds (stratified, seeded)."""
     from sklearn.model_selection import StratifiedKFold
 
-    smallest = int(np.bincount(y).min()) if len(y) else 0
-    if smallest < params.folds:
+    counts = np.bincount(y, minlength=len(class_names))  # every class, also one with no image at all
+    smallest = int(counts.argmin())
+    if counts[smallest] < params.folds:
         raise StageError(
             f"audit.folds: {params.folds} folds need at least that many images of each class in Train + "
-            f"Validation; the smallest class has {smallest}. Lower audit.folds"
+            f"Validation; {class_names[smallest]} has {counts[smallest]}. Lower audit.folds, or add images"
         )
-    probs = np.zeros((len(y), int(y.max()) + 1))
+    probs = np.zeros((len(y), len(class_names)))
     for fit_rows, held_out in StratifiedKFold(params.folds, shuffle=True, random_state=params.seed).split(x, y):
         probs[held_out] = (
             _head(params.regularization, params.seed).fit(x[fit_rows], y[fit_rows]).predict_proba(x[held_out])
@@ -98,12 +99,12 @@ def _concat(parts: list[SplitFeatures]) -> SplitFeatures:
     )
 
 
-def audit_splits(by_split: dict[str, SplitFeatures], params: AuditParams) -> list[Suspect]:
+def audit_splits(by_split: dict[str, SplitFeatures], params: AuditParams, class_names: list[str]) -> list[Suspect]:
     """Every split's suspects: Train and Validation by cross-validation, Test by a head on both."""
     fitted = [s for s in paths.SPLITS if s != "Test"]
     both = _concat([by_split[s] for s in fitted])
     names = [s for s in fitted for _ in by_split[s].paths]
-    found = suspects(both, names, out_of_sample(both.x, both.y, params))
+    found = suspects(both, names, out_of_sample(both.x, both.y, params, class_names))
     test = by_split["Test"]
     test_probs = _head(params.regularization, params.seed).fit(both.x, both.y).predict_proba(test.x)
     found += suspects(test, ["Test"] * len(test.paths), test_probs)
@@ -165,7 +166,7 @@ def audit(
     """
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
     by_split = {split: load(features_dir, split) for split in paths.SPLITS}
-    found = audit_splits(by_split, params)
+    found = audit_splits(by_split, params, class_names)
     counts = {
         split: {name: sum(1 for s in found if s.split == split and s.given == k) for k, name in enumerate(class_names)}
         for split in paths.SPLITS

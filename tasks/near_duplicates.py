@@ -86,7 +86,7 @@ THUMB = 32
 DETAIL = (178, 218)  # (width, height) of the grey views whose detail is compared: the CelebA crop's size
 DETAIL_SIGMA = 1.0  # px: what the Gaussian blur removes from a view leaves its detail
 _BLOCK = 32  # rows of one split compared with all of another at once (bounds memory: block x n x 32 bytes)
-_COLOUR_BLOCK = 1024  # rows per matrix product (block x n float32)
+_COLOUR_CELLS = 1 << 22  # pairs per matrix product of colour shares (16 MiB of float32), whatever the sizes
 
 
 # thumbnail axes (height, width) to reverse for each orientation of the second image of a pair
@@ -164,21 +164,43 @@ def colour_shares(colours: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.square(fine) @ merge), fine  # shares add up; a matrix product is the fast way here
 
 
-def close_colours(a: list[bytes], b: list[bytes]) -> list[tuple[int, int, float]]:
-    """Every (i, j, similarity) whose ``colours`` are alike: at ``MIN_COARSE_COLOURS`` over 4x4x4 bins, then
-    ``MIN_COLOURS`` over 8x8x8 (computed for the rows with a coarse match only)."""
+class Alike(NamedTuple):
+    """The most colour-alike pairs of two splits (at most ``MAX_ALIGNED_PAIRS``, in no order) and how many
+    pairs were alike in all."""
+
+    pairs: list[tuple[int, int, float]]
+    total: int
+
+
+def _most_alike(kept: tuple[np.ndarray, ...], found: tuple[np.ndarray, ...], keep: int) -> tuple[np.ndarray, ...]:
+    """The ``keep`` most alike of the pairs kept so far and those just found, as (i, j, similarity) arrays."""
+    i, j, similarity = (np.concatenate(pair) for pair in zip(kept, found))
+    if len(similarity) > keep:
+        top = np.argpartition(-similarity, keep - 1)[:keep]
+        i, j, similarity = i[top], j[top], similarity[top]
+    return i, j, similarity
+
+
+def close_colours(a: list[bytes], b: list[bytes], keep: int = MAX_ALIGNED_PAIRS) -> Alike:
+    """The ``keep`` most alike pairs (i, j, similarity) whose ``colours`` are at ``MIN_COARSE_COLOURS`` over
+    4x4x4 bins, then ``MIN_COLOURS`` over 8x8x8 (computed for the rows with a coarse match only), and how many
+    pairs were alike. Memory is bounded whatever the data: blocks of at most ``_COLOUR_CELLS`` pairs, and
+    a running top ``keep`` (greyscale photos are all alike in colour)."""
     if not a or not b:
-        return []
+        return Alike([], 0)
     (coarse_a, fine_a), (coarse_b, fine_b) = colour_shares(a), colour_shares(b)
-    pairs = []
-    for start in range(0, len(a), _COLOUR_BLOCK):
-        coarse = coarse_a[start : start + _COLOUR_BLOCK] @ coarse_b.T >= MIN_COARSE_COLOURS
+    rows_per_block = max(1, _COLOUR_CELLS // len(b))
+    kept = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+    total = 0
+    for start in range(0, len(a), rows_per_block):
+        coarse = coarse_a[start : start + rows_per_block] @ coarse_b.T >= MIN_COARSE_COLOURS
         rows = np.flatnonzero(coarse.any(axis=1))
         if rows.size:
             fine = fine_a[start + rows] @ fine_b.T
             x, y = np.nonzero(coarse[rows] & (fine >= MIN_COLOURS))
-            pairs += [(start + int(rows[i]), int(j), float(fine[i, j])) for i, j in zip(x, y)]
-    return pairs
+            total += len(x)
+            kept = _most_alike(kept, (start + rows[x], y, fine[x, y]), keep)
+    return Alike([(int(i), int(j), float(s)) for i, j, s in zip(*kept)], total)
 
 
 class Candidate(NamedTuple):
@@ -202,14 +224,14 @@ def candidates(a: list[tuple[str, bytes]], b: list[tuple[str, bytes]]) -> list[C
     best: dict[tuple[int, int], int] = {}
     for i, j, distance in (pair for pairs in views for pair in pairs):
         best[i, j] = min(distance, best.get((i, j), distance))
-    alike = sorted(close_colours([c for _, c in a], [c for _, c in b]), key=lambda pair: -pair[2])
-    if len(alike) > MAX_ALIGNED_PAIRS:  # each costs an alignment (~30 ms): many alike images, e.g. greyscale ones
+    alike = close_colours([c for _, c in a], [c for _, c in b])
+    if alike.total > MAX_ALIGNED_PAIRS:  # each costs an alignment (~30 ms): many alike images, e.g. greyscale ones
         log.warning(
             "near-duplicates: %d pairs of images have alike colours; only the %d most alike are aligned and checked",
-            len(alike),
+            alike.total,
             MAX_ALIGNED_PAIRS,
         )
-    alike = {(i, j) for i, j, _ in alike[:MAX_ALIGNED_PAIRS]}
+    alike = {(i, j) for i, j, _ in alike.pairs}
     return [Candidate(i, j, best.get((i, j), -1), (i, j) in alike) for i, j in sorted(best.keys() | alike)]
 
 
@@ -305,6 +327,11 @@ def confirm(a: dict[str, np.ndarray], b: dict[str, np.ndarray], aligned: bool) -
         if correlation >= MIN_ALIGNED_DETAIL and difference <= MAX_ALIGNED_DIFFERENCE:
             return "aligned detail", orientation, correlation
     return None
+
+
+def describe(pair: NearDuplicate) -> str:
+    """One pair as a person checks it: "Train/Male/1.jpg ≈ Test/Male/9.jpg (mirrored, aligned detail 0.99)"."""
+    return f"{pair.a} ≈ {pair.b} ({pair.orientation}, {pair.check} {pair.correlation:.2f})"
 
 
 def kinds(pairs: list[NearDuplicate]) -> str:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tasks import backbones, dataset, paths, precision, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
@@ -416,6 +418,24 @@ def fit(run: Run, handle: str) -> Any:
     return classifier
 
 
+def kept_train_rows(
+    rows: SplitFeatures, excluded: frozenset[str], class_names: list[str], label_issues: Path
+) -> SplitFeatures:
+    """Train's rows less those ``train.exclude_label_issues`` leaves out; refused when a class would have none."""
+    if not excluded:
+        return rows
+    kept = rows.without(excluded)
+    log.info("train.exclude_label_issues: %d Train images flagged by the audit are left out", len(rows.y) - len(kept.y))
+    counts = np.bincount(kept.y, minlength=len(class_names))
+    if counts.min() == 0:
+        left = "no Train images" if not kept.paths else f"no Train image of {class_names[int(counts.argmin())]}"
+        raise StageError(
+            f"train.exclude_label_issues: leaving out the Train images flagged in {label_issues} leaves {left}; "
+            "check that list, or set train.exclude_label_issues: false"
+        )
+    return kept
+
+
 def train(
     processed: Path,
     features_dir: Path,
@@ -455,8 +475,7 @@ def train(
     log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync, batch)
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
     excluded = frozenset(reports.label_issue_paths(label_issues, "Train") if params.exclude_label_issues else ())
-    if params.exclude_label_issues:
-        log.info("train.exclude_label_issues: %d Train images flagged by the audit are left out", len(excluded))
+    train_features = kept_train_rows(load(features_dir, "Train"), excluded, class_names, label_issues)
     ckpt = checkpoint_folder(checkpoints, run_key(model, params, processed, handle, excluded))
     with atomic_outputs(list(outputs.values())) as staging:
         run = Run(
@@ -468,7 +487,7 @@ def train(
             tensorboard=staging / outputs["tensorboard"].name,
             train_files=dataset.shard_files(processed, "Train"),
             val_files=dataset.shard_files(processed, "Validation"),
-            train_features=load(features_dir, "Train").without(excluded),
+            train_features=train_features,
             val_features=load(features_dir, "Validation"),
             excluded=excluded,
             class_names=class_names,

@@ -333,14 +333,19 @@ class ValidationResult(StageResult):
     report: ValidationReport
 
 
+def _first(failed: Expectation, report: ValidationReport) -> str:
+    """The first offenders of a failed expectation; for near-duplicates, the pairs with how each was matched."""
+    pairs = report.near_duplicates.first[:FIRST_OFFENDERS]
+    if failed.column == "near_duplicates_in_other_splits" and pairs:
+        return "first pairs: " + "; ".join(map(near_duplicates.describe, pairs))
+    return f"first: {', '.join(map(str, failed.offenders)) or '-'}"
+
+
 def _failure_message(report: ValidationReport, report_file: Path, data_docs: Path) -> str:
     lines = [f"data validation failed ({report_file}; Data Docs: {data_docs}/index.html):"]
     for f in report.failed:
         found = f" (found: {', '.join(f.found)})" if f.found else ""
-        lines.append(
-            f"  - {f.type}({f.column}) [{f.intent}]: {f.unexpected_count} bad{found}; "
-            f"first: {', '.join(map(str, f.offenders)) or '-'}"
-        )
+        lines.append(f"  - {f.type}({f.column}) [{f.intent}]: {f.unexpected_count} bad{found}; {_first(f, report)}")
     lines.append("Fix or remove these files (or relax the bounds in params.yaml 'validate') and rerun.")
     return "\n".join(lines)
 

@@ -345,8 +345,12 @@ def test_duplicates_within_the_limits_pass_and_are_listed(dataset_folder, make_r
     assert all(p.correlation >= 0.99 for p in report.near_duplicates.first)
     assert {p.orientation for p in report.near_duplicates.first} == {"as is"}
     # one more than allowed fails
-    with pytest.raises(StageError, match="near_duplicates_in_other_splits"):
+    with pytest.raises(StageError, match="near_duplicates_in_other_splits") as failed:
         run_stage("validate", tmp_path, validate=replace(params, max_near_duplicates=2))
+    # the message names the pairs, each with which file is the copy of which and how it was matched
+    line = next(x for x in str(failed.value).splitlines() if "near_duplicates_in_other_splits" in x)
+    assert f"first pairs: {FIRST} ≈ Test/Male/near.jpg (as is, colour 1.00)" in line
+    assert "Train/Male/copy.jpg ≈ Test/Male/near.jpg (as is, colour 1.00)" in line
 
 
 @pytest.mark.parametrize(
