@@ -53,7 +53,7 @@ NOT_PASSED = (
     *("KAGGLE_API_TOKEN", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "TFHUB_CACHE_DIR", "KAGGLEHUB_CACHE"),
 )
 PROVES = (
-    "configs/kaggle.yaml's six stages end to end with `dvc repro`: its thresholds (but min_per_class), shards, epochs",
+    "configs/kaggle.yaml's stages end to end with `dvc repro`: its thresholds (but min_per_class), shards, epochs",
     "the download through the real kaggle client (under the real slug), to data/raw with its sha256",
     "the backbone through its real client (kagglehub for kaggle:, tensorflow_hub's resolver for a URL), cached, hashed",
     "two-phase training of the served backbone, its top 30 layers unfrozen, in float32 (and bfloat16 if any)",

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks import paths
-from tasks.reports import Verdict, read
+from tasks.gate import failed_checks
+from tasks.reports import Evaluation, Verdict, read
 
 PROMOTED = "gender.model.promoted"
 BLOCKED = "gender.model.blocked"
@@ -34,30 +35,31 @@ BLOCK = "gender-alerts"
 SLACK_BODY = {"text": "{{subject}}\n{{body}}"}  # what Slack's incoming webhooks (and most chat hooks) accept
 
 
-def promotion_event(root: Path, result: Any) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The event for a promote stage that ran: its name, resource and payload."""
+def promotion_event(root: Path) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The event for a promote stage that ran, from its reports: its name, resource and payload."""
     verdict = read(root / paths.GATE, Verdict, "promote")
+    fingerprint = read(root / paths.EVALUATION, Evaluation, "evaluate").model.fingerprint
     payload = {
-        "fingerprint": result.fingerprint,
+        "fingerprint": fingerprint,
         "metrics": json.loads((root / paths.METRICS).read_text()),
         "failed_checks": [asdict(c) for c in verdict.failed()],
-        "reasons": list(result.reasons),
+        "reasons": failed_checks(verdict),
     }
-    resource = {"prefect.resource.id": f"gender.model.{result.fingerprint}", "prefect.resource.name": "gender model"}
-    return (PROMOTED if result.promoted else BLOCKED), resource, payload
+    resource = {"prefect.resource.id": f"gender.model.{fingerprint}", "prefect.resource.name": "gender model"}
+    return (PROMOTED if verdict.passed else BLOCKED), resource, payload
 
 
 EMITTED_BY = {"promote": promotion_event}  # stage -> the event a run of it emits
 
 
-def emit_for(stage: str, root: Path, result: Any) -> None:
+def emit_for(stage: str, root: Path) -> None:
     """Emit the event of ``stage``'s run, if it has one (inside a task run, so the event is related to it)."""
     build = EMITTED_BY.get(stage)
     if build is None:
         return
     from prefect.events import emit_event
 
-    name, resource, payload = build(root, result)
+    name, resource, payload = build(root)
     emit_event(event=name, resource=resource, payload=payload)
 
 

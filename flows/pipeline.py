@@ -1,99 +1,116 @@
-"""The Prefect 3 flow ``gender-pipeline``: download -> validate -> preprocess -> train -> evaluate -> promote.
+"""The Prefect 3 flow ``gender-pipeline``: each task runs its stage with ``dvc repro``, in dvc.yaml's order.
 
-Each stage is the same function that ``dvc repro`` runs, called through its contract
-(``tasks.stages.STAGES``, the same declarations ``dvc.yaml`` is generated from), wrapped as a task.
-Before a stage runs, the flow asks DVC whether it is up to date; if so, its task run ends in a
-``Skipped`` state that says why. A stale stage runs in-process and is then recorded in dvc.lock
-(``dvc commit``), exactly as ``dvc repro`` would record it, unless its params changed while it ran
-or its code changed since the flow started (``tasks.snapshot``): then the run stops with nothing
-recorded. Retries are the download stage's own
-(network errors only), so the tasks themselves do not retry. Task runs carry the git commit as
-their version and the stage's DVC input hash as a tag. A failed quality gate ends the ``promote``
-task in a ``Not promoted`` state with the reasons (the stage result's ``outcome``).
-The run publishes artifacts with stable keys (flows/artifacts.py): validation summary, metrics, the quality gate and
-promotion, slices, the comparison with the previous metrics, the plots embedded as images and where the outputs are.
+A task asks DVC whether its stage is stale; if not, it ends ``Skipped`` with the reason and starts
+nothing. Otherwise it runs ``dvc repro --single-item STAGE`` in a subprocess and streams the output
+into the task's logs, line by line with its level. DVC alone writes dvc.lock, and the stage's command
+(``python -m tasks.run``) refuses to end well when its params or code changed while it ran, so both
+routes record only what ran. promote ends ``Not promoted`` when reports/gate.json says the gate
+failed. Events and artifacts are built from the stages' report files, so this process imports
+neither TensorFlow nor any stage module: a worker that orchestrates stays small.
 
-``python -m flows.pipeline`` runs it with no server started: a temporary local server on SQLite that
-ends with the run, however it ends (``flows.server``); set PREFECT_API_URL to record runs in a
-running server instead (``make ui``).
+``python -m flows.pipeline`` runs it with no server started (a temporary local one, ``flows.server``);
+set PREFECT_API_URL to record runs in a running server instead (``make ui``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
-import json
 import logging
-import shutil
-from collections.abc import Iterator
+import re
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
+import yaml
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed
 
 from flows.artifacts import publish_artifacts, read_if_present
-from flows.dvc_state import DvcState, git_version
+from flows.dvc_state import busy, dvc_status, git_version, inputs_hash
 from flows.events import emit_for
 from flows.server import prefect_api
-from tasks import paths, quiet
+from tasks import paths
 from tasks.cli import run_cli, setup
 from tasks.doctor import HELP as DOCTOR_HELP
-from tasks.doctor import keep_last_good, problems
+from tasks.doctor import problems
 from tasks.errors import StageError
-from tasks.params.config import load, parse
+from tasks.gate import failed_checks
+from tasks.params.config import load
 from tasks.quiet import add_verbose_flag
-from tasks.reports import Evaluation
-from tasks.snapshot import Snapshot, code_hashes
-from tasks.stages import BY_NAME
+from tasks.reports import Evaluation, Verdict, read
 
-STAGE_NAMES = tuple(BY_NAME)  # DAG order, as in dvc.yaml
-
-
-@contextlib.contextmanager
-def stage_logs_to_prefect() -> Iterator[None]:
-    """Forward the stages' own loggers (``pipeline.*``) to the task run's logs."""
-    run_logger = get_run_logger()
-
-    class Forward(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            run_logger.log(record.levelno, "%s", record.getMessage())
-
-    handler, stage_logger = Forward(), logging.getLogger("pipeline")
-    stage_logger.addHandler(handler)
-    stage_logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        stage_logger.removeHandler(handler)
+REPO = Path(__file__).resolve().parents[1]
+# a stage's log line (tasks.cli.setup's format), DVC's own "ERROR: ...", a command's "error: ..."
+_STAGE_LINE = re.compile(r"^\S+ \S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+_TOOL_LINE = re.compile(r"^(ERROR|WARNING|error|warning): ")
+_UP_TO_DATE = "didn't change, skipping"  # dvc repro's line for a stage another run has just brought up to date
+_LOCKED = "Unable to acquire lock"
 
 
-def _summary(result: Any) -> dict[str, Any]:
-    """A JSON-able view of a stage's result: the fields its dataclass shows in its repr."""
-    shown = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.repr}
-    return json.loads(json.dumps(shown, default=str))
+def stage_names(root: Path) -> tuple[str, ...]:
+    """The stages of ``root``'s dvc.yaml, in its (DAG) order."""
+    return tuple(yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
 
 
-def run_stage(stage: str, root: str, reasons: list[str], snapshot: Snapshot) -> Any:
-    """Run one stage with the params ``snapshot`` read, or end ``Skipped`` with no reason to (DVC: up to date)."""
+STAGE_NAMES = stage_names(REPO)
+
+
+def level_of(line: str) -> int:
+    """The logging level a line of ``dvc repro``'s output carries (INFO when it names none)."""
+    found = _STAGE_LINE.match(line) or _TOOL_LINE.match(line)
+    return logging.getLevelName(found.group(1).upper()) if found else logging.INFO
+
+
+def repro(stage: str, root: Path, force: bool) -> list[str]:
+    """``dvc repro --single-item stage`` in ``root``, each output line logged as it comes; its lines."""
     logger = get_run_logger()
+    command = [sys.executable, "-m", "dvc", "repro", "--single-item", *(["--force"] if force else []), stage]
+    lines = []
+    with subprocess.Popen(
+        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as proc:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                lines.append(line)
+                logger.log(level_of(line), "%s", line)
+    if proc.returncode != 0:
+        if any(_LOCKED in line for line in lines):
+            raise busy(root)
+        errors = [line for line in lines if level_of(line) >= logging.ERROR] or lines[-1:]
+        raise StageError(f"{stage} failed (dvc repro exit {proc.returncode}): {errors[0] if errors else ''}")
+    return lines
+
+
+def promote_state(root: Path) -> Completed | None:
+    """``Not promoted`` with the gate's failed checks when reports/gate.json says it failed, else None."""
+    verdict = read(root / paths.GATE, Verdict, "promote")
+    if verdict.passed:
+        return None
+    message = "not promoted: " + "; ".join(failed_checks(verdict))
+    get_run_logger().warning("promote: %s", message)
+    return Completed(name="Not promoted", message=message)
+
+
+def run_stage(stage: str, root: str, reasons: list[str], force: bool) -> Completed | None:
+    """Run one stage through DVC, or end ``Skipped`` with no reason to (DVC: up to date)."""
+    logger, where = get_run_logger(), Path(root)
+    skipped = Completed(
+        name="Skipped", message=f"{stage}: skipped, up to date in dvc.lock (same code, params and inputs)"
+    )
     if not reasons:
-        message = f"{stage}: skipped, up to date in dvc.lock (same code, params and inputs)"
-        logger.info(message)
-        return Completed(name="Skipped", message=message)
+        logger.info(skipped.message)
+        return skipped
     logger.info("%s: running because %s", stage, "; ".join(reasons))
-    with stage_logs_to_prefect():
-        result = BY_NAME[stage].run(Path(root), parse(snapshot.raw, str(snapshot.params_file)))
-    emit_for(stage, Path(root), result)  # promote: model promoted, or promotion blocked (flows/events.py)
-    outcome = result.outcome()
-    if outcome is not None:  # the stage held back (promote: the gate failed); its outputs are whole
-        logger.warning("%s: %s", stage, outcome.message)
-        return Completed(name=outcome.state, message=outcome.message)
-    return _summary(result)
+    lines = repro(stage, where, force)
+    if any(_UP_TO_DATE in line for line in lines):  # another run brought it up to date meanwhile
+        return skipped
+    print(f"{stage}: recorded in dvc.lock")
+    emit_for(stage, where)  # promote: model promoted, or promotion blocked (flows/events.py)
+    return promote_state(where) if stage == "promote" else None
 
 
-def stage_task(stage: str, version: str, inputs_hash: str) -> Any:
+def stage_task(stage: str, version: str, inputs: str):
     """The Prefect task for one stage, versioned by git commit and tagged with its DVC input hash."""
     return task(
         run_stage,
@@ -101,60 +118,45 @@ def stage_task(stage: str, version: str, inputs_hash: str) -> Any:
         task_run_name=stage,
         log_prints=True,
         version=version,
-        tags=[f"stage:{stage}", f"git:{version}", f"dvc:{inputs_hash}"],
+        tags=[f"stage:{stage}", f"git:{version}", f"dvc:{inputs}"],
     )
 
 
-def start_fresh(root: Path, stage: str) -> None:
-    """A forced stage resumes nothing: its checkpoints (train's, after an interrupted run) are removed."""
-    if paths.CHECKPOINTS_DIR in BY_NAME[stage].work.values() and (root / paths.CHECKPOINTS_DIR).exists():
-        shutil.rmtree(root / paths.CHECKPOINTS_DIR)
-        print(f"{stage}: forced, so it starts fresh: removed {paths.CHECKPOINTS_DIR}")
-
-
 @flow(name="gender-pipeline", log_prints=True)
-def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str, Any]:
-    """Run the stages in order, skipping those DVC reports up to date.
+def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str, str]:
+    """Run the stages in order through DVC, skipping those it reports up to date.
 
     Args:
         root: the repository (holding dvc.yaml and params.yaml).
         force: stages to rerun even when up to date (e.g. ``["download"]`` for a new Kaggle version).
+
+    Returns:
+        Each stage's final state name (``Completed``, ``Skipped``, ``Not promoted``).
     """
-    quiet.install()  # before any stage imports TensorFlow (a worker imports this flow without main())
-    load(Path(root) / paths.PARAMS_FILE)  # bad params stop the run before any stage
-    broken = problems(Path(root))
+    where = Path(root).resolve()
+    load(where / paths.PARAMS_FILE)  # bad params stop the run before any stage
+    broken = problems(where)
     if broken:
-        raise StageError(f"{Path(root).resolve()}: {'; '.join(broken)}; {DOCTOR_HELP}")
-    state = DvcState(Path(root))
-    unknown = sorted(set(force or ()) - set(STAGE_NAMES))
+        raise StageError(f"{where}: {'; '.join(broken)}; {DOCTOR_HELP}")
+    names = stage_names(where)
+    unknown = sorted(set(force or ()) - set(names))
     if unknown:
-        raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(STAGE_NAMES)}")
-    previous_metrics = read_if_present(state.root / paths.EVALUATION, Evaluation, "evaluate")
-    version, results, previous = git_version(state.root), {}, None
-    imported = code_hashes(state.root)  # the code this run imported: it runs that, whatever the files say later
-    with state.locked():
-        for stage in STAGE_NAMES:
-            reasons = [json.dumps(c, default=str) for c in state.changes(stage)]
-            if stage in (force or ()):
-                reasons.append("forced by the force parameter")
-                start_fresh(state.root, stage)
-            run = stage_task(stage, version, state.inputs_hash(stage))
-            snapshot = Snapshot.take(stage, state.root, code=imported)
-            # wait_for records the DAG's edge, so the UI's flow-run graph draws the stages as a chain
-            previous = run(
-                stage, str(state.root), reasons, snapshot, wait_for=[previous] if previous else None, return_state=True
-            )
-            results[stage] = previous.result()
-            if reasons:
-                snapshot.check("run the flow again")  # dvc.lock must describe what made the outputs
-                state.record(stage)  # dvc.lock now says what dvc repro would have written
-                keep_last_good(state.root)  # for `make doctor`
-                print(f"{stage}: recorded in dvc.lock")
-    publish_artifacts(state.root, previous_metrics)
-    print(
-        f"Results: {paths.METRICS}, {paths.EVALUATION}, {paths.FIGURES_DIR}, model {paths.MODEL_DIR} (in {state.root})"
-    )
-    return results
+        raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(names)}")
+    previous_metrics = read_if_present(where / paths.EVALUATION, Evaluation, "evaluate")
+    version, states, previous = git_version(where), {}, None
+    for stage in names:
+        reasons = dvc_status(where, stage)
+        forced = stage in (force or ())
+        if forced:
+            reasons.append("forced by the force parameter")
+        run = stage_task(stage, version, inputs_hash(where, stage))
+        # wait_for records the DAG's edge, so the UI's flow-run graph draws the stages as a chain
+        previous = run(stage, str(where), reasons, forced, wait_for=[previous] if previous else None, return_state=True)
+        states[stage] = previous.name
+        previous.result()  # a failed stage fails the flow here
+    publish_artifacts(where, previous_metrics)
+    print(f"Results: {paths.METRICS}, {paths.EVALUATION}, {paths.FIGURES_DIR}, model {paths.MODEL_DIR} (in {where})")
+    return states
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,24 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How a stage that ran ended when it did not simply do its job: a state name and why.
-
-    The flow ends the stage's task run in a ``Completed`` state of that name (``Not promoted``);
-    ``dvc repro`` prints the message. The stage still succeeded: its outputs are whole and recorded.
-    """
-
-    state: str
-    message: str
-
-
 class StageResult:
     """The base of every stage's result: what the stage function returns."""
-
-    def outcome(self) -> Outcome | None:
-        """Why the stage held back, or None when it did its job (the default)."""
-        return None
 
 
 @dataclass(frozen=True)

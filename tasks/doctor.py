@@ -1,22 +1,10 @@
 """``python -m tasks.doctor`` (``make doctor``): repair DVC's own state files after a killed run.
 
-A ``dvc repro`` killed while DVC writes ``dvc.lock`` can leave it empty or cut short; from then on
-every ``dvc status``, ``dvc repro`` and flow run stops with a validation error. A killed DVC can
-also leave ``.dvc/tmp/rwlock`` empty. The doctor, holding DVC's repository lock (so never while a
-run is going on):
-
-* ``dvc.lock`` empty or invalid (DVC's own schema): restores the last good copy, which every stage
-  keeps when it starts (``keep_last_good``, from ``python -m tasks.<stage>`` under ``dvc repro``
-  and from the flow after each recorded stage) in ``.dvc/tmp/dvc.lock.last-good``; failing that,
-  the committed one (``git show HEAD:dvc.lock``); failing that, it sets the broken file aside;
-* ``.dvc/tmp/rwlock`` empty or not JSON: removes it (DVC makes a new one).
-
-It also reads ``params.yaml`` as the stages do (strictly: no duplicate keys, aliases or merge keys,
-which DVC's own reader refuses or reads differently) and reports what is wrong with it; that one is
-left to the user to fix.
-
-It says what it did and what to run next. ``--check`` only reports (exit status 1 when something
-is broken); ``make repro`` and ``make demo`` run it before ``dvc repro``.
+Holding DVC's repository lock, it restores an empty or invalid ``dvc.lock`` from the last good copy
+(kept by ``python -m tasks.run`` at each stage's start), else the committed one, else sets it aside;
+removes an empty or unreadable ``.dvc/tmp/rwlock``; and reports what is wrong with ``params.yaml``,
+read as strictly as the stages read it. It says what it did and what to run next. ``--check`` only
+reports (exit 1 when something is broken); ``make repro`` and ``make demo`` run it first.
 """
 
 from __future__ import annotations

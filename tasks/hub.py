@@ -1,24 +1,11 @@
 """A backbone downloaded from TF Hub or Kaggle Models by the real clients, bounded and checked.
 
-Two handle forms reach the network: a TF Hub URL, downloaded by tensorflow_hub's own resolver (0.16;
-it adds ``?tf-hub-format=compressed`` and unpacks into ``TFHUB_CACHE_DIR/<sha1 of the handle>``), and
-``kaggle:OWNER/MODEL/FRAMEWORK/VARIATION/VERSION``, downloaded by ``kagglehub.model_download`` with the
-user's Kaggle credentials (the dataset's) into ``KAGGLEHUB_CACHE/models/OWNER/.../VERSION``. Both
-clients later trust what their cache holds. Around them, unchanged, this module adds:
-
-* a timeout on every network read (``model.download_timeout_s``; tensorflow_hub's ``urlopen`` has
-  none, so a stalled server hung the train stage for ever) and the download stage's retry policy
-  (``tasks.retry``) for stalls and dropped connections;
-* one line for each answer that retrying cannot fix, saying what to do: refused (401/403: the
-  credentials, or the model's terms), not found (404), an HTML page (a proxy's or a login page) and
-  an archive without ``saved_model.pb``;
-* the unpacked tree's sha256, recorded at the first download (``<folder>.tree.json``) and checked on
-  every later use: a cached folder that no longer matches, or holds no ``saved_model.pb``, is set
-  aside (``<folder>.bad-N``) with a line saying so, and downloaded again.
-
-Two processes fetching into one cache take turns (a lock on the cache folder), so concurrent
-workers never write one model's files at once; kagglehub writes a completion marker last, and an
-unmarked folder (a killed download) is handed back to it to finish.
+A TF Hub URL goes through tensorflow_hub's own resolver; ``kaggle:OWNER/MODEL/FRAMEWORK/VARIATION/VERSION``
+through ``kagglehub.model_download`` with the user's Kaggle credentials. Around them this module adds
+a timeout on every network read (``model.download_timeout_s``) with the download stage's retry policy;
+one line, saying what to do, for each answer retrying cannot fix (401/403, 404, an HTML page, an archive
+without ``saved_model.pb``); and the unpacked tree's sha256, recorded at the first download and checked
+at every use, so a damaged cache is set aside and downloaded again. Processes sharing a cache take turns.
 """
 
 from __future__ import annotations

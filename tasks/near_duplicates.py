@@ -1,53 +1,21 @@
 """Near-duplicate images across splits: the same photo re-encoded, resized, mirrored, flipped, recoloured,
 cropped, shifted or slightly rotated.
 
-Exact copies are found by content hash; a changed copy has other bytes. Each image gets two fingerprints
-(computed by validate's workers while the image is decoded), both from its 64x64 thumbnail (area
-average):
+Each image gets two fingerprints from its 64x64 thumbnail while validate decodes it:
 
-* ``phash``: perceptual hashes of two grey views, its luma (ITU-R 601 grey) and its brightest channel
-  (HSV's value, max(R, G, B)). Of the 16x16 lowest frequencies of each view's 2-D DCT one bit each is
-  set when the coefficient's *magnitude* is above their median: 256 bits per view. Mirroring the image
-  left-right or flipping it upside down only changes the sign of some coefficients (those of odd index
-  along that direction), so neither hash changes (``imagehash.phash``, which this replaced, compares
-  signed coefficients: it found 0 of 200 mirrored copies). A greyscale copy keeps the luma; swapping
-  colour channels or turning the hue keeps the brightest channel. Pairs whose hashes of either view
-  differ in at most ``MAX_DISTANCE`` bits are candidates (a brute-force XOR and popcount in blocks, the
-  two views on two threads: it needs no index and its cost is known).
-* ``colours``: the histogram of the thumbnail's central 52x52 pixels over 8x8x8 colour bins. Where a
-  pixel is does not count, so a cropped, shifted, rotated or mirrored copy keeps nearly the same
-  histogram, while different faces (other backgrounds, clothes, hair) rarely share one. Similarity is
-  the Bhattacharyya coefficient (the dot product of the square-rooted, normalised histograms): pairs at
-  ``MIN_COARSE_COLOURS`` or more over 4x4x4 bins (one matrix product per block of rows) and then at
-  ``MIN_COLOURS`` or more over the 512 bins are candidates. Colour cannot tell greyscale photos apart,
-  so at most ``MAX_ALIGNED_PAIRS`` colour-alike pairs of two splits (the most alike) are aligned, with a
-  warning naming how many there were.
+* ``phash``: a flip-invariant perceptual hash of two grey views (luma and the brightest channel): one
+  bit per low DCT frequency whose *magnitude* is above the median, so mirroring or flipping (which only
+  changes signs) keeps it, a greyscale copy keeps the luma, a hue turn keeps the brightest channel.
+  Pairs within ``MAX_DISTANCE`` bits in either view are candidates.
+* ``colours``: a colour histogram of the thumbnail's centre, which crops, shifts and rotations barely
+  change. Pairs whose histograms are alike are candidates too, at most ``MAX_ALIGNED_PAIRS`` of them per
+  two splits (the most alike), since greyscale photos are all alike in colour.
 
-A candidate is a near-duplicate when one of four pixel checks passes, which the report names with the
-orientation of the second image (as is, mirrored, upside down, turned 180 degrees):
-
-* "colour": the 32x32 colour thumbnails correlate at ``MIN_CORRELATION`` or more, in the best orientation;
-* "luma detail", "brightest-channel detail": the fine detail of either grey view (the view at 178x218
-  minus its Gaussian blur, sigma 1 px: texture, noise and JPEG grain rather than shapes) correlates at
-  ``MIN_DETAIL`` or more, in the best orientation;
-* "aligned detail", for colour-alike pairs only: the second image, turned to one of the two orientations
-  whose colour thumbnails correlate best, is aligned onto the first by an affine map (OpenCV's ECC,
-  coarse to fine); where the two overlap, the band of detail between Gaussian blurs of ``ALIGNED_BAND``
-  px correlates at ``MIN_ALIGNED_DETAIL`` or more, and the grey levels differ by a median of at most
-  ``MAX_ALIGNED_DIFFERENCE``. Crops, shifts and rotations resample every pixel, which blurs the finest
-  detail; the band keeps what survives. An affine map can fit one face onto another of the same pose
-  well enough for a weaker test: with the band at 0.6 alone, 9 colour-alike pairs of different faces
-  among 200,000 passed (0.61-0.76; their grey levels differed by a median of 6.4-14.7). Cropped, shifted
-  and rotated copies of 100 faces: band 0.84 or more where the alignment converged, grey levels within
-  5.0 (BENCHMARKS.md rows 7 and 9).
-
-Aligned face crops look alike at low resolution: in grey, 22 pairs of different synthetic faces among
-200,000 correlated above 0.99 as 32x32 thumbnails, and two different faces of the same pose and hair (tiny
-model set, seed 11: Train/Female/000186.jpg, Validation/Female/000005.jpg) correlated at 0.84 in the
-brightest channel's detail at 64x78 with sigma 2 px; at full size and sigma 1 px that pair correlates at
-0.22. At ``MIN_DETAIL`` 0.6 one pair of different faces among 200,000 passed (0.647), hence 0.7.
-BENCHMARKS.md row 7 measures the share of each kind of copy that is found, row 9 the false pairs among
-200,000 different faces.
+A candidate is a near-duplicate when a pixel check passes (the report names it and the orientation):
+"colour" (32x32 thumbnails correlate), "luma detail" or "brightest-channel detail" (the fine detail of a
+grey view correlates), or, for colour-alike pairs, "aligned detail" (after an affine alignment, a band of
+detail correlates and the grey levels agree). Thresholds and what each kind of copy and of look-alike
+face measures: BENCHMARKS.md rows 7 and 9.
 """
 
 from __future__ import annotations

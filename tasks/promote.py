@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tasks import dataset, gate, metrics, model_card, paths, reports
-from tasks.contract import Outcome, Output, Stage, StageResult
+from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
 from tasks.files import atomic_dir, atomic_outputs, tree_hash, write_json
 from tasks.inference import load_model, predict_split
@@ -55,12 +55,6 @@ class PromoteResult(StageResult):
     promoted: bool
     reasons: list[str] = field(default_factory=list)
     fingerprint: str = ""
-
-    def outcome(self) -> Outcome | None:
-        """``Not promoted`` with the failed checks, when the gate held the candidate back."""
-        if self.promoted:
-            return None
-        return Outcome("Not promoted", "not promoted: " + "; ".join(self.reasons))
 
 
 def identity(evaluation: Evaluation, source: Source) -> Identity:

@@ -1,14 +1,12 @@
 """What a stage's outputs are made from, taken when it starts and checked before they are recorded.
 
 DVC reads params.yaml and hashes the code deps when it *records* a stage, after its command has
-ended; the flow records a stage after running code it imported when it started. An edit in between
-(planning the next experiment while train runs) would be recorded as if it had made the outputs,
-and ``dvc status`` would call them up to date. So each run takes a :class:`Snapshot` of its params
-sections and its code deps at the start, and before anything is recorded it compares that with the
-files: a difference stops the run with one line, and the stage stays stale.
-
-Used by the entry points only (``tasks.run`` under ``dvc repro``, the flow), so it is in no
-stage's code deps.
+ended. An edit in between (planning the next experiment while train runs) would be recorded as if
+it had made the outputs, and ``dvc status`` would call them up to date. So the runner
+(``tasks.run``, which both ``dvc repro`` and the flow run) takes a :class:`Snapshot` of the stage's
+params sections and code deps at the start and compares it with the files at the end: a difference
+stops the run with one line, so DVC records nothing and the stage stays stale. Not in any stage's
+code deps.
 """
 
 from __future__ import annotations
@@ -54,20 +52,12 @@ class Snapshot:
     params_file: Path
     raw: dict[str, Any]  # the whole params file as read at the start: what the stage runs with
     code: dict[str, str]  # code dep -> sha256
-    code_since: str  # when the code was taken: "while train ran", "since the flow started ..."
 
     @classmethod
-    def take(
-        cls, stage: str, root: Path, params_file: Path | None = None, code: dict[str, str] | None = None
-    ) -> Snapshot:
-        """Read the params file once (the stage runs with ``raw``) and hash the code deps, or keep ``code``."""
+    def take(cls, stage: str, root: Path, params_file: Path | None = None) -> Snapshot:
+        """Read the params file once (the stage runs with ``raw``) and hash the code deps."""
         params_file = params_file or root / paths.PARAMS_FILE
-        mine = code_hashes(root, [stage])
-        raw = read_raw(params_file)
-        if code is None:
-            return cls(stage, root, params_file, raw, mine, f"while {stage} ran")
-        kept = {f: code.get(f, "") for f in mine}  # what the flow imported when it started
-        return cls(stage, root, params_file, raw, kept, "since the flow started (it ran the code of then)")
+        return cls(stage, root, params_file, read_raw(params_file), code_hashes(root, [stage]))
 
     def _params(self, raw: dict[str, Any]) -> dict[str, Any]:
         keys = sorted(set(BY_NAME[self.stage].params.values()))  # sections, or dotted keys (model.handle)
@@ -85,7 +75,7 @@ class Snapshot:
             found.append(f"{self.params_file.name} changed while {self.stage} ran ({', '.join(keys)})")
         edited = [f for f, digest in code_hashes(self.root, [self.stage]).items() if self.code.get(f) != digest]
         if edited:
-            found.append(f"{', '.join(edited)} changed {self.code_since}")
+            found.append(f"{', '.join(edited)} changed while {self.stage} ran")
         return found
 
     def check(self, remedy: str) -> None:

@@ -135,7 +135,7 @@ def test_a_stage_that_reads_single_keys_is_checked_for_changes_to_those_keys_onl
     from tasks.snapshot import Snapshot
 
     raw = {"model": {"handle": "small_cnn", "image_size": 64, "dropout": 0.2}, "train": {"seed": 1, "epochs": 3}}
-    snapshot = Snapshot("features", tmp_path, tmp_path / "params.yaml", raw, {}, "while features ran")
+    snapshot = Snapshot("features", tmp_path, tmp_path / "params.yaml", raw, {})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "train": {"seed": 1, "epochs": 9}}))
     assert snapshot.changes() == []  # train.epochs is not the features stage's
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "model": {**raw["model"], "image_size": 96}}))

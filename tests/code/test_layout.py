@@ -22,7 +22,6 @@ UNTYPED_RESULTS = {
     "tasks/gate.py::headline": "the DVC metrics file: a flat table of numbers that only DVC reads",
     "tasks/validate.py::inspect_image": "one manifest row (a pandas record), written to manifest.csv",
     "tasks/contract.py::Stage.arguments": "the keyword arguments of a stage function",
-    "flows/pipeline.py::gender_pipeline": "the flow's return value: each stage's summary, for the Prefect UI",
     "flows/predict.py::predict_files": "the prediction output: one JSON object per file, what the command prints",
     "tasks/train.py::read_history": "per-epoch rows of Keras metrics: models/history.json, a DVC plot",
     "tasks/train.py::write_outputs": "per-epoch rows of Keras metrics: models/history.json, a DVC plot",

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from flows.deployments import BY_NAME as DEPLOYMENTS
-from flows.dvc_state import DvcState
 from flows.pipeline import STAGE_NAMES
 from tasks import paths
 from tests.helpers.prefect_server import run
@@ -68,6 +67,28 @@ def test_second_run_skips_every_stage_and_says_why(flow_repo, prefect_server):
     assert [(t["name"], t["state"]["name"]) for t in runs] == [(s, "Skipped") for s in STAGE_NAMES]
     assert all("up to date in dvc.lock" in t["state"]["message"] for t in runs)
     assert prefect_server.graph_edges(latest["id"]) == CHAIN
+
+
+FLOW_IN_THIS_PROCESS = """
+import json, sys
+from flows.pipeline import gender_pipeline
+states = gender_pipeline(root=sys.argv[1], force=["evaluate"])
+print(json.dumps({"states": states, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_the_flow_runs_stages_through_dvc_and_its_process_imports_neither_tensorflow_nor_a_stage(
+    flow_repo, prefect_server
+):
+    done = run([sys.executable, "-c", FLOW_IN_THIS_PROCESS, str(flow_repo)], flow_repo, prefect_server.env)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["states"]["evaluate"] == "Completed"  # forced: evaluate ran, TensorFlow and all, elsewhere
+    assert report["states"]["promote"] == "Skipped"  # evaluate wrote the same bytes
+    stages = {f"tasks.{s}" for s in STAGE_NAMES} | {"tasks.stages", "tasks.run"}
+    assert not [m for m in report["modules"] if m.split(".")[0] in ("tensorflow", "tf_keras") or m in stages]
+    assert "prefect" in report["modules"] and "dvc.repo" in report["modules"]  # the check sees what was imported
+    logs = prefect_server.logs(prefect_server.flow_runs()[0]["id"])
+    assert "Running stage 'evaluate'" in logs  # dvc repro's own line, streamed into the task's logs
 
 
 def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_server):
@@ -144,7 +165,9 @@ def test_a_failing_stage_fails_the_run_and_the_next_run_starts_there(flow_repo, 
 
 
 def test_a_second_run_while_one_holds_the_pipeline_is_refused(flow_repo, prefect_server):
-    with DvcState(flow_repo).locked():
+    from dvc.repo import Repo, lock_repo
+
+    with Repo(str(flow_repo)) as repo, lock_repo(repo):  # what a running dvc repro (or a flow's stage) holds
         done = flow(flow_repo, prefect_server, check=False)
     assert done.returncode != 0
     assert "pipeline already running" in done.stdout + done.stderr

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import start_fresh
 from tasks import download as dl
 from tasks import paths
 from tasks.errors import StageError
@@ -84,7 +83,7 @@ def test_a_checkpoint_is_resumed_only_with_the_same_params_data_code_and_backbon
     assert _key_in(repo_copy, processed, str(backbone)) != changed  # code
 
 
-def test_checkpoints_of_another_run_are_removed_saying_so_and_a_forced_flow_stage_starts_fresh(tmp_path, caplog):
+def test_checkpoints_of_another_run_are_removed_saying_so(tmp_path, caplog):
     checkpoints = tmp_path / paths.CHECKPOINTS_DIR
     (checkpoints / "other").mkdir(parents=True)
     (checkpoints / "mine").mkdir()
@@ -93,8 +92,3 @@ def test_checkpoints_of_another_run_are_removed_saying_so_and_a_forced_flow_stag
     assert sorted(p.name for p in checkpoints.iterdir()) == ["mine"]
     assert f"removed {checkpoints / 'other'}: checkpoints of another run" in caplog.text
     assert f"resuming from {checkpoints / 'mine'}" in caplog.text
-
-    start_fresh(tmp_path, "download")  # a stage without checkpoints leaves train's alone
-    assert (checkpoints / "mine").is_dir()
-    start_fresh(tmp_path, "train")
-    assert not checkpoints.exists()
