@@ -22,7 +22,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks import model_card, near_duplicates, paths, reports
 from tasks.errors import StageError
 from tasks.gate import failed_checks
-from tasks.reports import Blessed, Drift, Evaluation, LabelAudit, R, ValidationReport, Verdict
+from tasks.reports import R
+from tasks.reports.evaluation import Evaluation
+from tasks.reports.label_audit import LabelAudit
+from tasks.reports.validation import Drift, ValidationReport
+from tasks.reports.verdict import Blessed, Verdict
 
 MAX_IMAGE_BYTES = 200_000  # each embedded PNG, before base64
 MAX_IMAGE_SIDE = 900  # pixels; larger figures (the sample grid) are downscaled first

@@ -25,7 +25,9 @@ from typing import Any
 
 from tasks import paths
 from tasks.gate import failed_checks
-from tasks.reports import Evaluation, Verdict, read
+from tasks.reports import read
+from tasks.reports.evaluation import Evaluation
+from tasks.reports.verdict import Verdict
 
 PROMOTED = "gender.model.promoted"
 BLOCKED = "gender.model.blocked"

@@ -37,7 +37,9 @@ from tasks.errors import StageError
 from tasks.gate import failed_checks
 from tasks.params.config import load
 from tasks.quiet import add_verbose_flag
-from tasks.reports import Evaluation, Verdict, read
+from tasks.reports import read
+from tasks.reports.evaluation import Evaluation
+from tasks.reports.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[1]
 # a stage's log line (tasks.cli.setup's format), DVC's own "ERROR: ...", a command's "error: ..."

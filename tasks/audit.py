@@ -26,7 +26,8 @@ from tasks.errors import StageError, logger
 from tasks.feature_files import SplitFeatures, load
 from tasks.files import atomic_outputs, read_json, write_csv
 from tasks.params.audit import AuditParams
-from tasks.reports import LabelAudit
+from tasks.reports import label_audit
+from tasks.reports.label_audit import LabelAudit
 
 log = logger("audit")
 
@@ -182,7 +183,7 @@ def audit(
     with atomic_outputs(outputs) as tmp:
         write_csv(
             tmp / label_issues.name,
-            reports.LABEL_ISSUE_COLUMNS,
+            label_audit.LABEL_ISSUE_COLUMNS,
             ([s.path, s.split, class_names[s.given], class_names[s.suggested], f"{s.probability:.6f}"] for s in found),
         )
         reports.write(tmp / summary.name, report)

@@ -27,7 +27,7 @@ from tasks.contract import Stage, StageResult
 from tasks.errors import StageError, logger, shown
 from tasks.files import atomic_dir, sha256_file, write_csv
 from tasks.params.data import DataParams
-from tasks.reports import Source
+from tasks.reports.source import Source
 from tasks.retry import with_retries
 
 log = logger("download")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.reports import DataProfile, DriftRow, FeatureProfile
+from tasks.reports.validation import DataProfile, DriftRow, FeatureProfile
 
 FEATURES = {  # feature -> unit, measured per image by validate (manifest columns)
     "width": "px",

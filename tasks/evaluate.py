@@ -22,7 +22,7 @@ from tasks.errors import logger
 from tasks.files import atomic_outputs, tree_hash, write_csv, write_json
 from tasks.inference import LoadedModel, SplitPredictions, load_model, predict_split
 from tasks.params.evaluate import EvaluateParams
-from tasks.reports import (
+from tasks.reports.evaluation import (
     Behaviour,
     BlankCheck,
     Bootstrap,
@@ -30,8 +30,8 @@ from tasks.reports import (
     Evaluation,
     ModelInfo,
     TemperatureScaling,
-    TrainingInfo,
 )
+from tasks.reports.training import TrainingInfo
 
 log = logger("evaluate")
 ROC_POINTS = 200  # the ROC curve is thinned to at most this many points for the DVC plot

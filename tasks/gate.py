@@ -9,7 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 from tasks.params.promote import PromoteParams
-from tasks.reports import Baseline, Check, Difference, Evaluation, Verdict
+from tasks.reports.evaluation import Difference, Evaluation
+from tasks.reports.verdict import Baseline, Check, Verdict
 
 HEADLINE_DECIMALS = 4  # of the numbers in the DVC metrics file (full precision in reports/evaluation.json)
 

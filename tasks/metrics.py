@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks.errors import StageError
-from tasks.reports import CalibrationBin, Classification, ClassMetrics, Confusion, Difference, Slice
+from tasks.reports.evaluation import CalibrationBin, Classification, ClassMetrics, Confusion, Difference, Slice
 
 CI_LEVEL = 0.95  # the confidence level of the bootstrap intervals
 REGRESSION_CONFIDENCE = 0.95  # a regression fails the gate only when it is this certain (one-sided)

@@ -9,18 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from tasks import paths
-from tasks.reports import (
-    Baseline,
-    Behaviour,
-    Check,
-    Evaluation,
-    LabelAudit,
-    ModelInfo,
-    Source,
-    TemperatureScaling,
-    ValidationReport,
-    Verdict,
-)
+from tasks.reports.evaluation import Behaviour, Evaluation, ModelInfo, TemperatureScaling
+from tasks.reports.label_audit import LabelAudit
+from tasks.reports.source import Source
+from tasks.reports.validation import ValidationReport
+from tasks.reports.verdict import Baseline, Check, Verdict
 
 INTENDED_USE = """\
 - Research and teaching: a reproducible example of transfer learning, data validation, quality gates

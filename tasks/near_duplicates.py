@@ -31,7 +31,7 @@ import numpy as np
 
 from tasks import archive, paths
 from tasks.errors import logger
-from tasks.reports import NearDuplicate
+from tasks.reports.validation import NearDuplicate
 
 log = logger("validate")
 

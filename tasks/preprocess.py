@@ -16,7 +16,7 @@ from tasks.contract import Stage, StageResult
 from tasks.errors import StageError, logger
 from tasks.files import atomic_dir, write_json
 from tasks.params.preprocess import PreprocessParams
-from tasks.reports import ValidationReport
+from tasks.reports.validation import ValidationReport
 
 log = logger("preprocess")
 

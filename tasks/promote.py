@@ -32,18 +32,11 @@ from tasks.errors import StageError, logger
 from tasks.files import atomic_dir, atomic_outputs, tree_hash, write_json
 from tasks.inference import load_model, predict_split
 from tasks.params.promote import PromoteParams
-from tasks.reports import (
-    Baseline,
-    Blessed,
-    ConfigIdentity,
-    DatasetIdentity,
-    Difference,
-    Evaluation,
-    Identity,
-    LabelAudit,
-    Source,
-    ValidationReport,
-)
+from tasks.reports.evaluation import Difference, Evaluation
+from tasks.reports.label_audit import LabelAudit
+from tasks.reports.source import Source
+from tasks.reports.validation import ValidationReport
+from tasks.reports.verdict import Baseline, Blessed, ConfigIdentity, DatasetIdentity, Identity
 
 log = logger("promote")
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from tasks import paths
+from tasks.code_deps import import_closure
 from tasks.errors import ParamsError, StageError
 from tasks.params.config import read_raw
-from tasks.stages import BY_NAME, import_closure
+from tasks.stages import BY_NAME
 
 
 def code_hashes(root: Path, stages: list[str] | None = None) -> dict[str, str]:

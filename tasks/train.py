@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks import backbones, dataset, paths, precision, reports
+from tasks import backbones, code_deps, dataset, paths, precision, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
 from tasks.feature_files import SplitFeatures, load
@@ -33,7 +33,8 @@ from tasks.features import build_extractor
 from tasks.files import atomic_outputs, read_json, tree_hash, write_json
 from tasks.params.model import ModelParams, handle_kind
 from tasks.params.train import TrainParams
-from tasks.reports import TrainingInfo
+from tasks.reports import label_audit
+from tasks.reports.training import TrainingInfo
 
 log = logger("train")
 PHASES = ("head", "fine_tune")
@@ -161,13 +162,12 @@ def _fingerprint(folder: Path, names: tuple[str, ...]) -> list[str]:
 def run_key(model: ModelParams, params: TrainParams, processed: Path, handle: str, excluded: frozenset[str]) -> str:
     """What a checkpoint may be resumed by: the same params, data, code and backbone.
 
-    The code is every module of the ``tasks`` package (more than train imports: an edit elsewhere
-    only costs a fresh start); the backbone is the resolved handle, and for a folder its
-    ``saved_model.pb`` and variable index (which holds a checksum of every tensor).
+    The code is the train stage's code deps (its import closure, as dvc.yaml lists them); the backbone
+    is the resolved handle, and for a folder its ``saved_model.pb`` and variable index (which holds a
+    checksum of every tensor).
     """
     summary = (processed / paths.PREPROCESS_SUMMARY_NAME).read_text()
-    package = Path(__file__).parent
-    code = [[str(f.relative_to(package)), f.read_text()] for f in sorted(package.rglob("*.py"))]
+    code = [[f, (code_deps.REPO / f).read_text()] for f in code_deps.import_closure(__name__)]
     backbone = [handle, *_fingerprint(Path(handle), ("saved_model.pb", "variables/variables.index"))]
     blob = json.dumps([asdict(params), asdict(model), summary, code, backbone, sorted(excluded)], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -291,7 +291,7 @@ class Run:
     class_names: list[str]
     excluded: frozenset[str] = frozenset()  # Train images left out (train.exclude_label_issues)
     compute: str = precision.FLOAT32  # the precision both phases compute in (tasks.precision)
-    backbone_sha256: str | None = None  # see reports.TrainingInfo
+    backbone_sha256: str | None = None  # see training.TrainingInfo
 
 
 def phase1(run: Run, handle: str) -> tuple[Any, Any]:
@@ -474,7 +474,7 @@ def train(
     batch = params.batch_size * strategy.num_replicas_in_sync
     log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync, batch)
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
-    excluded = frozenset(reports.label_issue_paths(label_issues, "Train") if params.exclude_label_issues else ())
+    excluded = frozenset(label_audit.label_issue_paths(label_issues, "Train") if params.exclude_label_issues else ())
     train_features = kept_train_rows(load(features_dir, "Train"), excluded, class_names, label_issues)
     ckpt = checkpoint_folder(checkpoints, run_key(model, params, processed, handle, excluded))
     with atomic_outputs(list(outputs.values())) as staging:

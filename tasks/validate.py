@@ -25,14 +25,14 @@ from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
 from tasks.files import atomic_outputs
 from tasks.params.validate import ValidateParams
-from tasks.reports import (
+from tasks.reports.source import Source
+from tasks.reports.validation import (
     DataProfile,
     Drift,
     Dropped,
     Expectation,
     NearDuplicate,
     NearDuplicates,
-    Source,
     ValidationReport,
 )
 

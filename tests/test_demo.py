@@ -69,6 +69,9 @@ def _stale(repo) -> set[str]:
         # ... and a params section's code reruns only the stages that read that section
         ("tasks/params/promote.py", {"promote"}),
         ("tasks/params/audit.py", {"audit"}),
+        # a report's module reruns its writer and its readers only: promote's verdict, evaluate's evaluation
+        ("tasks/reports/verdict.py", {"promote"}),
+        ("tasks/reports/evaluation.py", {"evaluate", "promote"}),
     ],
 )
 def test_touching_a_module_makes_stale_exactly_the_stages_that_import_it(demo, module, expected):

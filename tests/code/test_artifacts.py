@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from flows.artifacts import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, PLOTS, plots_markdown, png_data_uri
-from tasks.reports import DataProfile, Drift, DriftRow, NearDuplicate, NearDuplicates, ValidationReport
+from tasks.reports.validation import DataProfile, Drift, DriftRow, NearDuplicate, NearDuplicates, ValidationReport
 
 
 def _decode(uri: str) -> bytes:

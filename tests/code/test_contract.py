@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from tasks import stages
+from tasks.code_deps import import_closure
 from tasks.contract import Output, Stage
 from tasks.params.config import Params
-from tasks.stages import import_closure
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,6 +72,9 @@ def test_every_project_module_a_stage_imports_is_a_dep():
         ("tasks/params/train.py", {"train"}),
         ("tasks/params/evaluate.py", {"evaluate"}),
         ("tasks/gate.py", {"promote"}),
+        # a report's module reruns its writer and its readers only: promote's verdict, evaluate's evaluation
+        ("tasks/reports/verdict.py", {"promote"}),
+        ("tasks/reports/evaluation.py", {"evaluate", "promote"}),
         ("tasks/evaluate.py", {"evaluate"}),  # its plots are no dep of promote
     ],
 )

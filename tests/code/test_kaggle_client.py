@@ -1,6 +1,6 @@
 """The download stage with the REAL kaggle client against a loopback fake of the Kaggle API.
 
-Each run is the stage's own command line (``python -m tasks.download``, as dvc.yaml runs it) in a
+Each run is the stage's own command line (``python -m tasks.run download``, as dvc.yaml runs it) in a
 temporary project, so the client is imported and configured exactly as for a user.
 """
 

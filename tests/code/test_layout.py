@@ -3,7 +3,7 @@
 - Functions do one thing: no function body in ``tasks/`` or ``flows/`` is over 50 lines (its docstring
   not counted), except the declarations listed in ``LONG_DECLARATIONS`` with the reason.
 - Reports are typed: no public function in ``tasks/`` or ``flows/`` hands a ``dict[str, Any]`` to another
-  module, except those listed in ``UNTYPED_RESULTS`` with the reason (``tasks/reports.py`` holds the rest).
+  module, except those listed in ``UNTYPED_RESULTS`` with the reason (``tasks/reports/`` holds the rest).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_no_public_function_returns_an_untyped_report(annotation):
 
 def _project_imports() -> dict[str, set[str]]:
     """Each module of ``tasks/`` and ``flows/`` and the project modules it imports (anywhere in the file)."""
-    from tasks.stages import _imported_modules, _module_file
+    from tasks.code_deps import _imported_modules, _module_file
 
     graph = {}
     for path in sorted([*REPO.glob("tasks/**/*.py"), *REPO.glob("flows/*.py")]):

@@ -21,7 +21,8 @@ from tasks.metrics import (
     roc_curve,
 )
 from tasks.params.promote import PromoteParams
-from tasks.reports import Baseline, Check, Difference
+from tasks.reports.evaluation import Difference
+from tasks.reports.verdict import Baseline, Check
 
 
 @pytest.mark.parametrize(

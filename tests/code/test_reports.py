@@ -1,4 +1,4 @@
-"""Typed reports (tasks/reports.py): written as key-sorted JSON, read back into the same dataclasses, and a
+"""Typed reports (tasks/reports/): written as key-sorted JSON, read back into the same dataclasses, and a
 file of another version or shape refused in one line that says what to do."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 
 from tasks import paths, reports
 from tasks.errors import StageError
-from tasks.reports import Baseline, Blessed, Check, ConfigIdentity, DatasetIdentity, Identity, Source, Verdict
+from tasks.reports.source import Source
+from tasks.reports.verdict import Baseline, Blessed, Check, ConfigIdentity, DatasetIdentity, Identity, Verdict
 from tests.helpers.repo import REPO
 
 VERDICT = Verdict(

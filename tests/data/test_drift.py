@@ -15,7 +15,7 @@ from PIL import Image
 from tasks import drift, paths
 from tasks.errors import StageError
 from tasks.params.data import DataParams
-from tasks.reports import FeatureProfile
+from tasks.reports.validation import FeatureProfile
 from tests.helpers.data import TINY, jpeg, run_stage, write_folder
 
 MORE = {"Train": 60, "Validation": 20, "Test": 20}

@@ -33,7 +33,7 @@ def _run_data_stages(root: Path) -> dict[str, str]:
     digests: dict[str, str] = {}
     for name in DATA_STAGES:
         stage = BY_NAME[name]
-        done = subprocess.run([sys.executable, "-m", stage.module], cwd=root, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "tasks.run", name], cwd=root, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
         for out in stage.outputs():
             if out.reproducible:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from tasks import dataset, paths, reports
-from tasks.reports import LabelAudit, TrainingInfo
+from tasks.reports import label_audit
+from tasks.reports.label_audit import LabelAudit
+from tasks.reports.training import TrainingInfo
 from tests.helpers.tiny_model import prepare, tiny_params, train_at
 
 pytestmark = pytest.mark.slow
@@ -55,7 +57,7 @@ def test_planted_flips_are_found_with_their_split_and_suggested_label(tmp_path):
 def test_excluding_label_issues_leaves_the_flagged_train_images_out_of_both_phases(prepared, tmp_path):
     root, params = prepared
     issues = root / paths.LABEL_ISSUES
-    flagged = reports.label_issue_paths(issues, "Train")
+    flagged = label_audit.label_issue_paths(issues, "Train")
     assert flagged, "the tiny set has no flagged Train image to leave out"
     train_files = dataset.shard_files(root / paths.PROCESSED_DIR, "Train")
     seen = [

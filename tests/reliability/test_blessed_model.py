@@ -19,7 +19,7 @@ import pytest
 
 from tasks import files, paths
 from tasks.files import tree_hash, write_json
-from tasks.reports import Blessed
+from tasks.reports.verdict import Blessed
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
@@ -27,7 +27,7 @@ import os, shutil, sys
 from pathlib import Path
 from tasks import files
 from tasks.promote import bless
-from tasks.reports import Blessed
+from tasks.reports.verdict import Blessed
 mode, work = sys.argv[1], Path(sys.argv[2])
 blessed = work / "models" / "blessed"
 

@@ -81,6 +81,10 @@ def test_a_checkpoint_is_resumed_only_with_the_same_params_data_code_and_backbon
     with (repo_copy / "tasks" / "dataset.py").open("a") as fh:
         fh.write("# an edit\n")
     assert _key_in(repo_copy, processed, str(backbone)) != changed  # code
+    changed = _key_in(repo_copy, processed, str(backbone))
+    with (repo_copy / "tasks" / "evaluate.py").open("a") as fh:
+        fh.write("# an edit of code that train does not import\n")
+    assert _key_in(repo_copy, processed, str(backbone)) == changed  # the key's code is train's code deps
 
 
 def test_checkpoints_of_another_run_are_removed_saying_so(tmp_path, caplog):
