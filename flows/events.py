@@ -22,8 +22,10 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tasks import paths
+from tasks.errors import StageError
 from tasks.gate import failed_checks
 from tasks.reports import read
 from tasks.reports.evaluation import Evaluation
@@ -116,6 +118,16 @@ def _alerts(block_id: Any) -> list[Any]:
     return [blocked, failed]
 
 
+def check_webhook(url: str) -> None:
+    """Refuse, in one line, a webhook URL that no notification could reach (the server would drop each one)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StageError(
+            f"{WEBHOOK_ENV}: {parts.scheme + '://' if parts.scheme else ''}... is not an http(s) URL with a host; "
+            "set it to your chat's incoming-webhook URL (https://...)"
+        )
+
+
 def ensure_alerts(url: str | None = None) -> list[str]:
     """Save the webhook block and create or update the alert automations; their names (none without a URL)."""
     from prefect.automations import Automation
@@ -125,6 +137,7 @@ def ensure_alerts(url: str | None = None) -> list[str]:
     if not url:
         print(f"alerts: {WEBHOOK_ENV} is not set, so no notifications (set it to a Slack-compatible webhook URL)")
         return []
+    check_webhook(url)
     block = CustomWebhookNotificationBlock(name=BLOCK, url=url, method="POST", json_data=SLACK_BODY)
     block_id = block.save(BLOCK, overwrite=True)
     names = []
@@ -137,9 +150,11 @@ def ensure_alerts(url: str | None = None) -> list[str]:
             automation.id = existing.id
             automation.update()
         names.append(automation.name)
-    print(f"alerts: {', '.join(names)} -> {url}")
+    print(f"alerts: {', '.join(names)} -> {urlsplit(url).scheme}://{urlsplit(url).hostname}/... (the URL is a secret)")
     return names
 
 
 if __name__ == "__main__":  # python -m flows.events: set up the alerts on PREFECT_API_URL's server
-    ensure_alerts()
+    from tasks.cli import run_cli
+
+    run_cli(ensure_alerts)

@@ -21,6 +21,7 @@ from prefect import serve
 
 from flows.deployments import served
 from flows.events import ensure_alerts
+from tasks.cli import run_cli
 from tasks.quiet import add_verbose_flag
 
 
@@ -66,4 +67,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -29,6 +29,8 @@ def handle_kind(handle: str) -> str:
         parts = handle.removeprefix(KAGGLE_PREFIX).split("/")
         if len(parts) != 5 or not all(parts) or not parts[4].isdigit():
             raise ValueError(f"{handle!r} is not a Kaggle Models handle of the form {KAGGLE_FORM}, version included")
+        if parts[4] != str(int(parts[4])):  # kagglehub caches it under the plain number: a check elsewhere misses it
+            raise ValueError(f"{handle!r}: the version {parts[4]} has a leading zero; write it as {int(parts[4])}")
         return "kaggle"
     if handle in BUILTIN_BACKBONES:
         return "builtin"

@@ -49,6 +49,9 @@ def test_the_handle_form_is_checked_before_anything_runs():
     for bad in ("kaggle:google/resnet-v2/tensorFlow2/50-feature-vector", "kaggle:google/resnet-v2/tf2/fv/latest"):
         with pytest.raises(ValueError, match="kaggle:OWNER/MODEL/FRAMEWORK/VARIATION/VERSION"):
             handle_kind(bad)
+    # kagglehub caches version 02 as 2: the project's cache check would look at another folder
+    with pytest.raises(ValueError, match="the version 02 has a leading zero; write it as 2"):
+        handle_kind("kaggle:google/resnet-v2/tensorFlow2/50-feature-vector/02")
 
 
 def test_a_kaggle_models_handle_is_downloaded_by_kagglehub_with_the_dataset_credentials(
