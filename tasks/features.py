@@ -10,6 +10,7 @@ the dataset and its label index, in the same order). Same shards, backbone, para
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from tasks import backbones, dataset, paths, precision
 from tasks.contract import Stage, StageResult
-from tasks.errors import logger
+from tasks.errors import StageError, logger
 from tasks.feature_files import SplitFeatures, save
 from tasks.files import atomic_dir
 
@@ -35,12 +36,25 @@ class FeaturesResult(StageResult):
 
 
 def build_extractor(backbone: Any, image_size: int) -> Any:
-    """uint8 images -> rescaled to [0, 1] -> backbone features (BatchNorm in inference mode)."""
+    """uint8 images -> rescaled to [0, 1] -> backbone features (BatchNorm in inference mode).
+
+    Raises:
+        StageError: in one line, when the backbone takes images of one fixed size and it is not ``image_size``.
+    """
     import tf_keras
 
     images = tf_keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
     x = tf_keras.layers.Rescaling(1 / 255.0)(images)
-    return tf_keras.Model(images, backbone(x, training=False), name="extractor")
+    try:
+        return tf_keras.Model(images, backbone(x, training=False), name="extractor")
+    except (TypeError, ValueError) as exc:  # TensorFlow lists the input shapes the SavedModel was traced for
+        fixed = re.search(r"TensorSpec\(shape=\(None, (\d+), (\d+), 3\)", str(exc))  # an expected input
+        if fixed is None or "matching concrete function" not in str(exc):
+            raise
+        raise StageError(
+            f"the backbone (model.handle) takes {fixed[2]}x{fixed[1]} images, not {image_size}x{image_size}; "
+            f"set model.image_size: {fixed[1]}"
+        ) from None
 
 
 def extract(extractor: Any, ds: Any) -> SplitFeatures:

@@ -42,6 +42,16 @@ def test_hub_keras_layer_loads_a_local_savedmodel(small_savedmodel):
     assert not layer.trainable_weights  # frozen by default
 
 
+def test_a_backbone_of_another_fixed_input_size_is_one_line_naming_the_size(small_savedmodel):
+    from tasks.errors import StageError
+    from tasks.features import build_extractor
+
+    backbone = backbones.load_backbone(str(small_savedmodel))  # exported for 32x32 images
+    with pytest.raises(StageError, match=r"^the backbone \(model.handle\) takes 32x32 images, not 48x48; set model"):
+        build_extractor(backbone, 48)
+    assert build_extractor(backbone, 32).output_shape[0] is None  # its own size builds
+
+
 def test_loading_a_backbone_does_not_import_keras_3(small_savedmodel):
     """tensorflow_hub's probe for Keras 2 would import all of Keras 3 in every stage that loads a backbone."""
     code = (
