@@ -11,6 +11,7 @@ from tasks.download import download
 from tasks.params.data import DataParams
 from tasks.params.validate import ValidateParams
 from tests.helpers.data import write_folder
+from tests.helpers.leftovers import left_behind, tag_this_session
 from tests.helpers.prefect_server import flow_repo, prefect_server  # noqa: F401
 from tests.helpers.repo import copy_repo, tiny_backbone
 from tests.helpers.tiny_model import images, prepared, trained  # noqa: F401
@@ -66,6 +67,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             return TINY_MODEL_TESTS if path.startswith(TINY_MODEL_TESTS) else path
 
     return ByFileAndTinyModel(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Fail the session (each pytest-xdist worker's) when a process one of its tests started still runs at
+    the end: every test ends what it started, also when it fails."""
+    tag = tag_this_session()
+    yield
+    left = left_behind(tag)
+    assert not left, f"processes left behind by the tests (now killed): {left}"
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ def start_command(stage: str, cwd: Path, params: dict) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=ENV,
+        start_new_session=True,  # its own process group: a kill reaches its worker processes too
     )
 
 
@@ -38,11 +39,15 @@ def run_command(stage: str, cwd: Path, params: dict) -> subprocess.CompletedProc
 
 
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
-    """SIGKILL ``proc`` as soon as ``ready()`` is true (polled every 0.2 s)."""
+    """SIGKILL ``proc``, with its process group when it leads one (its workers, a flow's dvc repro), as soon as
+    ``ready()`` is true (polled every 0.2 s)."""
     deadline = time.monotonic() + timeout
     while not ready():
         assert proc.poll() is None, "the process ended before it could be killed"
         assert time.monotonic() < deadline, "timed out waiting to kill"
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
+    if os.getpgid(proc.pid) == proc.pid:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -78,6 +78,7 @@ def test_a_flow_killed_between_stages_restarts_at_the_right_stage(flow_repo, pre
         env=prefect_server.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # killed with the dvc repro it runs, as a stopped worker's run is
     )
 
     def validate_entry() -> dict:
