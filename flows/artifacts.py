@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks import model_card, near_duplicates, paths, reports
 from tasks.errors import StageError
 from tasks.gate import failed_checks
+from tasks.metrics import shown
 from tasks.reports import R
 from tasks.reports.evaluation import Evaluation
 from tasks.reports.label_audit import LabelAudit
@@ -153,9 +154,9 @@ def _comparison_markdown(previous: Evaluation | None, evaluation: Evaluation) ->
     if not previous:
         return "# Compared with the previous run\n\nNo previous metrics: this is the first evaluation.\n"
     lines = [
-        f"| {k} | {getattr(previous, k):.4f} | {getattr(evaluation, k):.4f} | "
-        f"{getattr(evaluation, k) - getattr(previous, k):+.4f} |"
+        f"| {k} | {shown(before)} | {shown(now)} | {shown(None if None in (before, now) else now - before, '+.4f')} |"
         for k in ("accuracy", "roc_auc", "log_loss")
+        for before, now in [(getattr(previous, k), getattr(evaluation, k))]
     ]
     return (
         "# Compared with the previous run\n\n| metric | previous | this run | change |\n|---|---|---|---|\n"
@@ -163,17 +164,21 @@ def _comparison_markdown(previous: Evaluation | None, evaluation: Evaluation) ->
     )
 
 
+def _value(metric: float | None) -> float | str:
+    return "n/a" if metric is None else round(metric, 4)
+
+
 def _metrics_table(evaluation: Evaluation, verdict: Verdict) -> list[dict[str, Any]]:
     table = [
         {"metric": "accuracy", "value": round(evaluation.accuracy, 4)},
         {"metric": "accuracy 95% CI", "value": " - ".join(f"{v:.4f}" for v in evaluation.accuracy_ci95)},
         {"metric": "ECE", "value": round(evaluation.calibration.ece, 4)},
-        {"metric": "roc_auc", "value": round(evaluation.roc_auc, 4)},
+        {"metric": "roc_auc", "value": _value(evaluation.roc_auc)},
         {"metric": "log_loss", "value": round(evaluation.log_loss, 4)},
         {"metric": "gate", "value": "passed" if verdict.passed else "failed"},
     ]
     for name, m in evaluation.per_class.items():
-        table += [{"metric": f"{name} {k}", "value": round(getattr(m, k), 4)} for k in ("precision", "recall", "f1")]
+        table += [{"metric": f"{name} {k}", "value": _value(getattr(m, k))} for k in ("precision", "recall", "f1")]
     return table
 
 

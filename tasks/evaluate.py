@@ -164,7 +164,7 @@ def roc_figure(evaluation: Evaluation, fpr: np.ndarray, tpr: np.ndarray, path: P
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(fpr, tpr, label=f"AUC {evaluation.roc_auc:.3f}")
+    ax.plot(fpr, tpr, label=f"AUC {metrics.shown(evaluation.roc_auc, '.3f')}")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.5)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC ({evaluation.roc_positive_class})")
     ax.legend(loc="lower right")
@@ -302,8 +302,8 @@ def evaluate(
     write_outputs(evaluation, pred, model.class_names, positive, outputs)
     lo, hi = evaluation.accuracy_ci95
     print(
-        f"Test accuracy: {evaluation.accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {evaluation.images} images, "
-        f"ROC AUC {evaluation.roc_auc:.4f} ({evaluation.roc_positive_class}), ECE {evaluation.calibration.ece:.4f}"
+        f"Test accuracy: {evaluation.accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}) on {evaluation.images} images, ROC AUC "
+        f"{metrics.shown(evaluation.roc_auc)} ({evaluation.roc_positive_class}), ECE {evaluation.calibration.ece:.4f}"
     )
     return EvaluateResult(evaluation=evaluation)
 

@@ -5,6 +5,7 @@ Only promote imports this module (with the promote params), so a change to the g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -19,11 +20,18 @@ def _check(name: str, value: float, threshold: float) -> Check:
     return Check(name=name, value=value, op=">=", threshold=threshold, passed=bool(value >= threshold))
 
 
+def undefined_metrics(evaluation: Evaluation) -> list[str]:
+    """The headline metrics the Test split leaves undefined: a class's recall (no image of it), the ROC AUC."""
+    found = [f"{name} recall" for name, m in evaluation.per_class.items() if m.recall is None]
+    return found + (["ROC AUC"] if evaluation.roc_auc is None else [])
+
+
 def gate(
     accuracy: float,
     params: PromoteParams,
     differences: dict[str, Difference] | None = None,
     baseline: Baseline | None = None,
+    undefined: Sequence[str] = (),
 ) -> Verdict:
     """The quality gate's verdict, with each check's value and threshold.
 
@@ -32,9 +40,11 @@ def gate(
     accuracy and each class's recall: it fails only when the candidate is worse by more than ``max_regression`` with 95%
     confidence, i.e. when the upper end of the difference's interval is below ``-max_regression``.
     When the ``baseline`` is not comparable (``gating`` False) those checks are shown but do not decide.
+    Each ``undefined`` headline metric is a failed check: no model is blessed on a metric Test cannot measure.
     """
     gating = baseline is not None and baseline.gating
     checks = [_check("accuracy", accuracy, params.min_accuracy)]
+    checks += [Check(name=name, value=0.0, op="defined", threshold=0.0, passed=False) for name in undefined]
     for what, d in (differences or {}).items():
         check = _check(f"{what} vs blessed", d.interval[1], -params.max_regression)
         checks.append(replace(check, difference=d.difference, interval=d.interval, gating=gating))
@@ -43,6 +53,8 @@ def gate(
 
 def describe_check(check: Check) -> str:
     """One line for a check: ``name value < threshold``, or a difference with its bound."""
+    if check.op == "defined":
+        return f"{check.name} is undefined on this Test split (a class without images)"
     if check.difference is None:
         return f"{check.name} {check.value:.4f} < {check.threshold:.4f}"
     return f"{check.name} {check.difference:+.4f} (95% upper bound {check.value:+.4f} < {check.threshold:+.4f})"
@@ -71,6 +83,10 @@ def headline(evaluation: Evaluation, verdict: Verdict) -> dict[str, Any]:
         "ece": evaluation.calibration.ece,
         "gate": verdict.passed,
         "logloss": evaluation.log_loss,
-        "recall": {name: round(m.recall, HEADLINE_DECIMALS) for name, m in evaluation.per_class.items()},
+        "recall": {name: _round(m.recall) for name, m in evaluation.per_class.items()},
     }
-    return {k: round(v, HEADLINE_DECIMALS) if isinstance(v, float) else v for k, v in numbers.items()}
+    return {k: _round(v) if isinstance(v, float) else v for k, v in numbers.items()}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, HEADLINE_DECIMALS)

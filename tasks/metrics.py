@@ -29,8 +29,15 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
 
 
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (trapezoids; ties count half)."""
+def shown(value: float | None, spec: str = ".4f") -> str:
+    """A metric as a report shows it: ``n/a`` where it is undefined (a class absent from the images)."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
+    """Area under the ROC curve (trapezoids; ties count half); None when ``y_true`` holds one class only."""
+    if y_true.min(initial=0) == y_true.max(initial=0):
+        return None
     fpr, tpr = roc_curve(y_true, score)
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
@@ -54,6 +61,10 @@ def positive_index(class_names: list[str], positive_class: str) -> int:
     return class_names.index(positive_class)
 
 
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def classification_metrics(
     y_true: np.ndarray, probs: np.ndarray, class_names: list[str], positive: int
 ) -> Classification:
@@ -64,13 +75,11 @@ def classification_metrics(
     np.add.at(confusion, (y_true, y_pred), 1)
     per_class = {}
     for i, name in enumerate(class_names):
-        tp = confusion[i, i]
-        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
-        recall = tp / confusion[i, :].sum() if confusion[i, :].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = ClassMetrics(
-            precision=float(precision), recall=float(recall), f1=float(f1), support=int(confusion[i, :].sum())
-        )
+        tp, predicted, support = confusion[i, i], confusion[:, i].sum(), confusion[i, :].sum()
+        precision = float(tp / predicted) if predicted else None  # undefined: no image predicted as this class
+        recall = float(tp / support) if support else None  # undefined: no image of this class
+        f1 = None if precision is None or recall is None else _f1(precision, recall)
+        per_class[name] = ClassMetrics(precision=precision, recall=recall, f1=f1, support=int(support))
     return Classification(
         accuracy=float((y_pred == y_true).mean()),
         per_class=per_class,
@@ -111,6 +120,11 @@ def _floats(values: np.ndarray) -> list[float]:
     return [float(v) for v in values]
 
 
+def _nan_interval(values: np.ndarray, tails: list[float]) -> list[float]:
+    """The percentiles of the defined ``values``; no interval ([]) where none is defined (a class never drawn)."""
+    return _floats(np.nanpercentile(values, tails)) if not np.isnan(values).all() else []
+
+
 @dataclass(frozen=True)
 class Intervals:
     """Percentile-bootstrap intervals of accuracy and of each class's recall (in class order)."""
@@ -132,7 +146,7 @@ def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, 
         level=CI_LEVEL,
         samples=samples,
         accuracy=_floats(np.percentile(accuracy, tails)),
-        recall=[_floats(np.nanpercentile(recall[:, k], tails)) for k in range(n_classes)],
+        recall=[_nan_interval(recall[:, k], tails) for k in range(n_classes)],
     )
 
 
@@ -171,7 +185,7 @@ def paired_differences(
         if (y_true == k).any():
             out[f"{name} recall"] = Difference(
                 difference=observed(candidate_correct, k) - observed(baseline_correct, k),
-                interval=_floats(np.nanpercentile(rec_c[:, k] - rec_b[:, k], tails)),
+                interval=_nan_interval(rec_c[:, k] - rec_b[:, k], tails),
             )
     return out
 
@@ -258,7 +272,7 @@ def class_slices(y_true: np.ndarray, correct: np.ndarray, class_names: list[str]
             slice="class",
             bin=name,
             images=int((y_true == k).sum()),
-            accuracy=float(correct[y_true == k].mean()) if (y_true == k).any() else 0.0,
+            accuracy=float(correct[y_true == k].mean()) if (y_true == k).any() else None,
         )
         for k, name in enumerate(class_names)
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks import paths
+from tasks.metrics import shown
 from tasks.reports.evaluation import Behaviour, Evaluation, ModelInfo, TemperatureScaling
 from tasks.reports.label_audit import LabelAudit
 from tasks.reports.source import Source
@@ -51,12 +52,12 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}%"
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
 def _ci(interval: list[float]) -> str:
-    return f"{_pct(interval[0])} – {_pct(interval[1])}"
+    return f"{_pct(interval[0])} – {_pct(interval[1])}" if interval else "n/a"
 
 
 def _data(source: Source, report: ValidationReport) -> str:
@@ -114,10 +115,10 @@ def _metrics(m: Evaluation) -> str:
         rows += [
             [f"{name} recall", _pct(c.recall), _ci(c.recall_ci95)],
             [f"{name} precision", _pct(c.precision), ""],
-            [f"{name} F1", f"{c.f1:.4f}", ""],
+            [f"{name} F1", shown(c.f1), ""],
         ]
     rows += [
-        [f"ROC AUC ({m.roc_positive_class})", f"{m.roc_auc:.4f}", ""],
+        [f"ROC AUC ({m.roc_positive_class})", shown(m.roc_auc), ""],
         ["log loss", f"{m.log_loss:.4f}", ""],
         ["expected calibration error", f"{m.calibration.ece:.4f}", ""],
     ]

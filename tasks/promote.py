@@ -242,7 +242,7 @@ def promote(
     baseline, differences = compare_with_blessed(
         blessed_dir, evaluation, candidate, predictions_file, processed, params
     )
-    verdict = gate.gate(evaluation.accuracy, params, differences, baseline)
+    verdict = gate.gate(evaluation.accuracy, params, differences, baseline, gate.undefined_metrics(evaluation))
     card = model_card.render(
         evaluation,
         verdict,

@@ -10,11 +10,13 @@ from tasks.reports.training import TrainingInfo
 
 @dataclass(frozen=True)
 class ClassMetrics:
-    precision: float
-    recall: float
-    f1: float
+    """One class's metrics on the split; None where undefined (no image of the class, or none predicted as it)."""
+
+    precision: float | None
+    recall: float | None
+    f1: float | None
     support: int
-    recall_ci95: list[float] = field(default_factory=list)
+    recall_ci95: list[float] = field(default_factory=list)  # [] where recall is undefined
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Slice:
     slice: str
     bin: str
     images: int
-    accuracy: float
+    accuracy: float | None  # None for a class with no image
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class Classification:
     per_class: dict[str, ClassMetrics]
     confusion_matrix: Confusion
     log_loss: float
-    roc_auc: float
+    roc_auc: float | None  # None when the split holds one class only
     roc_positive_class: str
     images: int
 

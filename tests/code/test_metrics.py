@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from tasks.errors import StageError
-from tasks.gate import failed_checks, gate
+from tasks.gate import failed_checks, gate, undefined_metrics
 from tasks.metrics import (
     apply_temperature,
     bootstrap_intervals,
@@ -255,3 +258,33 @@ def test_slices_keep_tied_values_in_one_bin():
     correct = np.array([True, False, True, True])
     rows = quantile_slices("jpeg_size", np.array([5.0, 5.0, 5.0, 5.0]), correct, 4, "kB")
     assert [(r.images, r.accuracy) for r in rows] == [(4, 0.75)]
+
+
+def test_metrics_that_a_test_split_without_male_images_cannot_measure_are_undefined_not_zero():
+    y = np.zeros(50, dtype=int)  # no Male image in Test
+    probs = np.tile([0.8, 0.2], (50, 1))
+    probs[:5] = [0.3, 0.7]  # 5 predicted Male, all wrong
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "All-NaN slice encountered" leaks
+        point = classification_metrics(y, probs, ["Female", "Male"], positive=1)
+        intervals = bootstrap_intervals(y, probs.argmax(axis=1), 2, samples=200, seed=0)
+        slices = class_slices(y, probs.argmax(axis=1) == y, ["Female", "Male"])
+    male = point.per_class["Male"]
+    assert (male.recall, male.f1, male.precision, point.roc_auc) == (None, None, 0.0, None)
+    assert point.per_class["Female"].recall == pytest.approx(0.9)
+    assert intervals.recall[1] == [] and len(intervals.recall[0]) == 2
+    assert [s.accuracy for s in slices] == [pytest.approx(0.9), None]
+
+
+def test_the_gate_never_blesses_on_an_undefined_headline_metric():
+    male = SimpleNamespace(recall=None)
+    evaluation = SimpleNamespace(per_class={"Female": SimpleNamespace(recall=0.9), "Male": male}, roc_auc=None)
+    undefined = undefined_metrics(evaluation)
+    assert undefined == ["Male recall", "ROC AUC"]
+    verdict = gate(0.9, PromoteParams(min_accuracy=0.5, max_regression=0.01), undefined=undefined)
+    assert not verdict.passed
+    assert failed_checks(verdict) == [
+        "Male recall is undefined on this Test split (a class without images)",
+        "ROC AUC is undefined on this Test split (a class without images)",
+    ]
+    assert gate(0.9, PromoteParams(min_accuracy=0.5, max_regression=0.01), undefined=[]).passed
