@@ -59,7 +59,7 @@ prefect-yaml: setup  ## regenerate prefect.yaml from the deployments' one defini
 test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no Prefect server)
 	$(PYTEST) -m "not slow"
 
-rehearse: setup  ## before a real run: configs/kaggle.yaml end to end, data and backbone from loopback fakes (~10 min)
+rehearse: setup  ## before a real run: configs/kaggle.yaml end to end, data and backbone from loopback fakes (15-20 min)
 	$(BIN)/python -m benchmarks.rehearsal $(ARGS)
 
 use-kaggle:  ## switch params.yaml to the real configuration (Kaggle data, TF Hub ResNet50 v2, GPU)

@@ -67,8 +67,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-def save(name: str, result: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` and print it."""
+def save(name: str, result: dict[str, Any], small: bool = False) -> Path:
+    """Write ``benchmarks/results/<name>.json`` and print it; a ``--small`` run's name starts with ``smoke_``,
+    so that a smoke run never overwrites a committed result (``smoke_*.json`` are git-ignored)."""
+    if small and not name.startswith("smoke_"):
+        name = f"smoke_{name}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     out.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")

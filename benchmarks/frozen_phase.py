@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
         # the notebook as it ran (float32) against ours with the rewrite, and both with it
         result["speedup_ours_rewritten"] = med["original"] / med[f"ours_{reduced}"]
         result["speedup_both_rewritten"] = med[f"original_{reduced}"] / med[f"ours_{reduced}"]
-    save(args.name, result)
+    save(args.name, result, small=args.small)
     return result
 
 

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ours_share_of_bare_loop": rate["ours_tf_data"] / rate["bare_decode_resize_all_cores"],
         "goal": "on the CPU, ours not slower than ImageDataGenerator (ratio >= 1)",
     }
-    save(args.name, result)
+    save(args.name, result, small=args.small)
     return result
 
 

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         "imported": list(modules),
         "goals": {"uv_speedup": "> 1 with the same packages", "import_seconds": "about equal (bytecode compiled)"},
     }
-    save(args.name or "install", result)
+    save(args.name or "install", result, small=args.small)
     return result
 
 

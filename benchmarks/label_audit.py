@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.kaggle_scale:
         result = {"kaggle_scale": kaggle_scale()}
-        save(f"{args.name}_kaggle_scale", result)
+        save(f"{args.name}_kaggle_scale", result, small=args.small)
         return result
     base = load()  # the demo's params.yaml
     syn = base.data.synthetic
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         "params": {"splits": [syn.train, syn.validation, syn.test], "audit": vars(base.audit)},
         "by_label_noise": results,
     }
-    save(args.name, result)
+    save(args.name, result, small=args.small)
     return result
 
 

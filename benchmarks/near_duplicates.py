@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
         "caught_share_by_transform": transforms,
         "different_faces": different,
     }
-    save(args.name, result)
+    save(args.name, result, small=args.small)
     return result
 
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
             k: round(medians[reduced][k] / medians[precision.FLOAT32][k], 3) for k in medians[precision.FLOAT32]
         },
     }
-    save(args.name, result)
+    save(args.name, result, small=args.small)
     return result
 
 

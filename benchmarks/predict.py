@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
             }
         results["face detection"] = face_detection(models[demo], Path(tmp) / "photos", max(10, args.images // 10))
     result = {"params": vars(args), "models": results}
-    save(args.name, result)
+    save(args.name, result, small=args.small)
     return result
 
 

@@ -31,7 +31,9 @@ import argparse
 import contextlib
 import os
 import re
-import tempfile
+import shutil
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,11 +42,13 @@ import yaml
 from benchmarks.common import REPO, builtin_backbone, run_measured, save
 from benchmarks.scale import DVC, local_zip, split_counts
 from tasks import precision
+from tasks.cli import setup
 from tasks.params.model import KAGGLE_PREFIX
 from tests.helpers import hub_fake, kaggle_fake
 from tests.helpers.repo import BACKBONES, copy_repo
 
 KAGGLE_CONFIG = REPO / "configs" / "kaggle.yaml"
+WORK = ".rehearsal"  # the temporary copy of the repository, the fakes' files and fresh client caches
 KAGGLE = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}  # the real set's splits
 DATA_STAGES = ("download", "validate", "preprocess")
 MODEL_STAGES = ("features", "audit", "train", "evaluate", "promote")  # features runs in the precision asked
@@ -138,18 +142,63 @@ def fake_hosts(tmp: Path, params: dict, images: int, served: str) -> Iterator[tu
 
 
 def summary(result: dict) -> str:
-    """Per stage: seconds and peak memory measured, and seconds at the Kaggle set's size; then what it proves."""
-    lines = [f"rehearsal on {sum(result['counts'].values())} images, extrapolated to {sum(KAGGLE.values())}:"]
+    """Per stage: seconds and peak memory measured, and seconds at the Kaggle set's size (none for a smoke
+    run: its few images say nothing of that); then what it proves."""
+    images = sum(result["counts"].values())
+    scaled = "kaggle_scale_seconds" in next(iter(result["measured"].values()))
+    head = f"extrapolated to {sum(KAGGLE.values())}" if scaled else "a smoke run (--small): no extrapolation"
+    lines = [f"rehearsal on {images} images, {head}:"]
     for compute, m in result["measured"].items():
         lines.append(f"  {compute}:")
         for stage, seconds in m["seconds"].items():
             peak = m["peak_rss_mib"].get(stage)
-            lines.append(
-                f"    {stage:<10} {seconds:8.1f} s{f'  {peak:6d} MiB' if peak else ' ' * 12}"
-                f"  -> {m['kaggle_scale_seconds'].get(stage, 0) / 60:7.1f} min at the Kaggle size"
+            at_scale = (
+                f"  -> {m['kaggle_scale_seconds'].get(stage, 0) / 60:7.1f} min at the Kaggle size" if scaled else ""
             )
+            lines.append(f"    {stage:<10} {seconds:8.1f} s{f'  {peak:6d} MiB' if peak else ' ' * 12}{at_scale}")
     lines += ["It ran:", *(f"  - {x}" for x in PROVES), "It cannot tell:", *(f"  - {x}" for x in CANNOT)]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def work_folder() -> Iterator[Path]:
+    """The rehearsal's temporary folder (``.rehearsal/`` in the repository, git-ignored), removed on any exit:
+    also on SIGTERM, and, after a SIGKILL, at the next start."""
+    folder = REPO / WORK
+    shutil.rmtree(folder, ignore_errors=True)  # what a killed rehearsal left
+    folder.mkdir()
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so that this cleans up
+    try:
+        yield folder
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure_both(repo: Path, env: dict, params: dict, reduced: str, counts: dict, small: bool) -> dict[str, dict]:
+    """Each stage's time and peak memory through ``dvc repro`` in float32, then the model stages in ``reduced``
+    precision (if any), with a line per stage as it starts and ends; extrapolated unless ``small``."""
+    log, measured, shared = repo.parent / "stage.log", {}, {}
+    handled = images_handled(counts)
+    for compute, mixed in [(precision.FLOAT32, False)] + [(reduced, True)] * (reduced != precision.FLOAT32):
+        params["train"]["mixed_precision"] = params["evaluate"]["mixed_precision"] = mixed
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        seconds, peaks = dict(shared), {}
+        for stage in MODEL_STAGES if shared else DATA_STAGES + MODEL_STAGES:
+            print(f"rehearsal: {stage} ({compute}) ...", flush=True)
+            seconds[stage], peaks[stage] = run_measured([*DVC, "repro", "--single-item", stage], repo, env=env, log=log)
+            print(f"rehearsal: {stage} ({compute}) {seconds[stage]:.1f} s, peak {peaks[stage]:.0f} MiB", flush=True)
+            if stage == "train":
+                seconds.update(phase_seconds(log.read_text()))
+        seconds = {k: round(v, 1) for k, v in seconds.items()}  # what the extrapolation is computed from
+        shared = {k: seconds[k] for k in DATA_STAGES}
+        measured[compute] = {
+            "seconds": seconds,
+            "seconds_per_image": {k: round(seconds[k] / n, 5) for k, n in handled.items() if k in seconds},
+            "peak_rss_mib": {k: round(v) for k, v in peaks.items()},
+            **({} if small else {"kaggle_scale_seconds": extrapolate(seconds, counts)}),
+        }
+    return measured
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -163,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--name", default="rehearsal")
     args = parser.parse_args(argv)
+    setup()  # TensorFlow's start-up lines silenced here too (the fakes export and serve a SavedModel)
     params = yaml.safe_load(KAGGLE_CONFIG.read_text())
     params["validate"]["min_per_class"] = 1
     params["model"]["image_size"] = image_size(args.small)
@@ -173,35 +223,12 @@ def main(argv: list[str] | None = None) -> dict:
     counts = split_counts(args.images)
     train_params = {k: v for k, v in params["train"].items() if k != "mixed_precision"}  # both are run
     reduced, why = precision.choose(True)
-    measured: dict[str, dict] = {}
     served, what = (args.serve, args.serve) if args.serve else builtin_served(args.small, params["model"]["image_size"])
     with (
-        tempfile.TemporaryDirectory() as tmp,
-        fake_hosts(Path(tmp), params, args.images, served) as (env, zip_made),
+        work_folder() as tmp,
+        fake_hosts(tmp, params, args.images, served) as (env, zip_made),
     ):
-        repo = copy_repo(Path(tmp) / "repo")
-        log = Path(tmp) / "stage.log"
-        shared: dict[str, float] = {}
-        for compute, mixed in [(precision.FLOAT32, False)] + [(reduced, True)] * (reduced != precision.FLOAT32):
-            params["train"]["mixed_precision"] = params["evaluate"]["mixed_precision"] = mixed
-            (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-            seconds, peaks = dict(shared), {}
-            for stage in MODEL_STAGES if shared else DATA_STAGES + MODEL_STAGES:
-                cmd = [*DVC, "repro", "--single-item", stage]
-                seconds[stage], peaks[stage] = run_measured(cmd, repo, env=env, log=log)
-                if stage == "train":
-                    seconds.update(phase_seconds(log.read_text()))
-            seconds = {k: round(v, 1) for k, v in seconds.items()}  # what the extrapolation is computed from
-            shared = {k: seconds[k] for k in DATA_STAGES}
-            measured[compute] = {
-                "seconds": seconds,
-                "seconds_per_image": {
-                    k: round(seconds[k] / n, 5) for k, n in images_handled(counts).items() if k in seconds
-                },
-                "peak_rss_mib": {k: round(v) for k, v in peaks.items()},
-                "kaggle_scale_seconds": extrapolate(seconds, counts),
-            }
-    f32, low = (measured[c]["kaggle_scale_seconds"] for c in (precision.FLOAT32, reduced))  # the same without bf16
+        measured = measure_both(copy_repo(tmp / "repo"), env, params, reduced, counts, args.small)
     result = {
         "params": {**vars(args), "image_size": params["model"]["image_size"], "train": train_params},
         "counts": counts,
@@ -211,9 +238,11 @@ def main(argv: list[str] | None = None) -> dict:
         "reduced_precision": reduced,
         "why": why,
         "measured": measured,
-        "speedup_at_kaggle_scale": {k: round(f32[k] / low[k], 3) for k in ("features", "phase2", "evaluate")},
     }
-    save(args.name, result)
+    if not args.small:
+        f32, low = (measured[c]["kaggle_scale_seconds"] for c in (precision.FLOAT32, reduced))  # the same without bf16
+        result["speedup_at_kaggle_scale"] = {k: round(f32[k] / low[k], 3) for k in ("features", "phase2", "evaluate")}
+    save(args.name, result, small=args.small)
     print(summary(result))
     return result
 

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.data_half:
         args.images = 200 if args.small else args.images or 200_000
         result = data_half(args)
-        save(args.name or "data_half", result)
+        save(args.name or "data_half", result, small=args.small)
         return result
     args.images, args.also = (200, 100) if args.small else (args.images or 20_000, args.also)
     start = time.perf_counter()
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
             "train_peak_at_160k": "<= 16 GiB of host memory",
         },
     }
-    save(args.name or "scale", result)
+    save(args.name or "scale", result, small=args.small)
     return result
 
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tasks import paths
+from tasks import paths, quiet
 from tasks.cli import run_cli, setup
 from tasks.doctor import keep_last_good
 from tasks.params.config import parse
 from tasks.quiet import add_verbose_flag
 from tasks.snapshot import Snapshot
 from tasks.stages import BY_NAME
+
+# here, not only in main(): a process a stage spawns (the built-in backbone's export) imports this module as
+# its __mp_main__, and starts TensorFlow quiet too
+quiet.install()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -220,6 +220,7 @@ def plot_curves(history: list[dict[str, Any]], out: Path) -> None:
 def export(model: Any, image_size: int, class_names: list[str], out: Path) -> None:
     """Save a SavedModel whose serving signature takes raw uint8 images of any size."""
     import tensorflow as tf
+    import tf_keras
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(images):
@@ -229,7 +230,9 @@ def export(model: Any, image_size: int, class_names: list[str], out: Path) -> No
         return {"probabilities": tf.cast(model(images, training=False), tf.float32)}
 
     module = tf.Module()  # the model plus what a reader needs to feed it
-    module.model = model
+    # a new Model on the same layers: the weights without the optimizer's slots or the compiled metrics, which
+    # differ between a resumed run and an uninterrupted one (the export is declared byte-reproducible)
+    module.model = tf_keras.Model(model.inputs, model.outputs, name=model.name)
     module.image_size = tf.Variable(image_size, trainable=False, name="image_size")
     tf.saved_model.save(module, str(out), signatures={"serving_default": serve})
     _content_uuid(out / "fingerprint.pb")
@@ -310,12 +313,17 @@ def phase1(run: Run, handle: str) -> tuple[Any, Any]:
         len(x_val),
         x_tr.shape[1],
     )
+    import tf_keras
+
     with run.strategy.scope():
         head = build_head(x_tr.shape[1], len(run.class_names), run.model.dropout)
-        _compile(head, run.params.learning_rate)
+        # trained through a wrapper on the same layers, so that its optimizer and metrics are the wrapper's: the
+        # head in the exported model carries only weights, whether phase 1 ran here or was resumed
+        trainer = tf_keras.Model(head.input, head.output, name="head_trainer")
+        _compile(trainer, run.params.learning_rate)
 
     def fit_one(epoch: int, seed: int, callbacks: list[Any]) -> Any:  # the head's data is in memory
-        return head.fit(
+        return trainer.fit(
             x_tr,
             y_tr,
             validation_data=(x_val, y_val),
@@ -327,7 +335,7 @@ def phase1(run: Run, handle: str) -> tuple[Any, Any]:
             callbacks=callbacks,
         )
 
-    fit_epochs(run, head, "head", run.params.epochs, fit_one)
+    fit_epochs(run, trainer, "head", run.params.epochs, fit_one)
     return frozen, head
 
 

@@ -60,15 +60,39 @@ def _data_half(r: dict) -> None:
 def _rehearsal(r: dict) -> None:
     real, ours = rehearsal.images_handled(r["kaggle_counts"]), rehearsal.images_handled(r["counts"])
     for compute, m in r["measured"].items():
-        s, scaled = m["seconds"], m["kaggle_scale_seconds"]
+        s = m["seconds"]
         assert set(s) == {*rehearsal.DATA_STAGES, *rehearsal.MODEL_STAGES, "phase1", "phase2"}, compute
         assert 0 < s["phase1"] + s["phase2"] < s["train"], compute  # the phases are timed inside the stage
+        if r["params"]["small"]:  # a smoke run's few images say nothing of the Kaggle size: not extrapolated
+            assert "kaggle_scale_seconds" not in m
+            continue
+        scaled = m["kaggle_scale_seconds"]
         for k in ("validate", "features", "phase1", "evaluate"):
             assert scaled[k] == approx(s[k] / ours[k] * real[k], abs=1), (compute, k)
         rest = s["train"] - s["phase1"] - s["phase2"]
         assert scaled["train"] == approx(scaled["phase1"] + scaled["phase2"] + rest, abs=2), compute
-    f32, low = (r["measured"][c]["kaggle_scale_seconds"] for c in ("float32", r["reduced_precision"]))
-    assert r["speedup_at_kaggle_scale"]["features"] == approx(f32["features"] / low["features"], rel=0.01)
+    if not r["params"]["small"]:
+        f32, low = (r["measured"][c]["kaggle_scale_seconds"] for c in ("float32", r["reduced_precision"]))
+        assert r["speedup_at_kaggle_scale"]["features"] == approx(f32["features"] / low["features"], rel=0.01)
+    assert "speedup_at_kaggle_scale" not in r or not r["params"]["small"]
+
+
+def test_the_rehearsal_extrapolates_each_stage_by_the_images_it_handles():
+    counts = {"Train": 60, "Validation": 20, "Test": 20}
+    seconds = {"download": 1.0, "validate": 2.0, "preprocess": 1.0, "features": 4.0, "audit": 1.0, "train": 30.0}
+    seconds |= {"phase1": 5.0, "phase2": 20.0, "evaluate": 3.0, "promote": 2.0}
+    scaled, real = rehearsal.extrapolate(seconds, counts), rehearsal.images_handled(rehearsal.KAGGLE)
+    assert scaled["features"] == approx(4.0 / 100 * real["features"], abs=1)
+    assert scaled["train"] == approx(scaled["phase1"] + scaled["phase2"] + 5.0, abs=2)  # the rest kept as measured
+
+
+def test_a_smoke_run_never_overwrites_a_committed_result(tmp_path, monkeypatch):
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    assert common.save("rehearsal", {}, small=True) == tmp_path / "smoke_rehearsal.json"
+    assert common.save("smoke_scale", {}, small=True) == tmp_path / "smoke_scale.json"
+    assert common.save("rehearsal", {}) == tmp_path / "rehearsal.json"
 
 
 def _predict(r: dict) -> None:

@@ -30,7 +30,16 @@ def tagged(tag: str) -> dict[int, str]:
                 found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:  # gone meanwhile, or not ours to read
             continue
-    return {pid: cmd for pid, cmd in found.items() if _alive(pid)}
+    return {pid: cmd for pid, cmd in found.items() if _alive(pid) and not _ends_with_us(pid, cmd)}
+
+
+def _ends_with_us(pid: int, cmd: str) -> bool:
+    """multiprocessing's resource tracker of this very process: it ends when this process does."""
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    return parent == os.getpid() and "multiprocessing.resource_tracker" in cmd
 
 
 def _alive(pid: int) -> bool:
