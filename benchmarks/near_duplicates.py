@@ -185,6 +185,45 @@ def search_seconds(splits: dict[str, int], faces: list[bytes]) -> tuple[float, i
     return time.perf_counter() - start, pairs
 
 
+def greyscale_prints(n: int, seed: int) -> list[tuple[str, bytes]]:
+    """Fingerprints of ``n`` greyscale photos (noise of one random tone each): every pair is alike in colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    tones = rng.normal(128, 6, n)  # alike tones: all alike in colour, as greyscale faces are
+    return [
+        near_duplicates.fingerprints(Image.fromarray(np.clip(rng.normal(t, 30, (64, 64)), 0, 255).astype(np.uint8)))
+        for t in tones
+    ]
+
+
+def candidate_memory(sizes: list[tuple[int, int]]) -> list[dict]:
+    """Peak memory (tracemalloc: NumPy's and Python's allocations) of the candidate search between two splits
+    of greyscale photos, each size's: the colour-alike pairs grow with the product, the memory must not."""
+    import tracemalloc
+
+    rows = []
+    for first, second in sizes:
+        a, b = greyscale_prints(first, 1), greyscale_prints(second, 2)
+        tracemalloc.start()
+        start = time.perf_counter()
+        found = near_duplicates.candidates(a, b)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        alike = near_duplicates.close_colours([c for _, c in a], [c for _, c in b]).total
+        rows.append(
+            {
+                "splits": [first, second],
+                "colour_alike_pairs": alike,
+                "candidates_kept": len(found),
+                "peak_mib": round(peak / 2**20, 1),
+                "seconds": round(seconds, 1),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1/100 of the sizes (a smoke test)")
@@ -209,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": round(fingerprinting + search, 1),
         "caught_share_by_transform": transforms,
         "different_faces": different,
+        "candidate_memory": candidate_memory([(200, 50), (600, 150)] if args.small else [(2000, 500), (6000, 1500)]),
     }
     save(args.name, result, small=args.small)
     return result

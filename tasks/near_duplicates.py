@@ -54,7 +54,7 @@ THUMB = 32
 DETAIL = (178, 218)  # (width, height) of the grey views whose detail is compared: the CelebA crop's size
 DETAIL_SIGMA = 1.0  # px: what the Gaussian blur removes from a view leaves its detail
 _BLOCK = 32  # rows of one split compared with all of another at once (bounds memory: block x n x 32 bytes)
-_COLOUR_CELLS = 1 << 22  # pairs per matrix product of colour shares (16 MiB of float32), whatever the sizes
+_COLOUR_CELLS = 1 << 20  # pairs per matrix product of colour shares (4 MiB of float32), whatever the sizes
 
 
 # thumbnail axes (height, width) to reverse for each orientation of the second image of a pair

@@ -123,6 +123,10 @@ def _near_duplicates(r: dict) -> None:
     different = r["different_faces"]
     assert different["pairs_compared"] == 10 * 10  # 20 faces (--small), half against half
     assert different["confirmed"] <= different["candidates"]
+    small, large = r["candidate_memory"]  # 9x the colour-alike pairs, no more memory (a running top-k)
+    assert large["colour_alike_pairs"] > 8.5 * small["colour_alike_pairs"] > 8.5 * 0.95 * 200 * 50
+    assert small["candidates_kept"] == large["candidates_kept"] == near_duplicates.MAX_ALIGNED_PAIRS
+    assert large["peak_mib"] < 2 * small["peak_mib"] + 32
     alike = different["most_colour_alike"]
     assert alike["pairs"] == near_duplicates.ALIKE_PAIRS
     assert alike["colours"][0] <= alike["colours"][1] <= 1
