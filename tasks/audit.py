@@ -151,6 +151,7 @@ def _images_of(processed: Path, wanted: list[Suspect]) -> dict[str, np.ndarray]:
 def audit(
     features_dir: Path,
     processed: Path,
+    reviewed: Path,
     label_issues: Path,
     summary: Path,
     picture: Path,
@@ -161,6 +162,7 @@ def audit(
     Args:
         features_dir: the features stage's output.
         processed: the preprocess output (class names; the suspects' images for the picture).
+        reviewed: ``data/reviewed_labels.csv``: suspects a person checked and kept, left out of the list.
         label_issues, summary, picture: the outputs (``reports/label_issues.csv``, ``label_audit.json``,
             ``label_issues.png``), replaced together.
         params: the ``audit`` section.
@@ -168,6 +170,10 @@ def audit(
     class_names = read_json(processed / paths.CLASS_NAMES_NAME, "preprocess")
     by_split = {split: load(features_dir, split) for split in paths.SPLITS}
     found = audit_splits(by_split, params, class_names)
+    kept = label_audit.reviewed_paths(reviewed)
+    if kept:
+        log.info("%d suspects reviewed and kept in %s are not listed", sum(s.path in kept for s in found), reviewed)
+        found = [s for s in found if s.path not in kept]
     counts = {
         split: {name: sum(1 for s in found if s.split == split and s.given == k) for k, name in enumerate(class_names)}
         for split in paths.SPLITS
@@ -205,7 +211,7 @@ def audit(
 STAGE = Stage(
     "audit",
     audit,
-    deps={"features_dir": paths.FEATURES_DIR, "processed": paths.PROCESSED_DIR},
+    deps={"features_dir": paths.FEATURES_DIR, "processed": paths.PROCESSED_DIR, "reviewed": paths.REVIEWED_LABELS},
     outs={
         "label_issues": Output(paths.LABEL_ISSUES),
         "summary": Output(paths.LABEL_AUDIT),

@@ -40,6 +40,7 @@ FEATURES_DIR = "data/features"
 # audit: the labels the data contradicts (confident learning on the features)
 LABEL_ISSUES = "reports/label_issues.csv"  # ranked: path, split, given and suggested label, P(given)
 LABEL_AUDIT = "reports/label_audit.json"  # images and flagged labels per split and class
+REVIEWED_LABELS = "data/reviewed_labels.csv"  # in git: labels a person checked and kept (path, note); not flagged
 LABEL_ISSUES_GRID = "reports/label_issues.png"  # the top suspects
 
 # train

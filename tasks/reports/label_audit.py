@@ -39,3 +39,20 @@ def label_issue_paths(path: Path, split: str) -> set[str]:
             return {row["path"] for row in reader if row["split"] == split}
     except FileNotFoundError:
         raise StageError(f"{path}: not found; run the audit stage first (dvc repro audit)") from None
+
+
+# data/reviewed_labels.csv (in git): the suspects a person looked at and found correctly labelled
+REVIEWED_COLUMNS = ["path", "note"]
+
+
+def reviewed_paths(path: Path) -> set[str]:
+    """The dataset paths in the reviewed-labels file, which the audit no longer lists (none without the file)."""
+    import csv
+
+    if not Path(path).is_file():
+        return set()
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or reader.fieldnames[0] != "path":
+            raise StageError(f"{path}: the first column must be 'path' (columns: {', '.join(REVIEWED_COLUMNS)})")
+        return {row["path"] for row in reader if row["path"]}

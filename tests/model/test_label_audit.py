@@ -12,6 +12,8 @@ from tasks import dataset, paths, reports
 from tasks.reports import label_audit
 from tasks.reports.label_audit import LabelAudit
 from tasks.reports.training import TrainingInfo
+from tasks.stages import BY_NAME
+from tests.helpers.data import run_stage
 from tests.helpers.tiny_model import prepare, tiny_params, train_at
 
 pytestmark = pytest.mark.slow
@@ -71,3 +73,20 @@ def test_excluding_label_issues_leaves_the_flagged_train_images_out_of_both_phas
     info = reports.read(result.model_dir / paths.TRAINING_INFO_NAME, TrainingInfo, "train")
     assert info.train_images == 480 - len(flagged)  # phase 1's input
     assert np.isfinite(result.history[-1]["val_loss"])
+
+
+def test_a_suspect_reviewed_and_kept_is_no_longer_listed(prepared, tmp_path):
+    """data/reviewed_labels.csv (in git, a dep of audit) is how a person marks a suspect as correctly labelled."""
+    root, params = prepared
+    flagged = _flags(root)
+    assert flagged, "the tiny set has no suspect to review"
+    for rel in BY_NAME["audit"].deps.values():  # the audit's inputs, linked; its outputs its own
+        if (root / rel).exists():
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).symlink_to(root / rel)
+    (tmp_path / paths.REVIEWED_LABELS).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / paths.REVIEWED_LABELS).write_text(f"path,note\n{flagged[0]['path']},checked by hand: right\n")
+    run_stage("audit", tmp_path, audit=params.audit)
+    assert [f["path"] for f in _flags(tmp_path)] == [f["path"] for f in flagged[1:]]
+    summary = reports.read(tmp_path / paths.LABEL_AUDIT, LabelAudit, "audit")
+    assert sum(summary.total(split) for split in paths.SPLITS) == len(flagged) - 1
