@@ -74,7 +74,20 @@ def pretrain(backbone: Any, image_size: int, seed: int) -> None:
     labels = np.array([label == "Male" for _, label, _ in faces], dtype="int32")
     model = tf_keras.Model(backbone.input, tf_keras.layers.Dense(2, activation="softmax")(backbone.output))
     model.compile(tf_keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    model.fit(tf.cast(images, tf.float32) / 255.0, labels, batch_size=32, epochs=PRETRAIN_EPOCHS, verbose=0)
+    progress = tf_keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: log.info(
+            "pretraining: epoch %d/%d, loss %.4f", epoch + 1, PRETRAIN_EPOCHS, logs["loss"]
+        )
+    )
+    log.info("pretraining the built-in backbone on %d synthetic faces, %d epochs", PRETRAIN_IMAGES, PRETRAIN_EPOCHS)
+    model.fit(
+        tf.cast(images, tf.float32) / 255.0,
+        labels,
+        batch_size=32,
+        epochs=PRETRAIN_EPOCHS,
+        verbose=0,
+        callbacks=[progress],
+    )
 
 
 def _export(name: str, image_size: int, seed: int, target: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tasks import paths, quiet
+from tasks import paths
 from tasks.cli import run_cli, setup
 from tasks.doctor import keep_last_good
 from tasks.params.config import parse
@@ -23,8 +23,8 @@ from tasks.snapshot import Snapshot
 from tasks.stages import BY_NAME
 
 # here, not only in main(): a process a stage spawns (the built-in backbone's export) imports this module as
-# its __mp_main__, and starts TensorFlow quiet too
-quiet.install()
+# its __mp_main__, and so starts TensorFlow quiet and logs its progress too
+setup()
 
 
 def main(argv: list[str] | None = None) -> None:

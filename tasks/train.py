@@ -145,9 +145,9 @@ def fit_epochs(run: Run, model: Any, phase: str, epochs: int, fit_one: Callable[
         seed = epoch_seed(run.params.seed, phase, epoch)
         tf_keras.utils.set_random_seed(seed)
         reseed_dropout(model, seed)
-        log.info("%s: epoch %d/%d", phase, epoch + 1, epochs)
         metrics = fit_one(epoch, seed, callbacks).history
         row = {"epoch": epoch + 1, **{k: float(metrics[k][-1]) for k in METRICS}}
+        log.info("%s: epoch %d/%d: %s", phase, epoch + 1, epochs, ", ".join(f"{k} {row[k]:.4f}" for k in METRICS))
         staged = folder / f"epoch-{epoch + 1:04d}.json.tmp"
         write_json(staged, row)
         staged.replace(folder / f"epoch-{epoch + 1:04d}.json")
@@ -331,7 +331,7 @@ def phase1(run: Run, handle: str) -> tuple[Any, Any]:
             epochs=epoch + 1,
             batch_size=run.batch,
             shuffle=True,
-            verbose=2,
+            verbose=0,  # one line per epoch: fit_epochs' own
             callbacks=callbacks,
         )
 
@@ -383,7 +383,7 @@ def phase2(run: Run, handle: str, head: Any) -> Any:
             validation_data=val_ds.with_options(options),
             initial_epoch=epoch,
             epochs=epoch + 1,
-            verbose=2,
+            verbose=0,  # one line per epoch: fit_epochs' own
             callbacks=callbacks,
         )
 

@@ -184,7 +184,13 @@ def test_training_killed_in_each_phase_resumes_to_exactly_the_uninterrupted_run(
     as_yaml = {**TINY_MODEL_PARAMS, "train": {**TINY_MODEL_PARAMS["train"], "epochs": 3, "fine_tune_epochs": 6}}
     for run_root in (tmp_path / "whole", tmp_path / "killed"):  # the same data, each its own outputs
         link_prepared(run_root, root)
-    run_command("train", tmp_path / "whole", as_yaml)
+    whole = run_command("train", tmp_path / "whole", as_yaml)
+    epochs = [line.split("pipeline.train INFO ")[1] for line in whole.stderr.splitlines() if ": epoch " in line]
+    assert [e.split(":")[0] + ":" + e.split(":")[1] for e in epochs] == [
+        *(f"head: epoch {n}/3" for n in (1, 2, 3)),
+        *(f"fine_tune: epoch {n}/6" for n in range(1, 7)),
+    ]  # one line per epoch, with its metrics ...
+    assert all("val_accuracy" in e for e in epochs) and "Epoch 1/1" not in whole.stderr  # ... and no Keras' own
 
     killed = tmp_path / "killed"
 
