@@ -9,6 +9,9 @@ or a blank image (one colour), gets an error line and the rest are still predict
 is 1 if any file failed. The model is the blessed one (``models/blessed/model``, the last model
 that passed the quality gate) unless ``--model`` names another export.
 
+It names the model it used on stderr (its folder and export hash), and prints tab-separated lines under a
+header (``path``, ``label``, ``probability`` of that label; with faces, ``face`` too), or JSON with ``--json``.
+
 The model expects aligned face crops like its training images. For whole photos,
 ``--detect-faces`` finds the faces (tasks/faces.py), cuts each with the training margins and
 prints one line per face with its box; a photo without a face says so.
@@ -36,6 +39,7 @@ from tasks import dataset, faces, images, paths, precision, quiet
 from tasks.cli import run_cli, setup
 from tasks.errors import StageError, shown
 from tasks.faces import Face
+from tasks.files import tree_hash
 from tasks.inference import LoadedModel, load_model
 from tasks.params import config
 from tasks.params.validate import ValidateParams
@@ -305,9 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.mixed_precision:
         print(f"precision: {chosen} ({why})", file=sys.stderr)
     with precision.rewrite(chosen):
-        results = predict_files(files, open_model(args.model), detect_faces=args.detect_faces)
+        model = open_model(args.model)
+        print(f"model: {args.model} (sha256 of the export {tree_hash(args.model)[:12]})", file=sys.stderr)
+        results = predict_files(files, model, detect_faces=args.detect_faces)
     if args.json:
         print(json.dumps(results, indent=2))
+    else:  # tab-separated, under a header that names the columns
+        print("path\tface\tlabel\tprobability" if args.detect_faces else "path\tlabel\tprobability")
     for r in results:
         if "error" in r:
             print(answers(r)[0], file=sys.stderr)

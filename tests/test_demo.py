@@ -188,7 +188,8 @@ def test_face_crops_find_and_classify_pasted_faces(demo, tmp_path, capsys):
     assert right / found >= 0.8, f"{right} of {found} faces classified right"
 
     assert predict.main([str(empty), str(tmp_path / "scene00.jpg"), "--detect-faces", *model]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header == "path\tface\tlabel\tprobability"
     assert lines[0] == f"{empty}\tno face found"
 
 

@@ -79,7 +79,7 @@ def test_fifos_devices_and_oversized_files_are_not_read_and_the_rest_is_predicte
         signal.alarm(0)
     out, err = capsys.readouterr()
     assert code == 1
-    assert len(out.strip().splitlines()) == 10  # every readable image still predicted
+    assert len(out.strip().splitlines()) == 1 + 10  # the header, and every readable image still predicted
     assert "pipe.jpg: error: cannot read this image (not a regular file (a FIFO, device or socket); not read)" in err
     assert "/dev/zero: error: cannot read this image (not a regular file" in err
     assert "big.jpg: error: cannot read this image (larger than validate.max_file_mb=1; not read)" in err

@@ -10,6 +10,7 @@ import pytest
 from flows import predict
 from tasks import dataset, paths
 from tasks.errors import StageError
+from tasks.files import tree_hash
 from tasks.inference import load_model
 
 pytestmark = pytest.mark.slow
@@ -20,8 +21,14 @@ def test_prints_label_and_probability_per_image(trained, images, capsys):
 
     root, _, _ = trained
     assert predict.main([str(images), "--model", str(root / paths.MODEL_DIR)]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    header, *lines = captured.out.strip().splitlines()
+    assert header == "path\tlabel\tprobability"
     assert len(lines) == 10
+    # the model it used, named on stderr by its folder and the hash of its export
+    assert f"model: {root / paths.MODEL_DIR} (sha256 of the export {tree_hash(root / paths.MODEL_DIR)[:12]})" in (
+        captured.err
+    )
     model = load_model(root / paths.MODEL_DIR)
     right = 0
     for line in lines:
