@@ -25,13 +25,29 @@ INTENDED_USE = """\
   `python -m flows.predict --detect-faces`, which finds faces first and crops them with the training margins.
 """
 
-LIMITATIONS = """\
+# what the data the model was trained on limits, by data.source
+DATA_LIMITATIONS = {
+    "kaggle": """\
 - The labels are binary Male/Female annotations from CelebA. They describe how annotators labelled
   celebrity photos, not anyone's gender identity, and they leave out everyone the two labels do not fit.
 - The photos are of celebrities (posed, well lit, mostly young, skewed in age and ethnicity); accuracy on
   other people and other photo conditions is unknown and likely lower. See the slices above.
 - CelebA's attribute annotations carry known noise of about 1-2%, so accuracy above roughly 98% on its
   Test split is not meaningful.
+""",
+    "synthetic": """\
+- The model was trained and tested on synthetic faces drawn by this project (`tasks/synthetic.py`:
+  cartoon heads with noise, pose, lighting and colour variation), **not real people**. Its figures say the
+  pipeline works; they say nothing of how it does on any real face. Do not use it on real photos.
+- The two classes are the generator's own Male/Female drawing styles, not anyone's gender identity.
+""",
+    "local": """\
+- The model was trained on a local dataset (see Data): its labels, the people in it and how they were
+  photographed limit what the figures above mean; accuracy on other people and conditions is unknown.
+- Binary Male/Female labels describe how the images were labelled, not anyone's gender identity.
+""",
+}
+LIMITATIONS = """\
 - **Not for identity, and not for any decision about a person** (hiring, access, security, moderation,
   targeting or anything else that affects them).
 - A blank or faceless image still gets probabilities from the model; `flows.predict` refuses images of one
@@ -223,7 +239,7 @@ def render(
         ("Behaviour checks", _behaviour(evaluation.behaviour)),
         ("Quality gate", gate_section(verdict)),
         ("Intended use", INTENDED_USE),
-        ("Limitations", LIMITATIONS),
+        ("Limitations", DATA_LIMITATIONS[source.source] + LIMITATIONS),
         ("Licence", LICENCE),
     ]
     body = "\n\n".join(f"## {title}\n\n{text.strip()}" for title, text in sections)

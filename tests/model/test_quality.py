@@ -131,7 +131,9 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     ):
         assert heading in card
     assert "not for any decision about a person" in card.lower()
-    assert "1-2%" in card
+    limitations = card.split("## Limitations")[1].split("## Licence")[0]
+    assert "synthetic faces" in limitations and "not real people" in limitations  # the data it was trained on ...
+    assert "CelebA" not in limitations and "celebrit" not in limitations  # ... not the Kaggle set's
     assert "| brightness |" in card
     assert "| jpeg_size |" in card
 
