@@ -14,9 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
+
 from tasks import paths
 from tasks.cli import run_cli, setup
-from tasks.doctor import keep_last_good
+from tasks.doctor import LOCKFILE, keep_last_good
+from tasks.errors import ParamsError, StageError
 from tasks.params.config import parse
 from tasks.quiet import add_verbose_flag
 from tasks.snapshot import Snapshot
@@ -42,8 +45,24 @@ def main(argv: list[str] | None = None) -> None:
 def run(stage: str, params_file: Path) -> None:
     """Run ``stage`` with the params file as it is now; refuse to end well if its params or code changed meanwhile."""
     snapshot = Snapshot.take(stage, Path("."), params_file)
-    BY_NAME[stage].run(Path("."), parse(snapshot.raw, str(params_file)))
+    try:
+        BY_NAME[stage].run(Path("."), parse(snapshot.raw, str(params_file)))
+    except (ParamsError, StageError) as exc:  # an expected fault: one line, and how to undo what dvc removed
+        hint = _restore_hint(stage)
+        if not hint:
+            raise
+        raise type(exc)(f"{exc}{hint}") from exc
     snapshot.check("run dvc repro again")
+
+
+def _restore_hint(stage: str) -> str:
+    """How to get back the outputs ``dvc repro`` removed before the failed run, when dvc.lock has them."""
+    missing = [o.path for o in BY_NAME[stage].outputs() if not Path(o.path).exists()]
+    lock = Path(LOCKFILE)
+    recorded = lock.is_file() and stage in (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
+    if not missing or not recorded:
+        return ""
+    return f"; the previous {', '.join(missing)} are in DVC's cache: `dvc checkout {stage}` brings them back"
 
 
 if __name__ == "__main__":

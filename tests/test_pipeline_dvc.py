@@ -149,3 +149,19 @@ def test_an_experiment_shows_its_headline_metrics_in_120_columns(repo_after_firs
         f"{metrics['strict-gate']['logloss']:.4f}",
         *(f"{v:.4f}" for v in metrics["strict-gate"]["recall"].values()),
     ]
+
+
+def test_a_failed_download_says_how_to_get_the_previous_data_back(repo_after_first_run):
+    repo = repo_after_first_run
+    before = (repo / paths.RAW_DIR / paths.SOURCE_NAME).read_bytes()
+    set_params(repo, {"data": {"source": "local", "path": str(repo / "no-such.zip")}})
+    failed = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "download"], cwd=repo, capture_output=True, text=True
+    )
+    assert failed.returncode != 0
+    assert not (repo / paths.RAW_DIR).exists()  # dvc repro removed the output before the command ran
+    assert f"the previous {paths.RAW_DIR} are in DVC's cache: `dvc checkout download` brings them back" in (
+        failed.stderr
+    )
+    dvc(repo, "checkout", "download")
+    assert (repo / paths.RAW_DIR / paths.SOURCE_NAME).read_bytes() == before
