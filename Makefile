@@ -62,11 +62,11 @@ test-fast: setup  ## every test but the slow ones (no training, no dvc repro, no
 rehearse: setup  ## before a real run: configs/kaggle.yaml end to end, data and backbone from loopback fakes (15-20 min)
 	$(BIN)/python -m benchmarks.rehearsal $(ARGS)
 
-use-kaggle:  ## switch params.yaml to the real configuration (Kaggle data, TF Hub ResNet50 v2, GPU)
-	cp configs/kaggle.yaml params.yaml
+use-kaggle: setup  ## switch params.yaml to the real configuration (Kaggle data, TF Hub ResNet50 v2, GPU); keeps your edits
+	$(BIN)/python -m ops.configs kaggle
 
-use-demo:  ## back to the embedded offline default (the committed params.yaml)
-	git checkout -- params.yaml
+use-demo: setup  ## back to the embedded offline default (the committed params.yaml); keeps your edits
+	$(BIN)/python -m ops.configs demo
 
 PREFECT_API_URL ?= http://127.0.0.1:4200/api
 
