@@ -192,19 +192,25 @@ def _publish_audit(root: Path) -> None:
         )
 
 
-def publish_artifacts(root: Path, previous_evaluation: Evaluation | None) -> None:
-    """Publish every artifact whose inputs exist."""
+def publish_artifacts(root: Path, previous_evaluation: Evaluation | None, ran: set[str]) -> None:
+    """Publish the artifacts of the stages that ``ran`` in this flow run, and where the outputs are.
+
+    A skipped stage publishes nothing new: its artifact's latest version, from the run that made it, stays
+    the one shown (with that run's link and time), so no artifact of this run repeats old text as new.
+    """
     report = read_if_present(root / paths.VALIDATION_REPORT, ValidationReport, "validate")
-    if report:
+    if report and "validate" in ran:
         create_markdown_artifact(
             key="validation-summary",
             markdown=_validation_markdown(report, read_if_present(root / paths.DRIFT, Drift, "validate")),
             description="Counts per split and class, failed expectations, drift against the blessed model's data",
         )
-    _publish_audit(root)
-    create_markdown_artifact(
-        key="plots", markdown=plots_markdown(root), description="Training curves and the evaluation's plots"
-    )
+    if "audit" in ran:
+        _publish_audit(root)
+    if ran & {"train", "evaluate"}:
+        create_markdown_artifact(
+            key="plots", markdown=plots_markdown(root), description="Training curves and the evaluation's plots"
+        )
     outputs = [
         ("Metrics (DVC)", paths.METRICS),
         ("Full evaluation", paths.EVALUATION),
@@ -225,17 +231,20 @@ def publish_artifacts(root: Path, previous_evaluation: Evaluation | None) -> Non
     )
     evaluation = read_if_present(root / paths.EVALUATION, Evaluation, "evaluate")
     verdict = read_if_present(root / paths.GATE, Verdict, "promote")
-    if not evaluation or not verdict:
-        return
-    create_table_artifact(key="metrics", table=_metrics_table(evaluation, verdict), description="Test-split metrics")
-    create_markdown_artifact(
-        key="quality-gate",
-        markdown=_gate_markdown(root, evaluation, verdict),
-        description="The gate's checks and whether the model was promoted",
-    )
-    create_table_artifact(
-        key="slices",
-        table=[asdict(r) for r in evaluation.slices],
-        description="Test accuracy per class, brightness bin and JPEG-size bin, with counts",
-    )
-    create_markdown_artifact(key="metrics-comparison", markdown=_comparison_markdown(previous_evaluation, evaluation))
+    if evaluation and verdict and ran & {"evaluate", "promote"}:
+        table = _metrics_table(evaluation, verdict)
+        create_table_artifact(key="metrics", table=table, description="Test-split metrics")
+    if evaluation and verdict and "promote" in ran:
+        create_markdown_artifact(
+            key="quality-gate",
+            markdown=_gate_markdown(root, evaluation, verdict),
+            description="The gate's checks and whether the model was promoted",
+        )
+    if evaluation and "evaluate" in ran:
+        create_table_artifact(
+            key="slices",
+            table=[asdict(r) for r in evaluation.slices],
+            description="Test accuracy per class, brightness bin and JPEG-size bin, with counts",
+        )
+        comparison = _comparison_markdown(previous_evaluation, evaluation)
+        create_markdown_artifact(key="metrics-comparison", markdown=comparison)

@@ -156,7 +156,7 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
         previous = run(stage, str(where), reasons, forced, wait_for=[previous] if previous else None, return_state=True)
         states[stage] = previous.name
         previous.result()  # a failed stage fails the flow here
-    publish_artifacts(where, previous_metrics)
+    publish_artifacts(where, previous_metrics, ran={stage for stage, state in states.items() if state != "Skipped"})
     print(f"Results: {paths.METRICS}, {paths.EVALUATION}, {paths.FIGURES_DIR}, model {paths.MODEL_DIR} (in {where})")
     return states
 

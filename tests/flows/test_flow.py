@@ -67,6 +67,10 @@ def test_second_run_skips_every_stage_and_says_why(flow_repo, prefect_server):
     assert [(t["name"], t["state"]["name"]) for t in runs] == [(s, "Skipped") for s in STAGE_NAMES]
     assert all("up to date in dvc.lock" in t["state"]["message"] for t in runs)
     assert prefect_server.graph_edges(latest["id"]) == CHAIN
+    # no artifact of this run repeats an earlier run's text as new: only where the outputs are
+    made = prefect_server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [latest["id"]]}}})
+    assert [a["key"] for a in made] == ["pipeline-outputs"]
+    assert "Under `" in made[0]["data"] and "promoted" not in made[0]["data"]
 
 
 FLOW_IN_THIS_PROCESS = """
