@@ -73,8 +73,8 @@ PREFECT_API_URL ?= http://127.0.0.1:4200/api
 .PHONY: flow ui serve deploy worker system server-postgres
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-DEBIAN_PACKAGES := chromium postgresql
-system:  ## Debian's chromium (the UI test; Playwright's own download fails offline) and postgresql, when missing
+DEBIAN_PACKAGES := chromium postgresql iproute2
+system:  ## Debian's chromium (the UI test; Playwright's own download fails offline), postgresql and iproute2 (ss), when missing
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 

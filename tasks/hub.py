@@ -15,6 +15,8 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -166,11 +168,23 @@ def _bytes_under(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
+def _bytes_received(pid: int) -> int:
+    """What the open TCP sockets of process ``pid`` have received (the kernel's tcp_info, read by iproute2's
+    ``ss``); 0 where ``ss`` is missing, and then only the bytes on disk show progress."""
+    ss = shutil.which("ss")
+    if ss is None:
+        return 0
+    out = subprocess.run([ss, "-tinpH"], capture_output=True, text=True, check=False).stdout
+    sockets = re.split(r"\n(?=\S)", out)  # one block per socket: its line, then its indented tcp_info
+    return sum(int(n) for s in sockets if f"pid={pid}," in s for n in re.findall(r"bytes_received:(\d+)", s))
+
+
 def _kaggle_once(handle: str, timeout_s: float, again: bool) -> Path:
     """One attempt of ``kagglehub.model_download`` (``again``: the cached copy was set aside).
 
     kagglehub's requests have no read timeout, so it runs in a child process, killed when no byte
-    has arrived for ``timeout_s`` (a stalled API call or file).
+    has arrived for ``timeout_s`` (a stalled API call or file). Bytes arriving count, not only bytes on
+    disk: kagglehub writes a file 1 MiB at a time, so a slow download that keeps delivering is never killed.
     """
     folder, repo = cache_folder(handle), Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
@@ -178,16 +192,16 @@ def _kaggle_once(handle: str, timeout_s: float, again: bool) -> Path:
         outcome_file = Path(tmp) / "outcome.json"
         ref, flag = handle.removeprefix(KAGGLE_PREFIX), "1" if again else "0"
         child = subprocess.Popen([sys.executable, "-c", _CHILD, ref, flag, str(outcome_file)], env=env)
-        seen, since = -1, time.monotonic()
+        seen, since = (-1, -1), time.monotonic()
         while child.poll() is None:
-            size = _bytes_under(folder)
+            size = (_bytes_under(folder), _bytes_received(child.pid))
             if size != seen:
                 seen, since = size, time.monotonic()
             elif time.monotonic() - since > timeout_s:
                 child.kill()
                 child.wait()
                 raise TimeoutError(f"no byte arrived in {timeout_s:g} s")
-            time.sleep(min(0.1, timeout_s / 5))
+            time.sleep(min(0.2, timeout_s / 5))
         if not outcome_file.is_file():
             raise StageError(f"backbone {handle}: kagglehub stopped (exit status {child.returncode}); see above")
         outcome = json.loads(outcome_file.read_text())

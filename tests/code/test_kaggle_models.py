@@ -110,6 +110,16 @@ def test_a_stalled_server_fails_within_the_timeout_with_one_line(fake):
     assert f"unpack the model into {hub.cache_folder(HANDLE)}; KAGGLEHUB_CACHE sets" in message
 
 
+def test_a_slow_download_that_keeps_delivering_is_never_stopped(fake, small_savedmodel):
+    """Every 16 KiB 0.3 s apart (about 53 KB/s) with a 0.5 s timeout: kagglehub writes a file 1 MiB at a time,
+    so nothing reaches the disk for seconds, yet bytes keep arriving: only a silent download is stopped."""
+    fake.chunk_delay = 0.3
+    start = time.monotonic()
+    folder = hub.fetch(HANDLE, 0.5)
+    assert tree_hash(folder) == tree_hash(small_savedmodel)
+    assert time.monotonic() - start > 2  # it was slow: more than four 0.5 s windows without a whole MiB
+
+
 def test_a_damaged_cache_is_set_aside_and_downloaded_again(fake, small_savedmodel, caplog):
     folder = hub.fetch(HANDLE, 10)
     index = folder / "variables" / "variables.index"
