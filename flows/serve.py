@@ -10,10 +10,8 @@ flows/deployments.py, as does prefect.yaml for the work-pool route (``prefect de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,33 +19,9 @@ from prefect import serve
 
 from flows.deployments import served
 from flows.events import ensure_alerts
+from flows.server import answers, bypass_proxy_for_loopback, local_server
 from tasks.cli import run_cli
 from tasks.quiet import add_verbose_flag
-
-
-def ensure_server(api_url: str, wait_s: float = 60) -> subprocess.Popen | None:
-    """Start ``prefect server start`` on 127.0.0.1 unless ``api_url`` already answers."""
-    health = api_url.rstrip("/") + "/health"
-
-    def up() -> bool:
-        try:
-            return httpx.get(health, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    if up():
-        return None
-    port = str(httpx.URL(api_url).port or 4200)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port]
-    )
-    deadline = time.monotonic() + wait_s
-    while not up():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.terminate()
-            raise SystemExit(f"could not start the Prefect server on 127.0.0.1:{port}")
-        time.sleep(1)
-    return server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,13 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     api_url = os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     os.environ["PREFECT_API_URL"] = api_url  # serve() needs a real server to poll
-    server = ensure_server(api_url)
-    try:
+    bypass_proxy_for_loopback()
+    with contextlib.ExitStack() as stack:
+        if not answers(api_url):  # none running there: one with the UI, which stops with this process
+            stack.enter_context(local_server(port=httpx.URL(api_url).port or 4200, full=True))
         ensure_alerts()  # the webhook alerts on a blocked promotion or a failed retrain (flows/events.py)
         serve(*served(args.root))
-    finally:
-        if server:
-            server.terminate()
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Without PREFECT_API_URL, Prefect would start its own temporary server (``SubprocessASGIServer``) and
 stop it at exit; a flow killed by SIGTERM or SIGKILL runs no exit code, so that server (about
-200 MB) stayed behind, orphaned. :func:`prefect_api` starts the same kind of server itself, as
-``python -m flows.server PORT``, which asks the kernel to kill it when its parent dies (Linux's
-parent-death signal; elsewhere a thread that watches the parent), and stops it when the flow ends.
+200 MB) stayed behind, orphaned. :func:`local_server`, the project's one way to start a server (for a
+flow run, and with the UI for ``make serve``), runs ``python -m flows.server PORT PARENT``, which asks the
+kernel to kill it when its parent dies (Linux's parent-death signal; elsewhere a thread that watches the
+parent), and stops it when the ``with`` block ends.
 
 Loopback always bypasses a proxy here (``no_proxy``), so ``http_proxy`` cannot send the flow's
 calls to its own server elsewhere. A server that does not answer, at the start or mid-run, is one
@@ -129,24 +130,34 @@ def prefect_api() -> Iterator[str]:
         with _one_line_if_lost(url):
             yield url
         return
-    with _temporary_server() as url, temporary_settings(updates={PREFECT_API_URL: url}), _one_line_if_lost(url, True):
+    with local_server() as url, temporary_settings(updates={PREFECT_API_URL: url}), _one_line_if_lost(url, True):
         yield url
 
 
-@contextmanager
-def _temporary_server() -> Iterator[str]:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_server(port: int | None = None, full: bool = False) -> Iterator[str]:
+    """A Prefect server on loopback that stops with this process, however it ends; its API URL.
+
+    The project's one way to start a server. By default the API alone, on a free port, for one flow run;
+    ``full``: with the UI and every service (the scheduler among them), on ``port``, for ``make serve``.
+    """
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    print(f"Starting a temporary Prefect server at {url} (it stops with this run)", file=sys.stderr)
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "flows.server", str(port), str(os.getpid())], env=env)
+    print(f"Starting a Prefect server at {url} (it stops with this process)", file=sys.stderr)
+    env = {**os.environ, "PREFECT_UI_ENABLED": "1" if full else "0"}
+    command = [sys.executable, "-m", "flows.server", str(port), str(os.getpid()), *(["--full"] if full else [])]
+    server = subprocess.Popen(command, env=env)
     try:
         deadline = time.monotonic() + START_SECONDS
         while not answers(url):
             if server.poll() is not None or time.monotonic() > deadline:
-                raise StageError(f"the temporary Prefect server at {url} did not start (exit code {server.poll()})")
+                raise StageError(f"the Prefect server at {url} did not start (exit code {server.poll()})")
             time.sleep(0.2)
         yield url
     finally:
@@ -183,14 +194,15 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def serve(port: int, parent: int) -> None:
-    """The temporary server: Prefect's API without its UI, on loopback, until ``parent`` ends."""
+def serve(port: int, parent: int, full: bool = False) -> None:
+    """The server :func:`local_server` starts: Prefect's API (``full``: with the UI and every service) on
+    loopback, until ``parent`` ends."""
     _die_with(parent)
     import uvicorn
     from prefect.server.api.server import create_app
 
-    uvicorn.run(create_app(ephemeral=True, final=True), host="127.0.0.1", port=port, log_level="error")
+    uvicorn.run(create_app(ephemeral=not full, final=True), host="127.0.0.1", port=port, log_level="error")
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]))
+    serve(int(sys.argv[1]), int(sys.argv[2]), full="--full" in sys.argv[3:])
