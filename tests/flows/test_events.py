@@ -78,6 +78,12 @@ def _events(server, name: str) -> list[dict]:
     return server.post("/events/filter", {"filter": {"event": {"name": [name]}}, "limit": 50})["events"]
 
 
+def _emitted(server, name: str) -> list[dict]:
+    """The events of that name once the server has stored one: it stores what it receives in batches, so an
+    event sent as the flow ends may be stored a few seconds after the flow's process has exited."""
+    return server.wait_until(lambda: _events(server, name), 60, f"a {name} event")
+
+
 def _seconds_after(event: dict, stamp: str) -> float:
     def parse(s: str) -> datetime:
         return datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -91,7 +97,7 @@ def test_a_promoted_model_starts_a_batch_prediction_of_the_inbox(flow_repo, pref
     for i, (_, _, data) in enumerate(synthetic.generate({"Test": 3}, 0.5, seed=5)):
         (inbox / f"{i}.jpg").write_bytes(data)
     flow(flow_repo, prefect_server)  # the first run: the gate passes and the model is promoted
-    (event,) = _events(prefect_server, PROMOTED)
+    (event,) = _emitted(prefect_server, PROMOTED)
     blessed = json.loads((flow_repo / paths.BLESSED_POINTER).read_text())
     assert event["payload"]["fingerprint"] == blessed["fingerprint"]
     assert event["payload"]["metrics"] == json.loads((flow_repo / paths.METRICS).read_text())
@@ -119,7 +125,7 @@ def test_a_promoted_model_starts_a_batch_prediction_of_the_inbox(flow_repo, pref
 def test_a_blocked_promotion_sends_one_notification_naming_the_failed_check(flow_repo, prefect_server, webhook):
     set_params(flow_repo, {"promote": {"min_accuracy": 1.0}})
     flow(flow_repo, prefect_server)
-    (event,) = _events(prefect_server, BLOCKED)
+    (event,) = _emitted(prefect_server, BLOCKED)
     assert [c["name"] for c in event["payload"]["failed_checks"]] == ["accuracy"]
     (message,) = prefect_server.wait_until(lambda: list(webhook.received), 60, "a notification")
     assert message["text"].startswith(f"Promotion blocked: model {event['payload']['fingerprint']}")
@@ -177,7 +183,9 @@ def test_the_work_pool_route_triggers_the_same_batch_prediction(flow_repo, prefe
     (flow_repo / paths.PREDICTIONS_OUT).unlink()
     set_params(flow_repo, {"promote": {"min_accuracy": 0.0}})
     flow(flow_repo, prefect_server)  # promote reruns (its params changed) and promotes
-    event = _events(prefect_server, PROMOTED)[0]  # newest first
+    event = prefect_server.wait_until(  # newest first: this promotion's, once stored (the first test's is older)
+        lambda: (found := _events(prefect_server, PROMOTED))[1:] and found[0], 60, "this run's promotion event"
+    )
     new = prefect_server.wait_until(
         lambda: [r for r in _triggered(prefect_server) if r["id"] not in before], 300, "the triggered run"
     )
