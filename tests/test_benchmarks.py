@@ -16,6 +16,7 @@ from pytest import approx
 
 from benchmarks import near_duplicates, rehearsal
 from benchmarks.common import REPO, RESULTS
+from tasks.near_duplicates import MAX_ALIGNED_PAIRS
 from tasks.stages import BY_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.bench]  # `make bench-check`, not `make test`
@@ -125,7 +126,7 @@ def _near_duplicates(r: dict) -> None:
     assert different["confirmed"] <= different["candidates"]
     small, large = r["candidate_memory"]  # 9x the colour-alike pairs, no more memory (a running top-k)
     assert large["colour_alike_pairs"] > 8.5 * small["colour_alike_pairs"] > 8.5 * 0.95 * 200 * 50
-    assert small["candidates_kept"] == large["candidates_kept"] == near_duplicates.MAX_ALIGNED_PAIRS
+    assert small["candidates_kept"] == large["candidates_kept"] == MAX_ALIGNED_PAIRS
     assert large["peak_mib"] < 2 * small["peak_mib"] + 32
     alike = different["most_colour_alike"]
     assert alike["pairs"] == near_duplicates.ALIKE_PAIRS
