@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo test bench-check test-fast lint dvc-yaml prefect-yaml repro doctor experiments rehearse use-kaggle use-demo
+.PHONY: help setup demo test bench-check test-fast lint dvc-yaml prefect-yaml repro promote doctor experiments rehearse use-kaggle use-demo
 .DEFAULT_GOAL := help
 
 help:  ## list the targets (this text)
@@ -21,14 +21,18 @@ $(STAMP): pyproject.toml constraints.txt tasks/docs_assets.py ops/docs_assets.py
 	$(BIN)/python -m ops.docs_assets  # the Data Docs' scripts and styles, from npm (sha512-checked), for offline pages
 	touch $(STAMP)
 
-demo: setup  ## run the whole pipeline on the offline synthetic default
+demo: setup  ## run the whole pipeline on the offline synthetic default, then promote its model to production
 	$(BIN)/python -m tasks.doctor --check
 	$(BIN)/dvc repro
+	$(BIN)/python -m ops.promote
 	$(BIN)/dvc status
 
 repro: setup  ## dvc repro, after checking DVC's own state files (see `make doctor`)
 	$(BIN)/python -m tasks.doctor --check
 	$(BIN)/dvc repro
+
+promote: setup  ## make the gated candidate the production model (GTO tag model#prod#N); refuses a failed gate
+	$(BIN)/python -m ops.promote
 
 doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 	$(BIN)/python -m tasks.doctor

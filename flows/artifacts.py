@@ -21,13 +21,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import model_card, near_duplicates, paths, reports
 from tasks.errors import StageError
-from tasks.gate import failed_checks
 from tasks.metrics import shown
+from tasks.registry import read_pointer
 from tasks.reports import R
 from tasks.reports.evaluation import Evaluation
 from tasks.reports.label_audit import LabelAudit
 from tasks.reports.validation import Drift, ValidationReport
-from tasks.reports.verdict import Blessed, Verdict
+from tasks.reports.verdict import Verdict
+from tasks.verdict import failed_checks
 
 MAX_IMAGE_BYTES = 200_000  # each embedded PNG, before base64
 MAX_IMAGE_SIDE = 900  # pixels; larger figures (the sample grid) are downscaled first
@@ -81,13 +82,13 @@ def plots_markdown(root: Path) -> str:
 
 
 def _gate_markdown(root: Path, evaluation: Evaluation, verdict: Verdict) -> str:
-    pointer = read_if_present(root / paths.BLESSED_POINTER, Blessed, "promote")
+    pointer = read_pointer(root / paths.PRODUCTION_DIR)
     if not verdict.passed:
-        outcome = "not promoted: " + "; ".join(failed_checks(verdict))
+        outcome = "cannot be promoted: " + "; ".join(failed_checks(verdict))
     elif pointer is not None and pointer.fingerprint == evaluation.model.fingerprint:
-        outcome = "promoted: this model is now the blessed one"
+        outcome = f"this model is the production model (model@{pointer.model_version})"
     else:
-        outcome = "not promoted"
+        outcome = "may be promoted: `make promote` makes it the production model"
     return (
         f"# Quality gate: {'passed' if verdict.passed else 'FAILED'}\n\n{outcome}\n\n"
         f"{model_card.gate_section(verdict)}\n"
@@ -203,7 +204,7 @@ def publish_artifacts(root: Path, previous_evaluation: Evaluation | None, ran: s
         create_markdown_artifact(
             key="validation-summary",
             markdown=_validation_markdown(report, read_if_present(root / paths.DRIFT, Drift, "validate")),
-            description="Counts per split and class, failed expectations, drift against the blessed model's data",
+            description="Counts per split and class, failed expectations, drift against the production model's data",
         )
     if "audit" in ran:
         _publish_audit(root)
@@ -219,7 +220,7 @@ def publish_artifacts(root: Path, previous_evaluation: Evaluation | None, ran: s
         ("Data Docs", f"{paths.DATA_DOCS}/index.html"),
         ("Label suspects", paths.LABEL_ISSUES),
         ("Exported model", paths.MODEL_DIR),
-        ("Blessed model", paths.BLESSED_DIR),
+        ("Production model (registry copy)", paths.PRODUCTION_DIR),
         *((title, rel) for title, rel in PLOTS),
     ]
     create_markdown_artifact(
@@ -230,15 +231,15 @@ def publish_artifacts(root: Path, previous_evaluation: Evaluation | None, ran: s
         description="Where the reports, plots, Data Docs and models are (paths relative to the repository)",
     )
     evaluation = read_if_present(root / paths.EVALUATION, Evaluation, "evaluate")
-    verdict = read_if_present(root / paths.GATE, Verdict, "promote")
-    if evaluation and verdict and ran & {"evaluate", "promote"}:
+    verdict = read_if_present(root / paths.GATE, Verdict, "gate")
+    if evaluation and verdict and ran & {"evaluate", "gate", "promote"}:
         table = _metrics_table(evaluation, verdict)
         create_table_artifact(key="metrics", table=table, description="Test-split metrics")
-    if evaluation and verdict and "promote" in ran:
+    if evaluation and verdict and ran & {"gate", "promote"}:
         create_markdown_artifact(
             key="quality-gate",
             markdown=_gate_markdown(root, evaluation, verdict),
-            description="The gate's checks and whether the model was promoted",
+            description="The gate's checks and whether the model is in production",
         )
     if evaluation and "evaluate" in ran:
         create_table_artifact(

@@ -88,10 +88,10 @@ DEPLOYMENTS = (
     Deployment(
         name="batch-predict",
         entrypoint="flows/predict.py:batch_predict",
-        description=f"Predict every image in {paths.INBOX} with the blessed model; results in {paths.PREDICTIONS_OUT}",
+        description=f"Predict every image in {paths.INBOX} with the production model; results: {paths.PREDICTIONS_OUT}",
         cron="0 6 * * *",  # daily 06:00
         tags=("predict",),
-        parameters={"inputs": [paths.INBOX], "model": paths.BLESSED_MODEL, "output": paths.PREDICTIONS_OUT},
+        parameters={"inputs": [paths.INBOX], "model": paths.PRODUCTION_MODEL, "output": paths.PREDICTIONS_OUT},
         triggers=(promoted_trigger,),  # a newly promoted model serves the inbox at once (flows/events.py)
     ),
 )

@@ -1,8 +1,9 @@
 """Prefect events from the pipeline, the trigger that serves a promoted model, and the alerts.
 
-* **Events.** When the flow runs the promote stage, it emits ``gender.model.promoted`` or
-  ``gender.model.blocked`` (resource ``gender.model.<fingerprint>``), with the model's fingerprint,
-  the headline metrics (``reports/metrics.json``) and the gate's failed checks. ``dvc repro`` emits
+* **Events.** The flow emits ``gender.model.blocked`` when the gate stage fails, and
+  ``gender.model.promoted`` when its promote task (``ops.promote``) makes the model the production one
+  (resource ``gender.model.<fingerprint>``), with the model's fingerprint, the headline metrics
+  (``reports/metrics.json``) and the gate's failed checks. ``dvc repro`` and ``make promote`` emit
   none: events belong to the orchestrated route.
 * **Trigger.** The ``batch-predict`` deployment runs when a model is promoted (flows/deployments.py
   declares it once, for ``make serve`` and prefect.yaml alike), so the inbox is served by the new
@@ -26,10 +27,10 @@ from urllib.parse import urlsplit
 
 from tasks import paths
 from tasks.errors import StageError
-from tasks.gate import failed_checks
 from tasks.reports import read
 from tasks.reports.evaluation import Evaluation
 from tasks.reports.verdict import Verdict
+from tasks.verdict import failed_checks
 
 PROMOTED = "gender.model.promoted"
 BLOCKED = "gender.model.blocked"
@@ -40,8 +41,8 @@ SLACK_BODY = {"text": "{{subject}}\n{{body}}"}  # what Slack's incoming webhooks
 
 
 def promotion_event(root: Path) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The event for a promote stage that ran, from its reports: its name, resource and payload."""
-    verdict = read(root / paths.GATE, Verdict, "promote")
+    """The event of a gate that failed or a model that was promoted, from the gate report: name, resource, payload."""
+    verdict = read(root / paths.GATE, Verdict, "gate")
     fingerprint = read(root / paths.EVALUATION, Evaluation, "evaluate").model.fingerprint
     payload = {
         "fingerprint": fingerprint,
@@ -53,17 +54,11 @@ def promotion_event(root: Path) -> tuple[str, dict[str, str], dict[str, Any]]:
     return (PROMOTED if verdict.passed else BLOCKED), resource, payload
 
 
-EMITTED_BY = {"promote": promotion_event}  # stage -> the event a run of it emits
-
-
-def emit_for(stage: str, root: Path) -> None:
-    """Emit the event of ``stage``'s run, if it has one (inside a task run, so the event is related to it)."""
-    build = EMITTED_BY.get(stage)
-    if build is None:
-        return
+def emit_promotion_event(root: Path) -> None:
+    """Emit :func:`promotion_event` (inside a task run, so the event is related to it)."""
     from prefect.events import emit_event
 
-    name, resource, payload = build(root)
+    name, resource, payload = promotion_event(root)
     emit_event(event=name, resource=resource, payload=payload)
 
 

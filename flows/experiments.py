@@ -3,8 +3,10 @@
 ``dvc exp show`` puts every param and every dependency hash in a column; outside a pager (a script, a CI
 log, a pipe) it squeezes the table to the terminal until every cell reads ``…``. This reads the same rows
 from ``dvc exp show --json`` and prints two small tables: the headline metrics of ``reports/metrics.json``
-(the columns ``tasks.gate.headline`` writes) for each row, then only the params whose value differs
-between the rows. Extra arguments go to ``dvc exp show`` (``-A``: the experiments of every commit).
+(the columns ``tasks.verdict.headline`` writes, ``gate`` the quality gate's verdict) for each row with
+``Δacc``, its accuracy minus its commit's (the baseline: the metrics file is in git, so a fresh clone has
+it), then only the params whose value differs between the rows. Extra arguments go to ``dvc exp show``
+(``-A``: the experiments of every commit).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def rows(shown: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """``(name, metrics, params)`` per row of ``dvc exp show --json``: each commit, then its experiments."""
+def rows(shown: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """``(name, metrics, params, baseline metrics)`` per row of ``dvc exp show --json``: each commit, then its
+    experiments, whose baseline is that commit's metrics."""
 
     def _values(entry: dict[str, Any], kind: str, file: str) -> dict[str, Any]:
         data = entry.get("data") or {}
@@ -45,8 +48,17 @@ def rows(shown: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dic
         revs = [(label(commit), commit)]
         for experiment in commit.get("experiments") or []:
             revs += [(f"└ {label(rev)}", rev) for rev in experiment.get("revs") or []]
+        baseline = _values(commit, "metrics", paths.METRICS)
         for name, entry in revs:
-            yield name, _values(entry, "metrics", paths.METRICS), _values(entry, "params", paths.PARAMS_FILE)
+            metrics = _values(entry, "metrics", paths.METRICS)
+            yield name, metrics, _values(entry, "params", paths.PARAMS_FILE), baseline
+
+
+def delta(metrics: dict[str, Any], baseline: dict[str, Any], key: str = "acc") -> str:
+    """``metrics[key] - baseline[key]`` with its sign; ``-`` when either is missing."""
+    if not isinstance(metrics.get(key), float | int) or not isinstance(baseline.get(key), float | int):
+        return "-"
+    return f"{metrics[key] - baseline[key]:+.4f}"
 
 
 def _cell(value: Any) -> str:
@@ -65,13 +77,16 @@ def table(header: list[str], body: list[list[Any]]) -> str:
 def render(shown: list[dict[str, Any]]) -> str:
     """The headline table and, when any param differs between the rows, the params table."""
     found = list(rows(shown))
-    recalls = sorted({k for _, m, _ in found for k in m if k.startswith("recall.")})
+    recalls = sorted({k for _, m, _, _ in found for k in m if k.startswith("recall.")})
     columns = [*HEADLINE, *recalls]
-    text = table(["experiment", *columns], [[name, *(m.get(c) for c in columns)] for name, m, _ in found])
-    keys = sorted({k for _, _, p in found for k in p})
-    changed = [k for k in keys if len({json.dumps(p.get(k)) for _, _, p in found}) > 1]
+    body = [[name, *(m.get(c) for c in columns), delta(m, base)] for name, m, _, base in found]
+    text = table(["experiment", *columns, "Δacc"], body)
+    keys = sorted({k for _, _, p, _ in found for k in p})
+    changed = [k for k in keys if len({json.dumps(p.get(k)) for _, _, p, _ in found}) > 1]
     if changed:
-        text += "\n\n" + table(["experiment", *changed], [[name, *(p.get(k) for k in changed)] for name, _, p in found])
+        text += "\n\n" + table(
+            ["experiment", *changed], [[name, *(p.get(k) for k in changed)] for name, _, p, _ in found]
+        )
     return text
 
 

@@ -4,9 +4,11 @@ A task asks DVC whether its stage is stale; if not, it ends ``Skipped`` with the
 nothing. Otherwise it runs ``dvc repro --single-item STAGE`` in a subprocess and streams the output
 into the task's logs, line by line with its level. DVC alone writes dvc.lock, and the stage's command
 (``python -m tasks.run``) refuses to end well when its params or code changed while it ran, so both
-routes record only what ran. promote ends ``Not promoted`` when reports/gate.json says the gate
-failed. Events and artifacts are built from the stages' report files, so this process imports
-neither TensorFlow nor any stage module: a worker that orchestrates stays small.
+routes record only what ran. gate ends ``Gate failed`` when reports/gate.json says so. With
+``promote=True`` (the scheduled retrain) a last task runs ``make promote``'s step (``ops.promote``);
+otherwise the flow changes nothing in production. Events and artifacts are built from the stages'
+report files, so this process imports neither TensorFlow nor any stage module: a worker that
+orchestrates stays small.
 
 ``python -m flows.pipeline`` runs it with no server started (a temporary local one, ``flows.server``);
 set PREFECT_API_URL to record runs in a running server instead (``make ui``).
@@ -27,19 +29,19 @@ from prefect.states import Completed
 
 from flows.artifacts import publish_artifacts, read_if_present
 from flows.dvc_state import busy, dvc_status, git_version, inputs_hash
-from flows.events import emit_for
+from flows.events import emit_promotion_event
 from flows.server import prefect_api
 from tasks import paths
 from tasks.cli import run_cli, setup
 from tasks.doctor import HELP as DOCTOR_HELP
 from tasks.doctor import problems
 from tasks.errors import StageError
-from tasks.gate import failed_checks
 from tasks.params.config import load
 from tasks.quiet import add_verbose_flag
 from tasks.reports import read
 from tasks.reports.evaluation import Evaluation
 from tasks.reports.verdict import Verdict
+from tasks.verdict import failed_checks
 
 REPO = Path(__file__).resolve().parents[1]
 # a stage's log line (tasks.cli.setup's format), DVC's own "ERROR: ...", a command's "error: ..."
@@ -84,14 +86,15 @@ def repro(stage: str, root: Path, force: bool) -> list[str]:
     return lines
 
 
-def promote_state(root: Path) -> Completed | None:
-    """``Not promoted`` with the gate's failed checks when reports/gate.json says it failed, else None."""
-    verdict = read(root / paths.GATE, Verdict, "promote")
+def gate_state(root: Path) -> Completed | None:
+    """``Gate failed`` with the failed checks when reports/gate.json says so (and the blocked event), else None."""
+    verdict = read(root / paths.GATE, Verdict, "gate")
     if verdict.passed:
         return None
-    message = "not promoted: " + "; ".join(failed_checks(verdict))
-    get_run_logger().warning("promote: %s", message)
-    return Completed(name="Not promoted", message=message)
+    emit_promotion_event(root)
+    message = "cannot be promoted: " + "; ".join(failed_checks(verdict))
+    get_run_logger().warning("gate: %s", message)
+    return Completed(name="Gate failed", message=message)
 
 
 def run_stage(stage: str, root: str, reasons: list[str], force: bool) -> Completed | None:
@@ -108,8 +111,23 @@ def run_stage(stage: str, root: str, reasons: list[str], force: bool) -> Complet
     if any(_UP_TO_DATE in line for line in lines):  # another run brought it up to date meanwhile
         return skipped
     print(f"{stage}: recorded in dvc.lock")
-    emit_for(stage, where)  # promote: model promoted, or promotion blocked (flows/events.py)
-    return promote_state(where) if stage == "promote" else None
+    return gate_state(where) if stage == "gate" else None
+
+
+@task(name="promote", task_run_name="promote", log_prints=True)
+def promote_task(root: str) -> Completed:
+    """``make promote``'s step: the gated model becomes the production model (or ``Not promoted``, and why)."""
+    from ops.promote import promote
+
+    try:
+        line = promote(Path(root))
+    except StageError as exc:
+        get_run_logger().warning("%s", exc)
+        return Completed(name="Not promoted", message=str(exc))
+    print(line)
+    if line.startswith("promoted"):
+        emit_promotion_event(Path(root))
+    return Completed(message=line)
 
 
 def stage_task(stage: str, version: str, inputs: str):
@@ -125,15 +143,17 @@ def stage_task(stage: str, version: str, inputs: str):
 
 
 @flow(name="gender-pipeline", log_prints=True)
-def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str, str]:
-    """Run the stages in order through DVC, skipping those it reports up to date.
+def gender_pipeline(root: str = ".", force: list[str] | None = None, promote: bool = False) -> dict[str, str]:
+    """Run the stages in order through DVC, skipping those it reports up to date; then promote when asked.
 
     Args:
         root: the repository (holding dvc.yaml and params.yaml).
         force: stages to rerun even when up to date (e.g. ``["download"]`` for a new Kaggle version).
+        promote: make the model the production one when the gate passed (``make promote``'s step).
 
     Returns:
-        Each stage's final state name (``Completed``, ``Skipped``, ``Not promoted``).
+        Each stage's final state name (``Completed``, ``Skipped``, ``Gate failed``), and promote's
+        (``Completed``, ``Not promoted``) when asked.
     """
     where = Path(root).resolve()
     load(where / paths.PARAMS_FILE)  # bad params stop the run before any stage
@@ -156,6 +176,8 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None) -> dict[str
         previous = run(stage, str(where), reasons, forced, wait_for=[previous] if previous else None, return_state=True)
         states[stage] = previous.name
         previous.result()  # a failed stage fails the flow here
+    if promote:
+        states["promote"] = promote_task(str(where), wait_for=[previous], return_state=True).name
     publish_artifacts(where, previous_metrics, ran={stage for stage, state in states.items() if state != "Skipped"})
     print(f"Results: {paths.METRICS}, {paths.EVALUATION}, {paths.FIGURES_DIR}, model {paths.MODEL_DIR} (in {where})")
     return states
@@ -166,11 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the gender-pipeline flow.")
     parser.add_argument("--root", default=".", help="the repository (default: current folder)")
     parser.add_argument("--force", nargs="*", default=[], choices=STAGE_NAMES, help="stages to rerun anyway")
+    parser.add_argument("--promote", action="store_true", help="then promote the model when the gate passed")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     setup()
     with prefect_api():  # PREFECT_API_URL, or a temporary server that ends with this process
-        gender_pipeline(root=args.root, force=args.force)
+        gender_pipeline(root=args.root, force=args.force, promote=args.promote)
 
 
 if __name__ == "__main__":

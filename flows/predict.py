@@ -1,4 +1,4 @@
-"""Prediction with the blessed model: ``python -m flows.predict PATH... [--model DIR] [--detect-faces] [--json]``.
+"""Prediction with the production model: ``python -m flows.predict PATH... [--model DIR] [--detect-faces] [--json]``.
 
 The same code is the Prefect flow ``batch-predict`` (deployed by flows/serve.py and prefect.yaml).
 
@@ -6,8 +6,9 @@ PATH may be image files or folders (searched recursively for .jpg/.jpeg/.png). E
 decoded and resized by the same function as in training, and the model (rescaling inside) gives
 the probabilities; labels come from the model's own class_names.json. A file that cannot be read,
 or a blank image (one colour), gets an error line and the rest are still predicted; the exit code
-is 1 if any file failed. The model is the blessed one (``models/blessed/model``, the last model
-that passed the quality gate) unless ``--model`` names another export.
+is 1 if any file failed. The model is the production one (``models/production/model``: the registry's
+``model`` at stage ``prod``, fetched through DVC when the registry changed; ``tasks.registry``) unless
+``--model`` names another export.
 
 It names the model it used on stderr (its folder and export hash), and prints tab-separated lines under a
 header (``path``, ``label``, ``probability`` of that label; with faces, ``face`` too), or JSON with ``--json``.
@@ -35,7 +36,7 @@ import numpy as np
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from tasks import dataset, faces, images, paths, precision, quiet
+from tasks import dataset, faces, images, paths, precision, quiet, registry
 from tasks.cli import run_cli, setup
 from tasks.errors import StageError, shown
 from tasks.faces import Face
@@ -235,19 +236,28 @@ def labels(results: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def open_model(model: Path) -> LoadedModel:
-    """The model to predict with; a missing blessed model says how to get one."""
-    if Path(model).as_posix().endswith(paths.BLESSED_MODEL) and not (Path(model) / "saved_model.pb").is_file():
-        raise StageError(
-            f"{paths.BLESSED_MODEL}: no blessed model yet; run the pipeline (make demo) until a model "
-            f"passes the quality gate, or pass --model {paths.MODEL_DIR} for the last trained one"
-        )
-    return load_model(Path(model))
+def open_model(model: Path) -> tuple[LoadedModel, str]:
+    """The model to predict with, and its name; the production model is first brought up to date from the registry."""
+    model = Path(model)
+    name = f"{model} (sha256 of the export {{}})"
+    if model.as_posix().endswith(paths.PRODUCTION_MODEL):
+        production = registry.sync(model.parents[2])  # models/production/model -> the repository
+        if production is None:
+            raise StageError(
+                f"{paths.PRODUCTION_MODEL}: no model in production yet; run make demo, or make promote after a "
+                f"passing gate, or pass --model {paths.MODEL_DIR} for the last trained one"
+            )
+        name = f"{registry.ARTIFACT}@{production.model_version} at {model} (sha256 of the export {{}})"
+    loaded = load_model(model)
+    return loaded, name.format(tree_hash(model)[:12])
 
 
 @flow(name="batch-predict", log_prints=True)
 def batch_predict(
-    inputs: list[str], model: str = paths.BLESSED_MODEL, output: str = paths.PREDICTIONS_OUT, detect_faces: bool = False
+    inputs: list[str],
+    model: str = paths.PRODUCTION_MODEL,
+    output: str = paths.PREDICTIONS_OUT,
+    detect_faces: bool = False,
 ) -> dict[str, int]:
     """Predict every image under ``inputs`` and write the results as JSON to ``output``.
 
@@ -258,7 +268,9 @@ def batch_predict(
     if not files:
         print(f"no images in {', '.join(inputs)}; nothing to predict")
         return {"images": 0, "failed": 0}
-    results = predict_files(files, open_model(Path(model)), detect_faces=detect_faces)
+    loaded, name = open_model(Path(model))
+    print(f"model: {name}")
+    results = predict_files(files, loaded, detect_faces=detect_faces)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # runs at once never share it
@@ -284,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path(paths.BLESSED_MODEL),
-        help=f"exported model folder (default: the blessed model, {paths.BLESSED_MODEL})",
+        default=Path(paths.PRODUCTION_MODEL),
+        help=f"exported model folder (default: the production model, {paths.PRODUCTION_MODEL})",
     )
     parser.add_argument(
         "--detect-faces",
@@ -309,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.mixed_precision:
         print(f"precision: {chosen} ({why})", file=sys.stderr)
     with precision.rewrite(chosen):
-        model = open_model(args.model)
-        print(f"model: {args.model} (sha256 of the export {tree_hash(args.model)[:12]})", file=sys.stderr)
+        model, name = open_model(args.model)
+        print(f"model: {name}", file=sys.stderr)
         results = predict_files(files, model, detect_faces=args.detect_faces)
     if args.json:
         print(json.dumps(results, indent=2))

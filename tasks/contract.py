@@ -29,7 +29,7 @@ class Output:
 
     path: str
     kind: Literal["outs", "metrics", "plots"] = "outs"
-    persist: bool = False  # kept by DVC before the stage reruns (the blessed model)
+    persist: bool = False  # kept by DVC before the stage reruns
     cache: bool = True
     plot: Mapping[str, str] = field(default_factory=dict)  # x / y / template of a data plot
     # Same inputs, params and code give the same bytes (tested); False only where run times or
@@ -57,6 +57,8 @@ class Stage:
         outs: argument name -> path (or :class:`Output`) the stage writes (a DVC out, metric or plot).
         params: argument name -> params key it reads (a section such as ``train``, or ``data.path``).
         work: argument name -> path of a working folder that is not a DVC output (checkpoints, caches).
+        prepare: what the command (``tasks.run``) does before the stage, given the repository root: bring a
+            ``work`` folder up to date from outside DVC's graph (the production model, from the registry).
     """
 
     name: str
@@ -65,6 +67,7 @@ class Stage:
     outs: Mapping[str, str | Output] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
     work: Mapping[str, str] = field(default_factory=dict)
+    prepare: Callable[[Path], None] | None = None
 
     @property
     def module(self) -> str:

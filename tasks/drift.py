@@ -1,9 +1,9 @@
-"""Data drift: how far a new dataset has moved from the one the blessed model was trained on.
+"""Data drift: how far a new dataset has moved from the one the production model was trained on.
 
 ``profile`` summarises a validated dataset (the kept images of every split): each class's share,
 and for each measured feature (image width and height, mean brightness, JPEG size) the decile cut
 points and the share of images between them. The profile is part of validate's report, and
-promote keeps that report beside the blessed model (``models/blessed/validation.json``).
+the registry's local copy keeps the production model's (``models/production/validation.json``, ``tasks.registry``).
 
 ``compare`` puts a new dataset into the reference's bins and computes the population stability
 index per feature, PSI = sum((new - ref) * ln(new / ref)) over the bins (shares floored at

@@ -5,7 +5,7 @@ bootstrap 95% intervals, ROC AUC, log loss, the confusion matrix, calibration (E
 table, temperature scaling fitted on Validation), slices (class, brightness, JPEG size) and
 behaviour checks (flip, brightness, blank images). The model is loaded from its export (the same
 artifact users get), not from training memory. Everything here is a function of DVC-tracked inputs
-(the same model and data give the same bytes); the comparison with the blessed model is promote's.
+(the same model and data give the same bytes); the comparison with the production model is the gate's.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def load_model(model_dir: Path) -> LoadedModel:
         raise StageError(
             f"{model_dir}: not a model exported by this pipeline: its serving signature takes {sorted(inputs)} and "
             f"returns {sorted(outputs)}, where ours takes ['images'] (uint8) and returns ['probabilities']; pass "
-            "--model with an export of the train stage (models/model or models/blessed/model)"
+            "--model with an export of the train stage (models/model or models/production/model)"
         )
     model = LoadedModel(signature, class_names, int(loaded.image_size.numpy()))
     model._loaded = loaded  # type: ignore[attr-defined]  # the signature needs its object alive

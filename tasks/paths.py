@@ -25,7 +25,7 @@ VALIDATION_REPORT = f"{VALIDATION_DIR}/report.json"
 MANIFEST = f"{VALIDATION_DIR}/manifest.csv"
 GX_DIR = f"{VALIDATION_DIR}/gx"  # the Great Expectations File Data Context
 DATA_DOCS = f"{VALIDATION_DIR}/data_docs"  # its Data Docs site (index.html)
-DRIFT = f"{VALIDATION_DIR}/drift.json"  # the comparison with the blessed model's data (PSI per feature)
+DRIFT = f"{VALIDATION_DIR}/drift.json"  # the comparison with the production model's data (PSI per feature)
 
 # preprocess
 PROCESSED_DIR = "data/processed"
@@ -58,22 +58,23 @@ PREDICTIONS = "reports/predictions.csv"  # one row per Test image (also the conf
 ROC = "reports/roc.json"
 FIGURES_DIR = "reports/figures"  # confusion, ROC, reliability and sample-prediction PNGs
 
-# promote: the quality gate against the blessed model, the model card, the blessed model itself
-SOURCE_FILE = f"{RAW_DIR}/{SOURCE_NAME}"  # read by promote for the model card
+# gate: the quality gate against the production model, and the model card
+SOURCE_FILE = f"{RAW_DIR}/{SOURCE_NAME}"  # read by the gate for the model card
 GATE = "reports/gate.json"  # the gate's verdict, checks and baseline
-# the DVC metrics file (`dvc metrics show`, `dvc exp show`): only the headline numbers and the verdict
+# the DVC metrics file (`dvc metrics show`, `dvc exp show`): the headline numbers and the verdict; in git
 METRICS = "reports/metrics.json"
 MODEL_CARD = "reports/model_card.md"
-# the blessed model, the baseline of the next gate (DVC-tracked, kept between runs)
-BLESSED_DIR = "models/blessed"
-BLESSED_MODEL_NAME = "model"  # a copy of the promoted models/model
-BLESSED_EVALUATION_NAME = "evaluation.json"  # its reports/evaluation.json at promotion
-BLESSED_VALIDATION_NAME = "validation.json"  # the validation report of the data it was trained on
-BLESSED_POINTER_NAME = "blessed.json"  # which model (fingerprint), when, with what verdict
-BLESSED_MODEL = f"{BLESSED_DIR}/{BLESSED_MODEL_NAME}"
-BLESSED_EVALUATION = f"{BLESSED_DIR}/{BLESSED_EVALUATION_NAME}"
-BLESSED_VALIDATION = f"{BLESSED_DIR}/{BLESSED_VALIDATION_NAME}"
-BLESSED_POINTER = f"{BLESSED_DIR}/{BLESSED_POINTER_NAME}"
+
+# the registry's production model (tasks.registry): a local copy, fetched through DVC; neither in git nor a DVC output
+PRODUCTION_DIR = "models/production"
+PRODUCTION_MODEL_NAME = "model"  # the model assigned to prod (dvc artifacts get . model --stage prod)
+PRODUCTION_EVALUATION_NAME = "evaluation.json"  # its reports/evaluation.json, from the same commit
+PRODUCTION_SOURCE_NAME = "source.json"  # its data/raw/SOURCE.json
+PRODUCTION_VALIDATION_NAME = "validation.json"  # the validation report of the data it was trained on
+PRODUCTION_POINTER_NAME = "production.json"  # which version and commit the folder holds
+PRODUCTION_MODEL = f"{PRODUCTION_DIR}/{PRODUCTION_MODEL_NAME}"
+PRODUCTION_VALIDATION = f"{PRODUCTION_DIR}/{PRODUCTION_VALIDATION_NAME}"
+PRODUCTION_POINTER = f"{PRODUCTION_DIR}/{PRODUCTION_POINTER_NAME}"
 
 # flows.predict's scheduled batch prediction (not DVC outputs)
 INBOX = "data/inbox"  # where the batch-predict deployment looks for images

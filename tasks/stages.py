@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks import audit, download, evaluate, features, preprocess, promote, train, validate
+from tasks import audit, download, evaluate, features, gate, paths, preprocess, registry, train, validate
 from tasks.code_deps import REPO, import_closure
 from tasks.contract import Stage
 from tasks.generated import write_or_check
@@ -36,7 +36,7 @@ STAGES: tuple[Stage, ...] = (
     audit.STAGE,
     train.STAGE,
     evaluate.STAGE,
-    promote.STAGE,
+    gate.STAGE,
 )
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 DVC_YAML = "dvc.yaml"
@@ -67,7 +67,10 @@ def dvc_stage(stage: Stage, root: Path = REPO) -> dict:
 
 def render(root: Path = REPO) -> str:
     """The text of dvc.yaml."""
-    body = yaml.safe_dump({"stages": {s.name: dvc_stage(s, root) for s in STAGES}}, sort_keys=False, width=120)
+    stages = {s.name: dvc_stage(s, root) for s in STAGES}
+    # the model registry's artifact (tasks.registry): `dvc artifacts get . model --stage prod` from any clone
+    artifacts = {registry.ARTIFACT: {"path": paths.MODEL_DIR, "type": "model", "desc": "Male/Female face classifier"}}
+    body = yaml.safe_dump({"stages": stages, "artifacts": artifacts}, sort_keys=False, width=120)
     return HEADER + body
 
 

@@ -464,7 +464,7 @@ def train(
         features_dir: the features stage's output (phase 1's inputs).
         label_issues: the audit's list; its Train rows are left out when ``params.exclude_label_issues``.
         model_dir, tensorboard, history, curves: the outputs (replaced together; they share ``models/``
-            with promote's ``models/blessed``, which is left alone).
+            with the registry's copy ``models/production``, which is left alone).
         checkpoints: where per-epoch checkpoints survive an interruption.
         backbone_cache: where built-in backbones are exported as SavedModels.
         model: the ``model`` section (backbone handle, image size, head).

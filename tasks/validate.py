@@ -5,7 +5,7 @@ whether it decodes) is built on all cores straight from the raw zip. A real GX F
 under ``data/validation/gx`` runs the suite and builds the Data Docs in ``data/validation/data_docs``.
 A failing suite writes its report, then exits non-zero naming the failed expectations and the
 first offending files, so no later stage runs. The data's profile (``tasks/drift.py``) goes into the
-report, and is compared with the blessed model's data: a shift above ``validate.max_drift_psi`` fails too.
+report, and is compared with the production model's data: a shift above ``validate.max_drift_psi`` fails too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import archive, docs_assets, drift, near_duplicates, paths, reports
+from tasks import archive, docs_assets, drift, near_duplicates, paths, registry, reports
 from tasks.contract import Output, Stage, StageResult
 from tasks.errors import StageError, logger
 from tasks.files import atomic_outputs
@@ -239,7 +239,7 @@ def _expectations(p: ValidateParams, files_count: int, near: list[NearDuplicate]
             column="psi",
             min_value=0.0,
             max_value=p.max_drift_psi,
-            meta=meta("drift: population stability index against the blessed model's training data"),
+            meta=meta("drift: population stability index against the production model's training data"),
         )
     ]
     return {"files": files, "groups": groups, "drift": shift}
@@ -351,18 +351,15 @@ def _failure_message(report: ValidationReport, report_file: Path, data_docs: Pat
 
 
 def reference_profile(reference: Path) -> tuple[DataProfile | None, str]:
-    """The blessed model's data profile, or None and why there is none."""
+    """The production model's data profile, or None and why there is none."""
     if not reference.is_file():
-        return None, (
-            f"no reference: {reference} is absent (no model is blessed yet, or it was blessed before the drift "
-            "check existed), so drift is not checked"
-        )
+        return None, f"no reference: {reference} is absent (no model in production yet), so drift is not checked"
     try:
-        remedy = "drift is not checked until a model is blessed again"
-        profile = reports.read(reference, ValidationReport, "promote", remedy).profile
-    except reports.VersionError as exc:  # blessed by an older version: no comparable profile
+        remedy = "drift is not checked until a model of this version is promoted"
+        profile = reports.read(reference, ValidationReport, "validate", remedy).profile
+    except reports.VersionError as exc:  # promoted by an older version: no comparable profile
         return None, f"no reference: {exc}"
-    return profile, f"against the data of the blessed model ({reference}, {profile.images} images)"
+    return profile, f"against the data of the production model ({reference}, {profile.images} images)"
 
 
 def _drift_message(record: Drift) -> str:
@@ -418,9 +415,9 @@ def validate(
 
     The report and the manifest are byte-identical for the same archive and params (later stages
     read them); the report carries the data's profile, the reference of later drift checks. The
-    drift check against ``reference`` (the blessed model's validation report, which DVC does not
+    drift check against ``reference`` (the production model's validation report, which DVC does not
     track: it is promote's output) goes to ``drift_file`` and the Data Docs; those and the GX
-    context hold run times or depend on what is blessed, and are read by people only.
+    context hold run times or depend on what is in production, and are read by people only.
 
     Raises:
         StageError: when the suite or the drift check fails (after writing the report), naming the
@@ -492,8 +489,9 @@ STAGE = Stage(
         "manifest_file": paths.MANIFEST,
         "gx_dir": Output(paths.GX_DIR, reproducible=False),  # run times inside
         "data_docs": Output(paths.DATA_DOCS, reproducible=False),
-        "drift_file": Output(paths.DRIFT, reproducible=False),  # depends on which model is blessed
+        "drift_file": Output(paths.DRIFT, reproducible=False),  # depends on which model is in production
     },
     params={"params": "validate"},
-    work={"reference": paths.BLESSED_VALIDATION},  # not a dep: promote writes it (a cycle for DVC)
+    work={"reference": paths.PRODUCTION_VALIDATION},  # the registry's, not a dep (tasks.registry)
+    prepare=registry.prepare,
 )

@@ -18,9 +18,9 @@ from tasks.params.audit import AuditParams
 from tasks.params.data import DataParams
 from tasks.params.evaluate import EvaluateParams
 from tasks.params.fields import build
+from tasks.params.gate import GateParams
 from tasks.params.model import ModelParams
 from tasks.params.preprocess import PreprocessParams
-from tasks.params.promote import PromoteParams
 from tasks.params.train import TrainParams
 from tasks.params.validate import ValidateParams
 
@@ -36,7 +36,7 @@ class Params:
     audit: AuditParams = field(default_factory=AuditParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-    promote: PromoteParams = field(default_factory=PromoteParams)
+    gate: GateParams = field(default_factory=GateParams)
 
     def check(self, where: str) -> None:
         if self.evaluate.positive_class not in self.validate.class_names:

@@ -25,7 +25,7 @@ class ValidateParams:
     min_class_share: float = number(0.2, lo=0.0, hi=0.5)  # each class's share of each split
     max_dropped: int = number(0, lo=0)  # undecodable files dropped and reported, not fatal, up to this
     workers: int = number(0, lo=0)  # 0: one per core
-    max_drift_psi: float = number(0.25, lo=0.0)  # per feature, against the blessed model's training data
+    max_drift_psi: float = number(0.25, lo=0.0)  # per feature, against the production model's training data
     max_duplicates: int = number(0, lo=0)  # files with an identical copy in the same split
     max_near_duplicates: int = number(0, lo=0)  # files with a near-duplicate in another split
 

@@ -2,13 +2,13 @@
 
 Each report is a frozen dataclass (TFX passes typed artifacts, not bags of keys) in a module of its
 writer's: ``source`` (download), ``validation`` (validate), ``label_audit`` (audit), ``training``
-(train), ``evaluation`` (evaluate), ``verdict`` (promote). A stage imports the modules of the reports
+(train), ``evaluation`` (evaluate), ``verdict`` (gate). A stage imports the modules of the reports
 it writes and reads only, so changing one reruns its writer and readers and nothing else. :func:`write`
 puts one on disk as indented, key-sorted JSON (byte-reproducible, readable); :func:`read` builds it
 back and refuses, in one line, a file of another version or shape, saying what to do. Renaming a
 field is a change here, and every reader fails where it uses the old name. The DVC metrics file
 (``reports/metrics.json``) is not one of these: it stays a flat table of headline numbers
-(``tasks.gate.headline``) for ``dvc metrics`` and ``dvc exp show``.
+(``tasks.verdict.headline``) for ``dvc metrics`` and ``dvc exp show``.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ class Evaluation(Classification):
 
 @dataclass(frozen=True)
 class Difference:
-    """Candidate minus blessed on the same Test images, with its 90% paired-bootstrap interval."""
+    """Candidate minus production on the same Test images, with its 90% paired-bootstrap interval."""
 
     difference: float
     interval: list[float]

@@ -95,7 +95,7 @@ class DriftRow:
 
 @dataclass(frozen=True)
 class Drift:
-    """``data/validation/drift.json``: the data against the blessed model's training data."""
+    """``data/validation/drift.json``: the data against the production model's training data."""
 
     scope: str  # in words: against what, or why there is no reference
     max_psi: float

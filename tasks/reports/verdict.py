@@ -1,5 +1,4 @@
-"""The promote stage's reports: the gate's verdict (``reports/gate.json``) and the blessed model's pointer
-(``models/blessed/blessed.json``), with what makes two models comparable."""
+"""The gate stage's report: the verdict (``reports/gate.json``), with what makes two models comparable."""
 
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ class Identity:
 
 @dataclass(frozen=True)
 class Check:
-    """One check of the gate: ``value op threshold``; a comparison with the blessed model also has its difference."""
+    """One check of the gate: ``value op threshold``; a comparison with the production model also has its difference."""
 
     name: str
     value: float
@@ -46,15 +45,16 @@ class Check:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The blessed model the candidate was compared with."""
+    """The production model the candidate was compared with."""
 
-    model: str
+    model: str  # its registry name and version, model@vX.Y.Z
     fingerprint: str
     promoted_at: str | None
     trained_on: Identity | None
     gating: bool
     reason: str | None = None  # why it is not comparable, in words
     accuracy: float | None = None  # on the same Test images
+    commit: str | None = None  # the commit whose dvc.lock names it
 
 
 @dataclass(frozen=True)
@@ -69,18 +69,3 @@ class Verdict:
     def failed(self) -> list[Check]:
         """The failed checks that decide the verdict."""
         return [c for c in self.checks if not c.passed and c.gating]
-
-
-@dataclass(frozen=True)
-class Blessed:
-    """``models/blessed/blessed.json``: which model is blessed (by fingerprint), when, and with what verdict."""
-
-    blessed: bool
-    reason: str | None = None  # why nothing is blessed
-    fingerprint: str | None = None
-    accuracy: float | None = None
-    promoted_at: str | None = None
-    handle: str | None = None
-    identity: Identity | None = None  # the dataset and configuration it was trained with
-    gate: Verdict | None = None
-    version: int = 1

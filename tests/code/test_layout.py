@@ -19,7 +19,7 @@ LONG_DECLARATIONS = {
     "tasks/validate.py::_expectations": "a table: one Great Expectations expectation per entry, each with its intent",
 }
 UNTYPED_RESULTS = {
-    "tasks/gate.py::headline": "the DVC metrics file: a flat table of numbers that only DVC reads",
+    "tasks/verdict.py::headline": "the DVC metrics file: a flat table of numbers that only DVC reads",
     "tasks/validate.py::inspect_image": "one manifest row (a pandas record), written to manifest.csv",
     "tasks/contract.py::Stage.arguments": "the keyword arguments of a stage function",
     "flows/predict.py::predict_files": "the prediction output: one JSON object per file, what the command prints",

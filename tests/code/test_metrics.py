@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tasks.errors import StageError
-from tasks.gate import failed_checks, gate, undefined_metrics
 from tasks.metrics import (
     apply_temperature,
     bootstrap_intervals,
@@ -23,9 +22,10 @@ from tasks.metrics import (
     roc_auc,
     roc_curve,
 )
-from tasks.params.promote import PromoteParams
+from tasks.params.gate import GateParams
 from tasks.reports.evaluation import Difference
 from tasks.reports.verdict import Baseline, Check
+from tasks.verdict import decide, failed_checks, undefined_metrics
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_an_unknown_positive_class_is_refused_by_name():
 
 @pytest.mark.parametrize(("accuracy", "passed"), [(0.95, True), (0.9, True), (0.89, False)])
 def test_gate_uses_the_absolute_floor(accuracy, passed):
-    verdict = gate(accuracy, PromoteParams(min_accuracy=0.9))
+    verdict = decide(accuracy, GateParams(min_accuracy=0.9))
     assert verdict.passed is passed
     assert verdict.checks == [Check(name="accuracy", value=accuracy, op=">=", threshold=0.9, passed=passed)]
 
@@ -114,7 +114,7 @@ def _also_wrong(correct: np.ndarray, extra: int, where: np.ndarray | None = None
 def _verdict(y, candidate, baseline, gating=True):
     differences = paired_differences(y, candidate, baseline, ["Female", "Male"], samples=2000, seed=3)
     baseline = Baseline(model="blessed", fingerprint="0" * 64, promoted_at=None, trained_on=None, gating=gating)
-    return gate(float(candidate.mean()), PromoteParams(min_accuracy=0.5, max_regression=0.01), differences, baseline)
+    return decide(float(candidate.mean()), GateParams(min_accuracy=0.5, max_regression=0.01), differences, baseline)
 
 
 @pytest.mark.parametrize("extra", [1, 2])
@@ -168,7 +168,7 @@ def test_a_comparison_that_does_not_gate_is_shown_but_does_not_decide():
 
 
 def test_gate_without_a_baseline_has_only_the_floor():
-    verdict = gate(0.5, PromoteParams(min_accuracy=0.4, max_regression=0.0))
+    verdict = decide(0.5, GateParams(min_accuracy=0.4, max_regression=0.0))
     assert verdict.passed
     assert [c.name for c in verdict.checks] == ["accuracy"]
 
@@ -281,10 +281,10 @@ def test_the_gate_never_blesses_on_an_undefined_headline_metric():
     evaluation = SimpleNamespace(per_class={"Female": SimpleNamespace(recall=0.9), "Male": male}, roc_auc=None)
     undefined = undefined_metrics(evaluation)
     assert undefined == ["Male recall", "ROC AUC"]
-    verdict = gate(0.9, PromoteParams(min_accuracy=0.5, max_regression=0.01), undefined=undefined)
+    verdict = decide(0.9, GateParams(min_accuracy=0.5, max_regression=0.01), undefined=undefined)
     assert not verdict.passed
     assert failed_checks(verdict) == [
         "Male recall is undefined on this Test split (a class without images)",
         "ROC AUC is undefined on this Test split (a class without images)",
     ]
-    assert gate(0.9, PromoteParams(min_accuracy=0.5, max_regression=0.01), undefined=[]).passed
+    assert decide(0.9, GateParams(min_accuracy=0.5, max_regression=0.01), undefined=[]).passed

@@ -14,7 +14,7 @@ from tasks import dataset, metrics, paths
 from tasks.errors import StageError
 from tasks.files import read_json, tree_hash, write_json
 from tasks.inference import load_model, predict_split
-from tasks.params.promote import PromoteParams
+from tasks.params.gate import GateParams
 from tests.helpers.data import run_stage
 from tests.helpers.repo import share_backbones
 from tests.helpers.tiny_model import tiny_params
@@ -38,7 +38,7 @@ def _run(root: Path) -> dict:
 
 
 def _promote(root: Path, **gate_params):
-    return run_stage("promote", root, promote=replace(PromoteParams(), **gate_params))
+    return run_stage("promote", root, promote=replace(GateParams(), **gate_params))
 
 
 def _gate(root: Path) -> dict:

@@ -1,0 +1,170 @@
+"""``python -m ops.promote`` (``make promote``): make the gated candidate the production model, in the registry.
+
+The pipeline (``dvc repro``, ``dvc exp run``, the flow) only computes the gate's verdict; this is the one
+step that changes what is in production. It refuses, in one line each:
+
+1. a pipeline that DVC does not report up to date (the outputs must be the ones dvc.lock names);
+2. a failed verdict (``reports/gate.json``), or one computed against another production model than today's;
+3. uncommitted changes to tracked files other than the run's record (dvc.lock, params.yaml, the metrics file):
+   a production model is made from committed code.
+
+Then it pushes the outputs to the DVC remote (nothing is named in the registry before its bytes are there),
+records the run, assigns it to ``prod`` with GTO, pushes the tags when the repository has an ``origin``, and
+updates the local copy (``models/production``).
+
+The record: a production model names the commit whose dvc.lock describes it. When the run's record equals
+HEAD's, that commit is HEAD. Otherwise (a run changes dvc.lock: training's last digits differ by machine) the
+record is committed on top of HEAD as a commit that no branch points to, and GTO's tags keep it; your branch
+and working tree are left as they are (commit the record yourself when you want main's table to show it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tasks import paths, registry, reports
+from tasks.cli import run_cli, setup
+from tasks.doctor import LOCKFILE
+from tasks.errors import StageError
+from tasks.files import tree_hash
+from tasks.reports.verdict import Verdict
+from tasks.verdict import failed_checks
+
+RECORD = (LOCKFILE, paths.PARAMS_FILE, paths.METRICS)  # what a run writes that git keeps
+IDENTITY = {"GIT_AUTHOR_NAME": "gender-pipeline", "GIT_AUTHOR_EMAIL": "gender-pipeline@localhost"}
+
+
+def git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """``git ARGS`` in ``root``; its output, stripped.
+
+    Raises:
+        StageError: with git's message when it fails.
+    """
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise StageError(f"git {' '.join(args)}: {done.stderr.strip() or done.returncode}")
+    return done.stdout.strip()
+
+
+def _identity(root: Path) -> dict[str, str]:
+    """Git's author and committer: the user's, or the pipeline's where git has none configured."""
+    configured = subprocess.run(["git", "config", "user.email"], cwd=root, capture_output=True, check=False)
+    if configured.returncode == 0:
+        return {}
+    return {
+        **IDENTITY,
+        "GIT_COMMITTER_NAME": IDENTITY["GIT_AUTHOR_NAME"],
+        "GIT_COMMITTER_EMAIL": IDENTITY["GIT_AUTHOR_EMAIL"],
+    }
+
+
+def check_up_to_date(root: Path) -> None:
+    """Refuse a pipeline that DVC does not report up to date."""
+    done = registry.dvc(root, "status", "--json")
+    stale = json.loads(done.stdout or "{}") if done.returncode == 0 else None
+    if stale is None:
+        raise StageError(f"dvc status failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    if stale:
+        raise StageError(f"not up to date: {', '.join(stale)}; run `dvc repro` (or make repro) first, then promote")
+
+
+def check_verdict(root: Path, production: tuple[str, str, str] | None) -> Verdict:
+    """The gate's verdict, when it passed against the model in production now."""
+    verdict = reports.read(root / paths.GATE, Verdict, "gate")
+    if not verdict.passed:
+        raise StageError(f"not promoted: the quality gate failed ({'; '.join(failed_checks(verdict))})")
+    was = verdict.baseline.model if verdict.baseline else None
+    now = f"{registry.ARTIFACT}@{production[0]}" if production else None
+    if was != now:
+        raise StageError(
+            f"{paths.GATE} compared with {was or 'no production model'}, and production is now {now or 'empty'}; "
+            "gate against it first: dvc repro --force --single-item gate"
+        )
+    return verdict
+
+
+def check_committed(root: Path) -> None:
+    """Refuse uncommitted changes to tracked files other than the run's record."""
+    changed = [line[3:] for line in git(root, "status", "--porcelain", "--untracked-files=no").splitlines()]
+    code = sorted(set(changed) - set(RECORD))
+    if code:
+        raise StageError(
+            f"uncommitted changes to {', '.join(code[:5])}{' …' if len(code) > 5 else ''}; commit them first "
+            "(git commit): a production model is made from committed code"
+        )
+
+
+def record(root: Path, message: str) -> str:
+    """The commit that describes the run: HEAD, or a commit on top of it with the run's record (no branch moves)."""
+    present = [f for f in RECORD if (root / f).is_file()]
+    if not git(root, "status", "--porcelain", "--", *present):
+        return git(root, "rev-parse", "HEAD")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, **_identity(root), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(root, "read-tree", "HEAD", env=env)
+        git(root, "update-index", "--add", "--", *present, env=env)
+        tree = git(root, "write-tree", env=env)
+        return git(root, "commit-tree", tree, "-p", "HEAD", "-m", message, env=env)
+
+
+def promote(root: Path) -> str:
+    """Make the gated candidate the production model; the line that says what was done."""
+    root = Path(root).resolve()
+    production = registry.assigned(root)
+    check_up_to_date(root)
+    verdict = check_verdict(root, production)
+    check_committed(root)
+    fingerprint = tree_hash(root / paths.MODEL_DIR)
+    current = registry.sync(root)
+    if current and current.fingerprint == fingerprint:
+        return f"{paths.MODEL_DIR} is already the production model ({registry.ARTIFACT}@{current.model_version})"
+    pushed = registry.dvc(root, "push")
+    if pushed.returncode != 0:
+        lines = (pushed.stderr or pushed.stdout).strip().splitlines()
+        raise StageError(
+            f"not promoted: dvc push failed ({lines[-1] if lines else pushed.returncode}); nothing changed"
+        )
+    accuracy = next(c.value for c in verdict.checks if c.name == "accuracy")
+    commit = record(root, f"model: the run promoted to {registry.PROD} (Test accuracy {accuracy:.4f})")
+    import gto.api
+
+    identity = _identity(root)
+    gto.api.assign(
+        str(root),
+        registry.ARTIFACT,
+        registry.PROD,
+        ref=commit,
+        message=f"promoted by make promote: Test accuracy {accuracy:.4f}",
+        author=identity.get("GIT_AUTHOR_NAME"),
+        author_email=identity.get("GIT_AUTHOR_EMAIL"),
+    )
+    version = registry.assigned(root)[0]
+    shared = ""
+    if "origin" in git(root, "remote").split():
+        tags = [t for t in git(root, "tag", "--points-at", commit).split() if t.startswith(f"{registry.ARTIFACT}")]
+        git(root, "push", "origin", *tags)
+        shared = "; tags pushed to origin"
+    registry.sync(root)
+    return (
+        f"promoted: {paths.MODEL_DIR} is the production model {registry.ARTIFACT}@{version} (commit {commit[:8]}, "
+        f"Test accuracy {accuracy:.4f}){shared}; from any clone: dvc artifacts get . {registry.ARTIFACT} "
+        f"--stage {registry.PROD}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ops.promote [--root DIR]``."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--root", default=".", help="the repository (default: current folder)")
+    args = parser.parse_args(argv)
+    setup()
+    run_cli(lambda: print(promote(Path(args.root))))
+
+
+if __name__ == "__main__":
+    main()

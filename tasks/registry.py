@@ -1,0 +1,139 @@
+"""The model registry: which model is in production, as GTO records it in git, and its local copy.
+
+The model is ``dvc.yaml``'s artifact ``model`` (``models/model``). Promotion (``ops.promote``,
+``make promote``) assigns a commit's model to the stage ``prod`` with GTO: two git tags,
+``model@vX.Y.Z`` and ``model#prod#N``. That commit's dvc.lock names the model's bytes, which are in the
+DVC remote, so any clone that has the tags gets the same model with
+``dvc artifacts get . model --stage prod``.
+
+:func:`sync` keeps ``models/production/`` (git-ignored, not a DVC output) a copy of that model, with
+what the gate and validate compare against: the model's evaluation, the source of its data and its
+data's validation report, each fetched from the same commit through DVC, and ``production.json``
+(version, commit, fingerprint). The folder is replaced atomically, so a kill at any moment leaves the
+old copy or the new one whole; the registry itself is the tags, which git writes atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks import paths, reports
+from tasks.errors import StageError, logger
+from tasks.files import atomic_dir, recover, tree_hash
+
+log = logger("registry")
+
+ARTIFACT = "model"  # dvc.yaml's artifacts: entry, the registry's name
+PROD = "prod"  # the GTO stage of the production model
+# what the local copy holds besides the model: its name in the folder <- the path at the model's commit
+REPORTS = {
+    paths.PRODUCTION_EVALUATION_NAME: paths.EVALUATION,
+    paths.PRODUCTION_SOURCE_NAME: paths.SOURCE_FILE,
+    paths.PRODUCTION_VALIDATION_NAME: paths.VALIDATION_REPORT,
+}
+
+
+@dataclass(frozen=True)
+class Production:
+    """``models/production/production.json``: the registry's production model that the folder holds."""
+
+    model_version: str  # GTO's version, e.g. v0.0.3
+    commit: str  # the commit whose dvc.lock names the model
+    fingerprint: str  # tree_hash of the model folder
+    assigned_at: str | None = None
+    version: int = 1
+
+
+def assigned(root: Path) -> tuple[str, str, str] | None:
+    """The production model's (version, commit, assigned-at time) from the git tags; None when none is assigned.
+
+    Raises:
+        StageError: when ``root`` is not a git repository (the registry lives in its tags).
+    """
+    import gto.api
+    from gto.exceptions import GTOException
+
+    try:
+        found = gto.api.find_versions_in_stage(str(root), ARTIFACT, PROD)
+    except GTOException as exc:
+        raise StageError(f"{root}: cannot read the model registry (git tags): {exc}") from exc
+    if not found:
+        return None
+    latest = found[0] if isinstance(found, list) else found
+    when = latest.assignments[0].created_at.isoformat(timespec="seconds") if latest.assignments else None
+    return latest.version, latest.commit_hexsha, when
+
+
+def read_pointer(folder: Path) -> Production | None:
+    """The copy's pointer, or None when the folder holds no complete copy."""
+    pointer = folder / paths.PRODUCTION_POINTER_NAME
+    if not pointer.is_file():
+        return None
+    try:
+        return reports.read(pointer, Production, "registry")
+    except (StageError, reports.VersionError):
+        return None
+
+
+def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """``dvc ARGS`` in ``root``, with Studio off (the registry is the git tags); its output captured."""
+    env = {**os.environ, "DVC_STUDIO_OFFLINE": "true", "DVC_NO_ANALYTICS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def _dvc_or_fail(root: Path, what: str, *args: str) -> None:
+    done = dvc(root, *args)
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        raise StageError(
+            f"{what}: `dvc {' '.join(args)}` failed: {lines[-1] if lines else done.returncode}; "
+            "is the DVC remote reachable and does it hold the model (`dvc push` after promoting)?"
+        )
+
+
+def fetch(root: Path, version: str, commit: str, into: Path) -> None:
+    """Fill ``into`` with the registry's model ``version`` and its reports from ``commit``, through DVC."""
+    what = f"the production model {ARTIFACT}@{version}"
+    _dvc_or_fail(root, what, "artifacts", "get", ".", ARTIFACT, "--version", version, "-o", str(into / "model"))
+    for name, path in REPORTS.items():
+        _dvc_or_fail(root, what, "get", ".", path, "--rev", commit, "-o", str(into / name))
+
+
+def sync(root: Path, fill: Callable[[Path, str, str, Path], None] = fetch) -> Production | None:
+    """Make ``models/production`` the registry's production model; the pointer, or None when none is assigned.
+
+    Nothing is fetched when the copy already holds that version, whole. When the registry assigns no model
+    the copy is removed: what is not in the registry is not in production.
+    """
+    folder = root / paths.PRODUCTION_DIR
+    recover(folder)
+    found = assigned(root)
+    if found is None:
+        if folder.exists():
+            log.info("no model is assigned to %s in the registry; removing the stale copy %s", PROD, folder)
+            shutil.rmtree(folder)
+        return None
+    version, commit, when = found
+    have = read_pointer(folder)
+    model = folder / paths.PRODUCTION_MODEL_NAME
+    if have and have.model_version == version and have.commit == commit and tree_hash(model) == have.fingerprint:
+        return have
+    log.info("fetching the production model %s@%s (commit %s) into %s", ARTIFACT, version, commit[:8], folder)
+    with atomic_dir(folder) as tmp:
+        fill(root, version, commit, tmp)
+        pointer = Production(version, commit, tree_hash(tmp / paths.PRODUCTION_MODEL_NAME), when)
+        reports.write(tmp / paths.PRODUCTION_POINTER_NAME, pointer)
+    return pointer
+
+
+def prepare(root: Path) -> None:
+    """A stage's preparation (``Stage.prepare``): the local copy of the production model, current."""
+    sync(root)
