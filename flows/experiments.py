@@ -44,11 +44,13 @@ def rows(shown: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dic
         rev = entry["rev"]
         return entry.get("name") or (rev[:7] if len(rev) == 40 else rev)
 
-    for commit in shown:
+    for i, commit in enumerate(shown):
         revs = [(label(commit), commit)]
         for experiment in commit.get("experiments") or []:
             revs += [(f"└ {label(rev)}", rev) for rev in experiment.get("revs") or []]
-        baseline = _values(commit, "metrics", paths.METRICS)
+        # the workspace is compared with the commit it sits on (the next row), an experiment with its commit
+        base = shown[i + 1] if commit["rev"] == "workspace" and i + 1 < len(shown) else commit
+        baseline = _values(base, "metrics", paths.METRICS)
         for name, entry in revs:
             metrics = _values(entry, "metrics", paths.METRICS)
             yield name, metrics, _values(entry, "params", paths.PARAMS_FILE), baseline

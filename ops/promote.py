@@ -90,8 +90,7 @@ def check_verdict(root: Path, production: tuple[str, str, str] | None) -> Verdic
 
 def check_committed(root: Path) -> None:
     """Refuse uncommitted changes to tracked files other than the run's record."""
-    changed = [line[3:] for line in git(root, "status", "--porcelain", "--untracked-files=no").splitlines()]
-    code = sorted(set(changed) - set(RECORD))
+    code = sorted(set(git(root, "diff", "--name-only", "HEAD").splitlines()) - set(RECORD))
     if code:
         raise StageError(
             f"uncommitted changes to {', '.join(code[:5])}{' …' if len(code) > 5 else ''}; commit them first "
@@ -102,7 +101,7 @@ def check_committed(root: Path) -> None:
 def record(root: Path, message: str) -> str:
     """The commit that describes the run: HEAD, or a commit on top of it with the run's record (no branch moves)."""
     present = [f for f in RECORD if (root / f).is_file()]
-    if not git(root, "status", "--porcelain", "--", *present):
+    if not git(root, "diff", "--name-only", "HEAD", "--", *present):
         return git(root, "rev-parse", "HEAD")
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, **_identity(root), "GIT_INDEX_FILE": str(Path(tmp) / "index")}

@@ -83,20 +83,26 @@ def read_production(folder: Path) -> tuple[registry.Production, Identity, Path] 
     """The production model's pointer, the identity it was trained with, and its folder; None when none exists.
 
     Raises:
-        StageError: when the copy's files are not the model its pointer names (never a silent fall-back to the floor).
+        StageError: when the copy is not the whole model its pointer names (never a silent fall-back to the floor).
     """
-    pointer = registry.read_pointer(folder)
-    if pointer is None:
+    if not folder.exists():
         return None
+    pointer = registry.read_pointer(folder)
     model = folder / paths.PRODUCTION_MODEL_NAME
-    if not (model / "saved_model.pb").is_file() or tree_hash(model) != pointer.fingerprint:
-        raise StageError(
-            f"{model}: not the production model {pointer.model_version} that {paths.PRODUCTION_POINTER_NAME} names "
-            f"(changed or incomplete); delete {folder} and rerun: it is fetched again from the registry"
-        )
-    evaluation = reports.read(folder / paths.PRODUCTION_EVALUATION_NAME, Evaluation, "evaluate")
-    source = reports.read(folder / paths.PRODUCTION_SOURCE_NAME, Source, "download")
-    return pointer, identity(evaluation, source), model
+    if pointer is None:
+        problem = f"{paths.PRODUCTION_POINTER_NAME} is missing or unreadable"
+    elif not (model / "saved_model.pb").is_file():
+        problem = f"the model {pointer.model_version} is missing"
+    elif tree_hash(model) != pointer.fingerprint:
+        problem = f"the model's files are not those of {pointer.model_version}"
+    else:
+        evaluation = reports.read(folder / paths.PRODUCTION_EVALUATION_NAME, Evaluation, "evaluate")
+        source = reports.read(folder / paths.PRODUCTION_SOURCE_NAME, Source, "download")
+        return pointer, identity(evaluation, source), model
+    raise StageError(
+        f"{folder}: not a whole copy of the production model ({problem}); delete it and rerun: the stage "
+        "fetches it again from the registry"
+    )
 
 
 def production_answers(folder: Path, processed: Path, names: list[str], batch_size: int) -> np.ndarray:

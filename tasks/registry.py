@@ -57,12 +57,17 @@ def assigned(root: Path) -> tuple[str, str, str] | None:
         StageError: when ``root`` is not a git repository (the registry lives in its tags).
     """
     import gto.api
-    from gto.exceptions import GTOException
+    from gto.exceptions import ArtifactNotFound, GTOException
+    from scmrepo.exceptions import SCMError
 
     try:
         found = gto.api.find_versions_in_stage(str(root), ARTIFACT, PROD)
-    except GTOException as exc:
-        raise StageError(f"{root}: cannot read the model registry (git tags): {exc}") from exc
+    except ArtifactNotFound:  # no tag of the artifact yet: nothing was ever promoted
+        return None
+    except (GTOException, SCMError) as exc:
+        raise StageError(
+            f"{root}: cannot read the model registry, the git tags model@… ({exc}); run it in a clone of the project"
+        ) from exc
     if not found:
         return None
     latest = found[0] if isinstance(found, list) else found
@@ -92,9 +97,10 @@ def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
 def _dvc_or_fail(root: Path, what: str, *args: str) -> None:
     done = dvc(root, *args)
     if done.returncode != 0:
-        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:] or [str(done.returncode)]
         raise StageError(
-            f"{what}: `dvc {' '.join(args)}` failed: {lines[-1] if lines else done.returncode}; "
+            f"{what}: `dvc {' '.join(args)}` failed: {errors[0]}; "
             "is the DVC remote reachable and does it hold the model (`dvc push` after promoting)?"
         )
 
@@ -102,12 +108,12 @@ def _dvc_or_fail(root: Path, what: str, *args: str) -> None:
 def fetch(root: Path, version: str, commit: str, into: Path) -> None:
     """Fill ``into`` with the registry's model ``version`` and its reports from ``commit``, through DVC."""
     what = f"the production model {ARTIFACT}@{version}"
-    _dvc_or_fail(root, what, "artifacts", "get", ".", ARTIFACT, "--version", version, "-o", str(into / "model"))
+    _dvc_or_fail(root, what, "artifacts", "get", ".", ARTIFACT, "--rev", version, "-o", str(into / "model"))
     for name, path in REPORTS.items():
         _dvc_or_fail(root, what, "get", ".", path, "--rev", commit, "-o", str(into / name))
 
 
-def sync(root: Path, fill: Callable[[Path, str, str, Path], None] = fetch) -> Production | None:
+def sync(root: Path) -> Production | None:
     """Make ``models/production`` the registry's production model; the pointer, or None when none is assigned.
 
     Nothing is fetched when the copy already holds that version, whole. When the registry assigns no model
@@ -127,8 +133,13 @@ def sync(root: Path, fill: Callable[[Path, str, str, Path], None] = fetch) -> Pr
     if have and have.model_version == version and have.commit == commit and tree_hash(model) == have.fingerprint:
         return have
     log.info("fetching the production model %s@%s (commit %s) into %s", ARTIFACT, version, commit[:8], folder)
+    return install(folder, lambda tmp: fetch(root, version, commit, tmp), version, commit, when)
+
+
+def install(folder: Path, fill: Callable[[Path], None], version: str, commit: str, when: str | None) -> Production:
+    """Replace ``folder`` atomically with what ``fill`` puts in a fresh folder, and the pointer that names it."""
     with atomic_dir(folder) as tmp:
-        fill(root, version, commit, tmp)
+        fill(tmp)
         pointer = Production(version, commit, tree_hash(tmp / paths.PRODUCTION_MODEL_NAME), when)
         reports.write(tmp / paths.PRODUCTION_POINTER_NAME, pointer)
     return pointer

@@ -71,13 +71,13 @@ def test_the_validation_summary_shows_the_drift_table():
         _empty_report(), success=True, kept=10, counts={"Train/Male": 5}
     )  # what the summary shows; the rest of the report is left empty
     record = Drift(
-        scope="against the data of the blessed model (models/blessed/validation.json, 10 images)",
+        scope="against the data of the production model (models/production/validation.json, 10 images)",
         max_psi=0.25,
         passed=False,
         rows=[_row("class shares", 0.01), _row("brightness", 0.4)],
     )
     markdown = _validation_markdown(report, record)
-    assert "## Drift against the data of the blessed model" in markdown
+    assert "## Drift against the data of the production model" in markdown
     assert "| class shares | 0.010 | ok |" in markdown
     assert "| brightness | 0.400 | SHIFTED |" in markdown
     assert "## Drift" not in _validation_markdown(report, None)

@@ -53,13 +53,14 @@ def test_every_project_module_a_stage_imports_is_a_dep():
 @pytest.mark.parametrize(
     ("module", "stages_that_see_it"),
     [
-        ("tasks/metrics.py", {"evaluate", "promote"}),  # the gate's arithmetic
+        ("tasks/metrics.py", {"evaluate", "gate"}),  # the gate's arithmetic
         # the TFRecord encoder and reader
-        ("tasks/dataset.py", {"preprocess", "features", "audit", "train", "evaluate", "promote"}),
+        ("tasks/dataset.py", {"preprocess", "features", "audit", "train", "evaluate", "gate"}),
         ("tasks/backbones.py", {"features", "train"}),  # download, validate and the audit never load a backbone
         ("tasks/synthetic.py", {"download", "features", "train"}),  # small_cnn is pretrained on synthetic faces
         ("tasks/feature_files.py", {"features", "audit", "train"}),
-        ("tasks/model_card.py", {"promote"}),
+        ("tasks/model_card.py", {"gate"}),
+        ("tasks/registry.py", {"validate", "gate"}),  # the two stages that read the production model
         # what runs a stage is not what it computes: editing these reruns nothing
         ("tasks/run.py", set()),
         ("tasks/cli.py", set()),
@@ -68,14 +69,15 @@ def test_every_project_module_a_stage_imports_is_a_dep():
         ("tasks/stages.py", set()),
         ("tasks/params/config.py", set()),  # the whole params file: each stage sees its own sections only
         # each params section's code is a dep of the stages that read that section
-        ("tasks/params/promote.py", {"promote"}),
+        ("tasks/params/gate.py", {"gate"}),
         ("tasks/params/train.py", {"train"}),
         ("tasks/params/evaluate.py", {"evaluate"}),
-        ("tasks/gate.py", {"promote"}),
-        # a report's module reruns its writer and its readers only: promote's verdict, evaluate's evaluation
-        ("tasks/reports/verdict.py", {"promote"}),
-        ("tasks/reports/evaluation.py", {"evaluate", "promote"}),
-        ("tasks/evaluate.py", {"evaluate"}),  # its plots are no dep of promote
+        ("tasks/verdict.py", {"gate"}),
+        ("tasks/gate.py", {"gate"}),
+        # a report's module reruns its writer and its readers only: the gate's verdict, evaluate's evaluation
+        ("tasks/reports/verdict.py", {"gate"}),
+        ("tasks/reports/evaluation.py", {"evaluate", "gate"}),
+        ("tasks/evaluate.py", {"evaluate"}),  # its plots are no dep of the gate
     ],
 )
 def test_a_module_is_a_dep_of_exactly_the_stages_that_import_it(module, stages_that_see_it):
@@ -103,7 +105,7 @@ def test_outputs_render_as_dvc_entries():
     assert Output("a/b").dvc() == "a/b"
     assert Output("m", persist=True).dvc() == {"m": {"persist": True}}
     assert Output("p.json", "plots", plot={"x": "step"}, cache=False).dvc() == {"p.json": {"x": "step", "cache": False}}
-    entry = stages.dvc_stage(Stage("s", stages.BY_NAME["promote"].fn, deps={"a": "in"}, outs={"b": "out"}))
+    entry = stages.dvc_stage(Stage("s", stages.BY_NAME["gate"].fn, deps={"a": "in"}, outs={"b": "out"}))
     assert entry["deps"][-1] == "in"
     assert entry["outs"] == ["out"]
     assert "params" not in entry

@@ -122,7 +122,7 @@ def test_one_or_two_more_mistakes_are_noise_and_pass(extra):
     y, blessed = _answers(1000, 50)
     verdict = _verdict(y, _also_wrong(blessed, extra), blessed)
     assert verdict.passed, failed_checks(verdict)
-    acc = next(c for c in verdict.checks if c.name == "accuracy vs blessed")
+    acc = next(c for c in verdict.checks if c.name == "accuracy vs production")
     assert acc.difference == pytest.approx(-extra / 1000)
     assert acc.interval[0] < acc.difference < acc.interval[1]
 
@@ -131,18 +131,18 @@ def test_a_real_regression_of_five_points_fails():
     y, blessed = _answers(1000, 50)
     verdict = _verdict(y, _also_wrong(blessed, 50), blessed)  # accuracy 0.95 -> 0.90
     assert not verdict.passed
-    acc = next(c for c in verdict.checks if c.name == "accuracy vs blessed")
+    acc = next(c for c in verdict.checks if c.name == "accuracy vs production")
     assert acc.difference == pytest.approx(-0.05)
     assert acc.interval[1] < -0.01
-    assert failed_checks(verdict)[0].startswith("accuracy vs blessed -0.0500 (95% upper bound -0.0")
+    assert failed_checks(verdict)[0].startswith("accuracy vs production -0.0500 (95% upper bound -0.0")
 
 
 def test_a_regression_confined_to_one_class_fails_on_that_class_only():
     y, blessed = _answers(1000, 30)
     candidate = _also_wrong(blessed, 40, where=y == 1)  # 40 more Male mistakes of 420 Male images: ~9.5 points
     failed = {c.name for c in _verdict(y, candidate, blessed).checks if not c.passed}
-    assert "Male recall vs blessed" in failed
-    assert "Female recall vs blessed" not in failed
+    assert "Male recall vs production" in failed
+    assert "Female recall vs production" not in failed
 
 
 def test_the_interval_narrows_with_more_images_and_is_zero_for_the_same_answers():

@@ -13,8 +13,9 @@ import pytest
 
 from tasks import paths, reports
 from tasks.errors import StageError
+from tasks.registry import Production
 from tasks.reports.source import Source
-from tasks.reports.verdict import Baseline, Blessed, Check, ConfigIdentity, DatasetIdentity, Identity, Verdict
+from tasks.reports.verdict import Baseline, Check, ConfigIdentity, DatasetIdentity, Identity, Verdict
 from tests.helpers.repo import REPO
 
 VERDICT = Verdict(
@@ -22,7 +23,7 @@ VERDICT = Verdict(
     checks=[
         Check(name="accuracy", value=0.95, op=">=", threshold=0.9, passed=True),
         Check(
-            name="accuracy vs blessed",
+            name="accuracy vs production",
             value=-0.02,
             op=">=",
             threshold=-0.01,
@@ -32,7 +33,7 @@ VERDICT = Verdict(
         ),
     ],
     baseline=Baseline(
-        model="models/blessed/model",
+        model="model@v0.0.3",
         fingerprint="ab" * 32,
         promoted_at="2026-12-01T08:00:00+00:00",
         trained_on=Identity(
@@ -46,19 +47,19 @@ VERDICT = Verdict(
 
 
 def test_a_report_reads_back_as_the_same_dataclass_and_writes_the_same_bytes(tmp_path):
-    pointer = Blessed(blessed=True, fingerprint="ab" * 32, accuracy=0.95, identity=VERDICT.baseline.trained_on)
-    for report, cls in ((VERDICT, Verdict), (pointer, Blessed)):
+    pointer = Production(model_version="v0.0.3", commit="ef" * 20, fingerprint="ab" * 32)
+    for report, cls in ((VERDICT, Verdict), (pointer, Production)):
         path = tmp_path / f"{cls.__name__}.json"
         reports.write(path, report)
         first = path.read_bytes()
-        assert reports.read(path, cls, "promote") == report
-        reports.write(path, reports.read(path, cls, "promote"))
+        assert reports.read(path, cls, "gate") == report
+        reports.write(path, reports.read(path, cls, "gate"))
         assert path.read_bytes() == first  # the same report, the same bytes
         assert list(json.loads(first)) == sorted(json.loads(first))  # key-sorted, indented JSON
         assert json.loads(first)["version"] == 1
 
 
-def _refusal(path, cls, stage="promote") -> str:
+def _refusal(path, cls, stage="gate") -> str:
     with pytest.raises(StageError) as err:
         reports.read(path, cls, stage)
     message = str(err.value)
@@ -74,9 +75,9 @@ def test_a_report_of_another_version_is_refused_naming_the_file_and_what_to_do(t
     path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
     message = _refusal(path, Verdict)
     assert f"{shown} of the Verdict report, and this code reads version 1" in message
-    assert message.endswith("rerun the promote stage (dvc repro -f -s promote)")
+    assert message.endswith("rerun the gate stage (dvc repro -f -s gate)")
     with pytest.raises(reports.VersionError):
-        reports.read(path, Verdict, "promote")
+        reports.read(path, Verdict, "gate")
 
 
 def test_a_report_of_another_shape_is_refused(tmp_path):
@@ -102,8 +103,9 @@ def test_the_stage_command_line_refuses_an_old_report_in_one_line(tmp_path):
     evaluation = tmp_path / paths.EVALUATION
     evaluation.parent.mkdir(parents=True)
     evaluation.write_text(json.dumps({"accuracy": 0.9}))  # written before reports had versions
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)  # the registry (no model in it yet)
     done = subprocess.run(
-        [sys.executable, "-m", "tasks.run", "promote"], cwd=tmp_path, capture_output=True, text=True, env=None
+        [sys.executable, "-m", "tasks.run", "gate"], cwd=tmp_path, capture_output=True, text=True, env=None
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [

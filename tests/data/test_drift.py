@@ -1,4 +1,4 @@
-"""Data drift: validate compares a new dataset with the data the blessed model was trained on."""
+"""Data drift: validate compares a new dataset with the data the production model was trained on."""
 
 from __future__ import annotations
 
@@ -67,28 +67,28 @@ def _validate(root: Path, folder: Path, tiny_validate_params):
     return run_stage("validate", root, validate=tiny_validate_params)
 
 
-def _bless_current_data(root: Path) -> None:
-    """What promote does for the drift check: keep the validation report beside the blessed model."""
-    (root / paths.BLESSED_DIR).mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / paths.VALIDATION_REPORT, root / paths.BLESSED_VALIDATION)
+def _promote_current_data(root: Path) -> None:
+    """What the registry's copy holds for the drift check: the production model's data's validation report."""
+    (root / paths.PRODUCTION_DIR).mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / paths.VALIDATION_REPORT, root / paths.PRODUCTION_VALIDATION)
 
 
-def test_validate_checks_drift_against_the_blessed_models_data(tmp_path, tiny_validate_params, capsys):
+def test_validate_checks_drift_against_the_production_models_data(tmp_path, tiny_validate_params, capsys):
     root = tmp_path / "repo"
     first = write_folder(tmp_path / "first", MORE)
     _validate(root, first, tiny_validate_params)
     record = json.loads((root / paths.DRIFT).read_text())
     assert record["scope"].startswith("no reference: ")
-    assert "no model is blessed yet" in record["scope"]
+    assert "no model in production yet" in record["scope"]
     assert record["rows"] == []
     assert "drift no reference" in capsys.readouterr().out
 
-    _bless_current_data(root)
+    _promote_current_data(root)
     same = write_folder(tmp_path / "same", MORE, seed=8)  # new images drawn the same way
     _validate(root, same, tiny_validate_params)
     record = json.loads((root / paths.DRIFT).read_text())
     assert record["passed"]
-    assert record["scope"].startswith("against the data of the blessed model")
+    assert record["scope"].startswith("against the data of the production model")
     assert {r["feature"] for r in record["rows"]} == {"class shares", "width", "height", "brightness", "jpeg_kb"}
     assert max(r["psi"] for r in record["rows"]) < 0.25, record["rows"]
     assert "dataset_drift" in (root / paths.DATA_DOCS / "index.html").read_text()  # shown in Data Docs
@@ -97,7 +97,7 @@ def test_validate_checks_drift_against_the_blessed_models_data(tmp_path, tiny_va
     with pytest.raises(StageError) as err:
         _validate(root, brighter, tiny_validate_params)
     message = str(err.value)
-    assert "data drift against the data of the blessed model" in message
+    assert "data drift against the data of the production model" in message
     assert "brightness PSI" in message
     assert "above validate.max_drift_psi=0.25" in message
     assert "raise validate.max_drift_psi" in message
@@ -106,16 +106,16 @@ def test_validate_checks_drift_against_the_blessed_models_data(tmp_path, tiny_va
     assert not record["passed"]
     assert psi["brightness"] > 0.25
     assert f"brightness PSI {psi['brightness']:.3f}" in message
-    # the report itself (read by preprocess) does not depend on what is blessed: it says the data is fine
+    # the report itself (read by preprocess) does not depend on what is in production: it says the data is fine
     assert json.loads((root / paths.VALIDATION_REPORT).read_text())["success"]
     _validate(root, brighter, replace(tiny_validate_params, max_drift_psi=100.0))  # a deliberate change
 
 
-def test_a_blessed_report_of_an_older_version_is_no_reference(tmp_path, tiny_validate_params):
+def test_a_production_report_of_an_older_version_is_no_reference(tmp_path, tiny_validate_params):
     root = tmp_path / "repo"
     folder = write_folder(tmp_path / "data", TINY)
-    (root / paths.BLESSED_DIR).mkdir(parents=True)
-    (root / paths.BLESSED_VALIDATION).write_text(json.dumps({"success": True}))
+    (root / paths.PRODUCTION_DIR).mkdir(parents=True)
+    (root / paths.PRODUCTION_VALIDATION).write_text(json.dumps({"success": True}))
     _validate(root, folder, tiny_validate_params)
     record = json.loads((root / paths.DRIFT).read_text())
     assert "no reference: " in record["scope"]

@@ -21,7 +21,7 @@ TINY_PARAMS = {
     "train": {"epochs": 1, "fine_tune_epochs": 1},
     "evaluate": {"bootstrap_samples": 200},
     # the gate always passes (each test that needs a failing gate sets it so)
-    "promote": {"min_accuracy": 0.0, "max_regression": 1.0},
+    "gate": {"min_accuracy": 0.0, "max_regression": 1.0},
 }
 
 

@@ -1,7 +1,7 @@
 """Models and prediction inputs that a determined user brings: each gets one clear line, nothing is lost.
 
-* a damaged blessed model (folder missing, a file changed, the pointer unreadable) stops promote
-  instead of a silent fall-back to the floor;
+* a damaged copy of the production model (folder missing, a file changed, the pointer unreadable) stops
+  the gate instead of a silent fall-back to the floor;
 * a truncated SavedModel, or a SavedModel with another signature, given to evaluate or predict;
 * FIFOs, devices and oversized files given to predict are not read, and the other files are predicted;
 * a photo stored sideways is turned upright as its EXIF orientation says;
@@ -26,32 +26,40 @@ from tasks.errors import StageError
 from tasks.evaluate import BLANK_COLOURS
 from tasks.inference import load_model
 from tests.helpers.data import digest
-from tests.model.test_quality import _gate, _promote, _run, _stage_root
+from tests.helpers.production import put_in_production
+from tests.model.test_quality import _gate, _judge, _run, _stage_root
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("damage", ["model folder missing", "a model file changed", "pointer unreadable"])
-def test_a_damaged_blessed_model_stops_promote_instead_of_falling_back_to_the_floor(damage, trained, tmp_path):
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("model folder missing", "the model v0.0.1 is missing"),
+        ("a model file changed", "the model's files are not those of v0.0.1"),
+        ("pointer unreadable", "production.json is missing or unreadable"),
+    ],
+)
+def test_a_damaged_production_copy_stops_the_gate_instead_of_falling_back_to_the_floor(
+    damage, expected, trained, tmp_path
+):
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
     _run(root)
-    assert _promote(root, min_accuracy=0.0).promoted
-    blessed = root / paths.BLESSED_MODEL
+    assert _judge(root, min_accuracy=0.0).passed
+    put_in_production(root)
+    copy = root / paths.PRODUCTION_MODEL
     if damage == "model folder missing":
-        shutil.rmtree(blessed)
-        expected = "names blessed model .* but .*models/blessed/model is missing"
+        shutil.rmtree(copy)
     elif damage == "a model file changed":
-        (blessed / "saved_model.pb").write_bytes(b"\0" * 64)
-        expected = "its files are not those of blessed model .* \\(changed or corrupt\\)"
+        (copy / "saved_model.pb").write_bytes(b"\0" * 64)
     else:
-        (root / paths.BLESSED_POINTER).write_text("{not json")
-        expected = "blessed.json: unreadable"
-    before = digest(root, paths.BLESSED_DIR)
+        (root / paths.PRODUCTION_POINTER).write_text("{not json")
+    before = digest(root, paths.PRODUCTION_DIR)
     gate_before = _gate(root)
-    with pytest.raises(StageError, match=expected + ".*dvc checkout models/blessed.*rm -r models/blessed"):
-        _promote(root, min_accuracy=0.0)
-    assert digest(root, paths.BLESSED_DIR) == before
+    with pytest.raises(StageError, match=f"not a whole copy of the production model \\({expected}\\); delete it"):
+        _judge(root, min_accuracy=0.0)
+    assert digest(root, paths.PRODUCTION_DIR) == before
     assert _gate(root) == gate_before  # nothing written
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,11 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
         load_model(tmp_path)
 
 
-def test_without_a_blessed_model_the_default_says_how_to_get_one(tmp_path, monkeypatch):
+def test_without_a_production_model_the_default_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)  # a clone whose registry has no model yet
     (tmp_path / "a.jpg").write_bytes(b"not read")
     with pytest.raises(
-        StageError, match="models/blessed/model: no blessed model yet; run the pipeline.*--model models/model"
+        StageError, match="models/production/model: no model in production yet; run make demo.*--model models/model"
     ):
         predict.main([str(tmp_path / "a.jpg")])

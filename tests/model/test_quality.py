@@ -1,8 +1,7 @@
-"""Evaluate's quality report, the gate against the blessed model, and promotion (tiny trained model)."""
+"""Evaluate's quality report and the gate against the production model (tiny trained model)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from tasks.files import read_json, tree_hash, write_json
 from tasks.inference import load_model, predict_split
 from tasks.params.gate import GateParams
 from tests.helpers.data import run_stage
+from tests.helpers.production import put_in_production
 from tests.helpers.repo import share_backbones
 from tests.helpers.tiny_model import tiny_params
 
@@ -37,12 +37,12 @@ def _run(root: Path) -> dict:
     return asdict(run_stage("evaluate", root, evaluate=tiny_params().evaluate).evaluation)
 
 
-def _promote(root: Path, **gate_params):
-    return run_stage("promote", root, promote=replace(GateParams(), **gate_params))
+def _judge(root: Path, **gate_params):
+    return run_stage("gate", root, gate=replace(GateParams(), **gate_params))
 
 
 def _gate(root: Path) -> dict:
-    return read_json(root / paths.GATE, "promote")
+    return read_json(root / paths.GATE, "gate")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
     m = _run(root)
-    _promote(root, min_accuracy=0.0)
+    _judge(root, min_accuracy=0.0)
     n = m["images"]
     assert m["accuracy_ci95"][0] <= m["accuracy"] <= m["accuracy_ci95"][1]
     for c in m["per_class"].values():
@@ -138,22 +138,17 @@ def test_report_holds_intervals_calibration_slices_behaviour_and_a_card(trained,
     assert "| jpeg_size |" in card
 
 
-def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(trained, worse_model, tmp_path):
+def test_gate_compares_with_the_production_model_and_never_changes_it(trained, worse_model, tmp_path):
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
 
     first = _run(root)
-    assert _promote(root, min_accuracy=0.6).promoted  # no blessed model yet: the floor only
+    assert _judge(root, min_accuracy=0.6).passed  # no model in production yet: the floor only
     assert _gate(root)["passed"]
     assert _gate(root)["baseline"] is None
-    blessed = root / paths.BLESSED_MODEL
-    pointer = read_json(root / paths.BLESSED_POINTER, "promote")
-    assert pointer["fingerprint"] == tree_hash(blessed) == first["model"]["fingerprint"]
-    assert read_json(root / paths.BLESSED_EVALUATION, "promote") == first
-    # the blessed model keeps its data's validation report: the reference of the next drift check
-    assert read_json(root / paths.BLESSED_VALIDATION, "promote") == read_json(root / paths.VALIDATION_REPORT, "x")
+    assert not (root / paths.PRODUCTION_DIR).exists()  # the gate never promotes
     # the DVC metrics file holds the headline numbers and the verdict only (one dvc exp show column each)
-    slim = read_json(root / paths.METRICS, "promote")
+    slim = read_json(root / paths.METRICS, "gate")
     low, high = first["accuracy_ci95"]
     assert slim == {
         "acc": round(first["accuracy"], 4),
@@ -165,104 +160,112 @@ def test_gate_compares_with_the_blessed_model_and_only_a_pass_is_promoted(traine
         "logloss": round(first["log_loss"], 4),
         "recall": {name: round(m["recall"], 4) for name, m in first["per_class"].items()},
     }
+    pointer = put_in_production(root)  # what make promote leaves
 
-    # The worse candidate passes the floor (0) but falls more than max_regression below the blessed model.
+    # The worse candidate passes the floor (0) but falls more than max_regression below the production model.
     shutil.rmtree(root / paths.MODEL_DIR)
     shutil.copytree(worse_model, root / paths.MODEL_DIR)
     second = _run(root)
-    before = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
-    outcome = _promote(root, min_accuracy=0.0, max_regression=0.01)
+    before = {p.relative_to(root): p.read_bytes() for p in (root / paths.PRODUCTION_DIR).rglob("*") if p.is_file()}
+    outcome = _judge(root, min_accuracy=0.0, max_regression=0.01)
     base = _gate(root)["baseline"]
     assert base["gating"]
     assert base["reason"] is None
-    assert base["fingerprint"] == pointer["fingerprint"]
-    assert base["trained_on"] == pointer["identity"]
-    assert pointer["identity"]["config"]["handle"] == "small_cnn"
+    assert base["model"] == "model@v0.0.1"
+    assert base["fingerprint"] == pointer.fingerprint == first["model"]["fingerprint"]
+    assert base["trained_on"]["config"]["handle"] == "small_cnn"
     assert base["accuracy"] == pytest.approx(first["accuracy"])  # re-evaluated on the same Test images
     assert second["accuracy"] < first["accuracy"] - 0.01, "the weak model should be clearly worse"
     failed = {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
-    assert "accuracy vs blessed" in failed
+    assert "accuracy vs production" in failed
     assert not _gate(root)["passed"]
-    assert not outcome.promoted
-    assert any("accuracy vs blessed" in r for r in outcome.reasons)
-    after = {p.relative_to(root): p.read_bytes() for p in (root / paths.BLESSED_DIR).rglob("*") if p.is_file()}
-    assert after == before, "a failing gate must leave the blessed model untouched"
+    assert not outcome.passed
+    assert any("accuracy vs production" in r for r in outcome.reasons)
+    after = {p.relative_to(root): p.read_bytes() for p in (root / paths.PRODUCTION_DIR).rglob("*") if p.is_file()}
+    assert after == before, "the gate must leave the production model untouched"
     assert "**failed**" in (root / paths.MODEL_CARD).read_text()
 
 
-def test_a_blessed_model_from_another_dataset_does_not_gate_unless_the_policy_says_always(
+def test_a_production_model_from_another_dataset_does_not_gate_unless_the_policy_says_always(
     trained, worse_model, tmp_path
 ):
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
     _run(root)
-    assert _promote(root, min_accuracy=0.0).promoted
+    put_in_production(root)
     shutil.rmtree(root / paths.MODEL_DIR)
     shutil.copytree(worse_model, root / paths.MODEL_DIR)
     source = read_json(root / paths.SOURCE_FILE, "download")
     write_json(root / paths.SOURCE_FILE, {**source, "sha256": "f" * 64})  # the candidate's data is another dataset
     _run(root)
 
-    assert not _promote(root, min_accuracy=0.0, baseline="always").promoted  # the comparison decides
-    assert "accuracy vs blessed" in {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
+    assert not _judge(root, min_accuracy=0.0, baseline="always").passed  # the comparison decides
+    assert "accuracy vs production" in {c["name"] for c in _gate(root)["checks"] if not c["passed"]}
     base = _gate(root)["baseline"]
     assert base["gating"]
-    assert base["reason"].startswith("the blessed model was trained on another dataset")
+    assert base["reason"].startswith("the production model was trained on another dataset")
 
-    outcome = _promote(root, min_accuracy=0.0)  # same_data, the default: only the floor decides
+    outcome = _judge(root, min_accuracy=0.0)  # same_data, the default: only the floor decides
     gate = _gate(root)
-    assert outcome.promoted
+    assert outcome.passed
     assert gate["passed"]
     assert not gate["baseline"]["gating"]
-    assert gate["baseline"]["reason"].startswith("the blessed model was trained on another dataset")
+    assert gate["baseline"]["reason"].startswith("the production model was trained on another dataset")
     shown = {c["name"]: c for c in gate["checks"] if c["difference"] is not None}
-    assert not shown["accuracy vs blessed"]["passed"]
-    assert shown["accuracy vs blessed"]["difference"] < -0.01
+    assert not shown["accuracy vs production"]["passed"]
+    assert shown["accuracy vs production"]["difference"] < -0.01
     card = (root / paths.MODEL_CARD).read_text()
-    assert "Only the absolute floor decided: the blessed model was trained on another dataset" in card
+    assert "Only the absolute floor decided: the production model was trained on another dataset" in card
     assert "FAIL (shown only)" in card
 
 
-def test_a_blessed_model_on_another_backbone_download_does_not_gate(trained, worse_model, tmp_path):
+def test_a_production_model_on_another_backbone_download_does_not_gate(trained, worse_model, tmp_path):
     """The same URL handle serving other files later (a republished model) is another configuration."""
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
     _run(root)
-    assert _promote(root, min_accuracy=0.0).promoted
-    assert (
-        read_json(root / paths.BLESSED_POINTER, "promote")["identity"]["config"]["backbone_sha256"] is None
-    )  # built-in
+    put_in_production(root)
     shutil.rmtree(root / paths.MODEL_DIR)
     shutil.copytree(worse_model, root / paths.MODEL_DIR)
     info = root / paths.MODEL_DIR / paths.TRAINING_INFO_NAME
     write_json(info, {**read_json(info, "train"), "backbone_sha256": "e" * 64})
     _run(root)
 
-    outcome = _promote(root, min_accuracy=0.0)
+    outcome = _judge(root, min_accuracy=0.0)
     gate = _gate(root)
-    assert outcome.promoted and gate["passed"]  # the floor decided
+    assert outcome.passed and gate["passed"]  # the floor decided
     assert not gate["baseline"]["gating"]
+    assert gate["baseline"]["trained_on"]["config"]["backbone_sha256"] is None  # built-in
     assert (
         gate["baseline"]["reason"]
-        == f"the blessed model has another configuration: backbone_sha256 None → {'e' * 64!r}"
+        == f"the production model has another configuration: backbone_sha256 None → {'e' * 64!r}"
     )
     assert "FAIL (shown only)" in (root / paths.MODEL_CARD).read_text()
     assert f"`{'e' * 64}`" in (root / paths.MODEL_CARD).read_text()
 
 
-def test_first_failing_gate_writes_an_empty_pointer(prepared, worse_model, tmp_path):
+def test_a_failing_gate_says_why(prepared, worse_model, tmp_path):
     root = _stage_root(tmp_path, prepared[0], worse_model)
     metrics = _run(root)
-    outcome = _promote(root, min_accuracy=0.9)
+    outcome = _judge(root, min_accuracy=0.9)
     assert metrics["accuracy"] < 0.9
     assert not _gate(root)["passed"]
-    assert not outcome.promoted
+    assert not outcome.passed
     assert outcome.reasons == [f"accuracy {metrics['accuracy']:.4f} < 0.9000"]
-    assert json.loads((root / paths.BLESSED_POINTER).read_text())["blessed"] is False
-    assert not (root / paths.BLESSED_MODEL).exists()
+    assert not (root / paths.PRODUCTION_DIR).exists()
 
 
-def test_promote_refuses_metrics_of_another_model(trained, tmp_path):
+def test_a_changed_production_copy_is_refused_not_ignored(trained, tmp_path):
+    prepared_root, _, result = trained
+    root = _stage_root(tmp_path, prepared_root, result.model_dir)
+    _run(root)
+    put_in_production(root)
+    (root / paths.PRODUCTION_MODEL / "saved_model.pb").write_bytes(b"changed")
+    with pytest.raises(StageError, match="not a whole copy .*not those of v0.0.1.*fetches it again from the registry"):
+        _judge(root)
+
+
+def test_the_gate_refuses_metrics_of_another_model(trained, tmp_path):
     prepared_root, _, result = trained
     root = _stage_root(tmp_path, prepared_root, result.model_dir)
     _run(root)
@@ -270,5 +273,5 @@ def test_promote_refuses_metrics_of_another_model(trained, tmp_path):
     metrics["model"]["fingerprint"] = "0" * 64
     write_json(root / paths.EVALUATION, metrics)
     with pytest.raises(StageError, match="evaluated another model.*dvc repro evaluate"):
-        _promote(root)
-    assert not (root / paths.BLESSED_DIR).exists()
+        _judge(root)
+    assert not (root / paths.GATE).exists()

@@ -1,8 +1,11 @@
-"""The blessed model survives any interruption of its replacement (issue: reliability round 2).
+"""The production model's local copy survives any interruption of its replacement (reliability rounds 2 and 4).
 
-A child process blesses a model over another one and is killed: right after each filesystem step,
-and at 100+ random moments. At every instant ``models/blessed/model`` must be a complete model, and
-its pointer must name it; after the recovery that the next run performs, no leftovers remain.
+The registry itself is git tags (written atomically by git) naming bytes in DVC's content-addressed cache
+and remote. What a kill could break is the local copy that predict, validate and the gate read:
+``models/production``, replaced by ``tasks.registry.install`` when the registry names another version. A
+child process installs one version over another and is killed: right after each filesystem step, and at
+100+ random moments. At every instant ``models/production/model`` must be a complete model, and its pointer
+must name it; after the recovery that the next sync performs, no leftovers remain.
 """
 
 from __future__ import annotations
@@ -17,29 +20,28 @@ from pathlib import Path
 
 import pytest
 
-from tasks import files, paths
+from tasks import files, paths, registry
 from tasks.files import tree_hash, write_json
-from tasks.reports.verdict import Blessed
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import os, shutil, sys
 from pathlib import Path
-from tasks import files
-from tasks.promote import bless
-from tasks.reports.verdict import Blessed
+from tasks import files, registry
 mode, work = sys.argv[1], Path(sys.argv[2])
-blessed = work / "models" / "blessed"
+production = work / "models" / "production"
 
-def bless_one(name):
-    model = work / "candidates" / name
-    pointer = Blessed(blessed=True, fingerprint=(model.parent / f"{name}.fingerprint").read_text())
-    bless(model, work / "evaluation.json", work / "validation.json", blessed, pointer)
+def put(name):
+    def fill(tmp):
+        shutil.copytree(work / "candidates" / name, tmp / "model")
+        for report in ("evaluation.json", "source.json", "validation.json"):
+            shutil.copy2(work / report, tmp / report)
+    registry.install(production, fill, name, "c" * 40, None)
 
-if mode == "loop":  # bless A and B in turn until killed
+if mode == "loop":  # install A and B in turn until killed
     print("ready", flush=True)
     while True:
-        bless_one("A"); bless_one("B")
+        put("A"); put("B")
 count, stop = [0], int(sys.argv[3])
 def after(fn):
     def step(*args, **kwargs):
@@ -54,7 +56,7 @@ for module, name in ((os, "rename"), (os, "replace"), (os, "mkdir"), (os, "unlin
     setattr(module, name, after(getattr(module, name)))
 if mode == "steps-without-exchange":
     files._exchange = lambda a, b: False  # the two-rename fallback of other systems
-bless_one("B")
+put("B")
 print(f"done after {count[0]} steps")
 """
 
@@ -73,20 +75,18 @@ def _model(folder: Path, seed: int) -> str:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """Two candidate models, their reports, and A already blessed."""
-    work = tmp_path_factory.mktemp("bless")
+    """Two candidate models, their reports, and A already in production."""
+    work = tmp_path_factory.mktemp("production")
     hashes = {name: _model(work / "candidates" / name, seed) for seed, name in enumerate("AB")}
-    write_json(work / "evaluation.json", {"accuracy": 0.9})
-    write_json(work / "validation.json", {"success": True})
-    from tasks.promote import bless
+    for report in ("evaluation.json", "source.json", "validation.json"):
+        write_json(work / report, {"report": report})
 
-    bless(
-        work / "candidates" / "A",
-        work / "evaluation.json",
-        work / "validation.json",
-        work / paths.BLESSED_DIR,
-        Blessed(blessed=True, fingerprint=hashes["A"]),
-    )
+    def fill(tmp: Path) -> None:
+        shutil.copytree(work / "candidates" / "A", tmp / "model")
+        for report in ("evaluation.json", "source.json", "validation.json"):
+            shutil.copy2(work / report, tmp / report)
+
+    registry.install(work / paths.PRODUCTION_DIR, fill, "A", "c" * 40, None)
     return work, hashes
 
 
@@ -97,15 +97,16 @@ def _copy(template, tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def _whole(work: Path, hashes: dict[str, str]) -> str:
-    """Which model is blessed; fails unless the folder holds a complete model that its pointer names."""
-    blessed = work / paths.BLESSED_DIR
-    model = tree_hash(blessed / "model")
-    pointer = files.read_json(blessed / "blessed.json", "promote")
+    """Which model is in the copy; fails unless the folder holds a complete model that its pointer names."""
+    production = work / paths.PRODUCTION_DIR
+    model = tree_hash(production / "model")
+    pointer = registry.read_pointer(production)
     assert model in hashes.values(), (model, pointer)
-    assert pointer["fingerprint"] == model, (model, pointer)
-    assert (blessed / "evaluation.json").is_file()
-    assert (blessed / "validation.json").is_file()
-    return next(name for name, h in hashes.items() if h == model)
+    assert pointer is not None and pointer.fingerprint == model, (model, pointer)
+    assert hashes[pointer.model_version] == model, (model, pointer)
+    for report in ("evaluation.json", "source.json", "validation.json"):
+        assert (production / report).is_file()
+    return pointer.model_version
 
 
 def _child(mode: str, work: Path, *args: str, **popen) -> subprocess.Popen:
@@ -115,11 +116,11 @@ def _child(mode: str, work: Path, *args: str, **popen) -> subprocess.Popen:
 
 
 def _no_leftovers(work: Path) -> None:
-    assert sorted(p.name for p in (work / "models").iterdir()) == ["blessed"]
+    assert sorted(p.name for p in (work / "models").iterdir()) == ["production"]
 
 
 @pytest.mark.parametrize("mode", ["steps", "steps-without-exchange"])
-def test_a_kill_right_after_each_filesystem_step_leaves_a_whole_blessed_model(mode, template, tmp_path):
+def test_a_kill_right_after_each_filesystem_step_leaves_a_whole_copy(mode, template, tmp_path):
     seen, step = set(), 0
     while True:
         step += 1
@@ -128,7 +129,7 @@ def test_a_kill_right_after_each_filesystem_step_leaves_a_whole_blessed_model(mo
         out, _ = child.communicate(timeout=120)
         if mode == "steps":  # one atomic swap: whole at every instant, before any recovery
             seen.add(_whole(work, hashes))
-        files.recover(work / paths.BLESSED_DIR)  # what the next run does first
+        files.recover(work / paths.PRODUCTION_DIR)  # what the next run does first
         seen.add(_whole(work, hashes))
         _no_leftovers(work)
         if child.returncode == 0:
@@ -140,18 +141,18 @@ def test_a_kill_right_after_each_filesystem_step_leaves_a_whole_blessed_model(mo
     assert seen == {"A", "B"}  # killed both before and after the swap
 
 
-def test_a_hundred_kills_at_random_moments_never_break_the_blessed_model(template, tmp_path):
+def test_a_hundred_kills_at_random_moments_never_break_the_copy(template, tmp_path):
     work, hashes = _copy(template, tmp_path)
     rng, seen = random.Random(12), []
     for _ in range(110):
         child = _child("loop", work)
         assert child.stdout.readline() == "ready\n"
-        with pytest.raises(subprocess.TimeoutExpired):  # blessing in a loop, A then B then A ...
+        with pytest.raises(subprocess.TimeoutExpired):  # installing in a loop, A then B then A ...
             child.wait(timeout=rng.uniform(0.0, 0.25))
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
         assert child.returncode == -signal.SIGKILL
         seen.append(_whole(work, hashes))  # whole at the moment of the kill, before any recovery
-        files.recover(work / paths.BLESSED_DIR)
+        files.recover(work / paths.PRODUCTION_DIR)
         _no_leftovers(work)
     assert set(seen) == {"A", "B"}
