@@ -47,8 +47,8 @@ HEADER = f"""\
 
 @dataclass(frozen=True)
 class Deployment:
-    """One deployment. ``parameters`` are paths relative to the repository (a string or a list of them):
-    prefect.yaml's runs start in the repository, and ``make serve`` resolves them against ``--root``."""
+    """One deployment. ``parameters`` are paths relative to the repository (a string or a list of them) or flags:
+    prefect.yaml's runs start in the repository, and ``make serve`` resolves the paths against ``--root``."""
 
     name: str
     entrypoint: str  # file:flow, as prefect.yaml has it
@@ -71,6 +71,8 @@ class Deployment:
         """``parameters`` with each path made absolute under ``root``."""
 
         def under(value: Any) -> Any:
+            if isinstance(value, bool):
+                return value
             return [under(v) for v in value] if isinstance(value, list) else str((root / value).resolve())
 
         return {k: under(v) for k, v in self.parameters.items()}
@@ -80,10 +82,10 @@ DEPLOYMENTS = (
     Deployment(
         name="weekly-retrain",
         entrypoint="flows/pipeline.py:gender_pipeline",
-        description="Rerun the stale stages of the pipeline (DVC skips the rest)",
+        description="Rerun the stale stages of the pipeline (DVC skips the rest), then promote a model the gate passed",
         cron="0 3 * * 1",  # Mondays 03:00
         tags=("retrain",),
-        parameters={"root": "."},
+        parameters={"root": ".", "promote": True},  # make promote's step: the scheduled retrain serves its model
     ),
     Deployment(
         name="batch-predict",

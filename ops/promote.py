@@ -3,10 +3,10 @@
 The pipeline (``dvc repro``, ``dvc exp run``, the flow) only computes the gate's verdict; this is the one
 step that changes what is in production. It refuses, in one line each:
 
-1. a pipeline that DVC does not report up to date (the outputs must be the ones dvc.lock names);
-2. a failed verdict (``reports/gate.json``), or one computed against another production model than today's;
-3. uncommitted changes to tracked files other than the run's record (dvc.lock, params.yaml, the metrics file):
-   a production model is made from committed code.
+1. uncommitted changes to tracked files other than the run's record (dvc.lock, params.yaml, the metrics file):
+   a production model is made from committed code;
+2. a pipeline that DVC does not report up to date (the outputs must be the ones dvc.lock names);
+3. a failed verdict (``reports/gate.json``), or one computed against another production model than today's.
 
 Then it pushes the outputs to the DVC remote (nothing is named in the registry before its bytes are there),
 records the run, assigns it to ``prod`` with GTO, pushes the tags when the repository has an ``origin``, and
@@ -115,9 +115,9 @@ def promote(root: Path) -> str:
     """Make the gated candidate the production model; the line that says what was done."""
     root = Path(root).resolve()
     production = registry.assigned(root)
+    check_committed(root)
     check_up_to_date(root)
     verdict = check_verdict(root, production)
-    check_committed(root)
     fingerprint = tree_hash(root / paths.MODEL_DIR)
     current = registry.sync(root)
     if current and current.fingerprint == fingerprint:

@@ -98,9 +98,10 @@ def _dvc_or_fail(root: Path, what: str, *args: str) -> None:
     done = dvc(root, *args)
     if done.returncode != 0:
         lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        # the last error is DVC's own (the first says Studio, which the registry does not use, is not set up)
         errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:] or [str(done.returncode)]
         raise StageError(
-            f"{what}: `dvc {' '.join(args)}` failed: {errors[0]}; "
+            f"{what}: `dvc {' '.join(args)}` failed: {errors[-1]}; "
             "is the DVC remote reachable and does it hold the model (`dvc push` after promoting)?"
         )
 

@@ -47,15 +47,14 @@ def test_dvc_repro_runs_the_pipeline_then_nothing_and_reruns_only_what_changed(f
         "recall.Male",
     ]
 
-    pointer = json.loads((repo_copy / "models" / "blessed" / "blessed.json").read_text())
-    assert pointer["fingerprint"] == metrics["model"]["fingerprint"]  # the gate passed (floor 0): promoted
+    assert json.loads((repo_copy / paths.GATE).read_text())["passed"]  # the floor is 0
+    assert not (repo_copy / paths.PRODUCTION_DIR).exists()  # dvc repro never promotes
 
-    # a new candidate that fails the gate: promote runs, the blessed model stays, DVC is clean
-    set_params(repo_copy, {"train": {"epochs": 2}, "promote": {"min_accuracy": 1.0}})
+    # a new candidate that fails the gate: the gate says so, DVC is clean
+    set_params(repo_copy, {"train": {"epochs": 2}, "gate": {"min_accuracy": 1.0}})
     out = dvc(repo_copy, "repro")
-    assert ran(out) == ["train", "evaluate", "promote"]
-    assert "not promoted: quality gate failed" in out
-    assert json.loads((repo_copy / "models" / "blessed" / "blessed.json").read_text()) == pointer
+    assert ran(out) == ["train", "evaluate", "gate"]
+    assert "quality gate FAILED: accuracy" in out
     assert "up to date" in dvc(repo_copy, "status")
     assert ran(dvc(repo_copy, "repro")) == []
     # nothing outside the declared outputs was written into the repository
@@ -102,9 +101,9 @@ def test_an_experiment_shows_its_headline_metrics_in_120_columns(repo_after_firs
     repo_copy = repo_after_first_run
     subprocess.run(["git", "add", "-A"], cwd=repo_copy, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "baseline"], cwd=repo_copy, check=True, capture_output=True)
-    # a stricter gate: only promote reruns, and the experiment's verdict differs from the baseline's
-    out = dvc(repo_copy, "exp", "run", "-n", "strict-gate", "-S", "promote.min_accuracy=1.0")
-    assert ran(out) == ["promote"]
+    # a stricter gate: only the gate reruns, and the experiment's verdict differs from the baseline's
+    out = dvc(repo_copy, "exp", "run", "-n", "strict-gate", "-S", "gate.min_accuracy=1.0")
+    assert ran(out) == ["gate"]
 
     shown = json.loads(dvc(repo_copy, "exp", "show", "--json"))
     baseline = next(row for row in shown if row["rev"] != "workspace")
@@ -141,13 +140,14 @@ def test_an_experiment_shows_its_headline_metrics_in_120_columns(repo_after_firs
     assert max(len(line) for line in lines) <= 120, done.stdout
     assert "…" not in done.stdout, done.stdout
     metrics_header, params_header = (line.split() for line in lines if line.startswith("experiment"))
-    assert metrics_header == ["experiment", *FIRST_SCREEN, "recall.Female", "recall.Male"]
-    assert params_header == ["experiment", "promote.min_accuracy"]  # the only param that differs
+    assert metrics_header == ["experiment", *FIRST_SCREEN, "recall.Female", "recall.Male", "Δacc"]
+    assert params_header == ["experiment", "gate.min_accuracy"]  # the only param that differs
     strict = next(line.split() for line in lines if "strict-gate" in line)
     assert strict[2:] == [f"{metrics['strict-gate'][k]:.4f}" for k in ("acc", "acc_lo", "acc_hi", "auc", "ece")] + [
         "False",
         f"{metrics['strict-gate']['logloss']:.4f}",
         *(f"{v:.4f}" for v in metrics["strict-gate"]["recall"].values()),
+        "+0.0000",  # the same model as its baseline commit
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks import stages
+from tasks import paths, stages
 from tasks.code_deps import import_closure
 from tasks.contract import Output, Stage
 from tasks.params.config import Params
@@ -145,3 +146,16 @@ def test_a_stage_that_reads_single_keys_is_checked_for_changes_to_those_keys_onl
     assert snapshot.changes() == []  # train.epochs is not the features stage's
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "model": {**raw["model"], "image_size": 96}}))
     assert snapshot.changes() == ["params.yaml changed while features ran (model.image_size)"]
+
+
+def test_the_committed_metrics_are_the_ones_the_committed_dvc_lock_describes():
+    """A fresh clone's `dvc exp show` baseline row: reports/metrics.json is in git (cache: false), and its bytes
+    are those dvc.lock records for the gate's run, so the figures belong to the committed pipeline."""
+
+    def committed(rel: str) -> bytes:
+        return subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=REPO, capture_output=True, check=True).stdout
+
+    lock = yaml.safe_load(committed("dvc.lock"))
+    (entry,) = [o for o in lock["stages"]["gate"]["outs"] if o["path"] == paths.METRICS]
+    assert hashlib.md5(committed(paths.METRICS)).hexdigest() == entry["md5"]
+    assert set(json.loads(committed(paths.METRICS))) >= {"acc", "acc_lo", "acc_hi", "gate", "recall"}

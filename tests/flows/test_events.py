@@ -96,10 +96,10 @@ def test_a_promoted_model_starts_a_batch_prediction_of_the_inbox(flow_repo, pref
     inbox.mkdir(parents=True)
     for i, (_, _, data) in enumerate(synthetic.generate({"Test": 3}, 0.5, seed=5)):
         (inbox / f"{i}.jpg").write_bytes(data)
-    flow(flow_repo, prefect_server)  # the first run: the gate passes and the model is promoted
+    flow(flow_repo, prefect_server, "--promote")  # the first run: the gate passes and the model is promoted
     (event,) = _emitted(prefect_server, PROMOTED)
-    blessed = json.loads((flow_repo / paths.BLESSED_POINTER).read_text())
-    assert event["payload"]["fingerprint"] == blessed["fingerprint"]
+    production = json.loads((flow_repo / paths.PRODUCTION_POINTER).read_text())
+    assert event["payload"]["fingerprint"] == production["fingerprint"]
     assert event["payload"]["metrics"] == json.loads((flow_repo / paths.METRICS).read_text())
     assert event["payload"]["failed_checks"] == []
     triggered = prefect_server.wait_until(
@@ -123,8 +123,8 @@ def test_a_promoted_model_starts_a_batch_prediction_of_the_inbox(flow_repo, pref
 
 
 def test_a_blocked_promotion_sends_one_notification_naming_the_failed_check(flow_repo, prefect_server, webhook):
-    set_params(flow_repo, {"promote": {"min_accuracy": 1.0}})
-    flow(flow_repo, prefect_server)
+    set_params(flow_repo, {"gate": {"min_accuracy": 1.0}})
+    flow(flow_repo, prefect_server)  # the gate fails: blocked, whether promotion was asked for or not
     (event,) = _emitted(prefect_server, BLOCKED)
     assert [c["name"] for c in event["payload"]["failed_checks"]] == ["accuracy"]
     (message,) = prefect_server.wait_until(lambda: list(webhook.received), 60, "a notification")
@@ -181,8 +181,8 @@ def test_the_work_pool_route_triggers_the_same_batch_prediction(flow_repo, prefe
     run([sys.executable, "-m", "flows.events"], flow_repo, env)
     before = {r["id"] for r in _triggered(prefect_server)}
     (flow_repo / paths.PREDICTIONS_OUT).unlink()
-    set_params(flow_repo, {"promote": {"min_accuracy": 0.0}})
-    flow(flow_repo, prefect_server)  # promote reruns (its params changed) and promotes
+    set_params(flow_repo, {"train": {"epochs": 2}, "gate": {"min_accuracy": 0.0}})
+    flow(flow_repo, prefect_server, "--promote")  # a new model passes the gate and is promoted
     event = prefect_server.wait_until(  # newest first: this promotion's, once stored (the first test's is older)
         lambda: (found := _events(prefect_server, PROMOTED))[1:] and found[0], 60, "this run's promotion event"
     )

@@ -33,12 +33,13 @@ def stage_states(server, flow_run) -> list[tuple[str, str]]:
 CHAIN = set(zip(STAGE_NAMES, STAGE_NAMES[1:]))  # the DAG's edges, as the UI's run graph should draw them
 
 
-def test_first_run_runs_every_stage_in_order_and_records_dvc_lock(flow_repo, prefect_server):
-    out = flow(flow_repo, prefect_server).stdout + ""
+def test_first_run_runs_every_stage_in_order_records_dvc_lock_and_promotes_when_asked(flow_repo, prefect_server):
+    out = flow(flow_repo, prefect_server, "--promote").stdout + ""
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
-    assert stage_states(prefect_server, latest) == [(s, "Completed") for s in STAGE_NAMES]
-    assert prefect_server.graph_edges(latest["id"]) == CHAIN  # each stage waits for the one before it
+    assert stage_states(prefect_server, latest) == [(s, "Completed") for s in [*STAGE_NAMES, "promote"]]
+    # each stage waits for the one before it, and promote for the gate
+    assert prefect_server.graph_edges(latest["id"]) == CHAIN | {("gate", "promote")}
     download = prefect_server.task_runs(latest["id"])[0]
     assert download["task_version"]
     assert {t.split(":")[0] for t in download["tags"]} >= {"stage", "git", "dvc"}
@@ -50,10 +51,11 @@ def test_first_run_runs_every_stage_in_order_and_records_dvc_lock(flow_repo, pre
     assert {a["key"] for a in artifacts} == set(ARTIFACT_KEYS)
     assert "Results:" in out or "Results:" in logs
     gate = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}}})[0]["data"]
-    assert "promoted: this model is now the blessed one" in gate
+    assert "this model is the production model (model@v0.0.1)" in gate
+    assert json.loads((flow_repo / paths.PRODUCTION_POINTER).read_text())["model_version"] == "v0.0.1"
     summary = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["validation-summary"]}}})
     assert "## Drift no reference: " in summary[0]["data"]
-    assert "no model is blessed yet" in summary[0]["data"]
+    assert "no model in production yet" in summary[0]["data"]
     # the invariant: after a flow run, DVC has nothing to do
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
@@ -87,7 +89,8 @@ def test_the_flow_runs_stages_through_dvc_and_its_process_imports_neither_tensor
     done = run([sys.executable, "-c", FLOW_IN_THIS_PROCESS, str(flow_repo)], flow_repo, prefect_server.env)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["states"]["evaluate"] == "Completed"  # forced: evaluate ran, TensorFlow and all, elsewhere
-    assert report["states"]["promote"] == "Skipped"  # evaluate wrote the same bytes
+    assert report["states"]["gate"] == "Skipped"  # evaluate wrote the same bytes
+    assert "promote" not in report["states"]  # not asked: a flow run changes nothing in production
     stages = {f"tasks.{s}" for s in STAGE_NAMES} | {"tasks.stages", "tasks.run"}
     assert not [m for m in report["modules"] if m.split(".")[0] in ("tensorflow", "tf_keras") or m in stages]
     assert "prefect" in report["modules"] and "dvc.repo" in report["modules"]  # the check sees what was imported
@@ -97,7 +100,7 @@ def test_the_flow_runs_stages_through_dvc_and_its_process_imports_neither_tensor
 
 def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_server):
     set_params(flow_repo, {"train": {"epochs": 2}})
-    assert ran(dvc(flow_repo, "repro")) == ["train", "evaluate", "promote"]
+    assert ran(dvc(flow_repo, "repro")) == ["train", "evaluate", "gate"]
     flow(flow_repo, prefect_server)
     assert stage_states(prefect_server, prefect_server.flow_runs()[0]) == [(s, "Skipped") for s in STAGE_NAMES]
 
@@ -112,7 +115,7 @@ def test_dvc_repro_and_the_flow_agree_after_params_changes(flow_repo, prefect_se
         "audit": "Skipped",
         "train": "Completed",
         "evaluate": "Completed",
-        "promote": "Completed",
+        "gate": "Completed",
     }
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
@@ -127,27 +130,31 @@ def _files(folder) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_a_failing_gate_leaves_the_blessed_model_and_the_run_says_not_promoted(flow_repo, prefect_server):
-    blessed = flow_repo / paths.BLESSED_DIR
-    before = _files(blessed)
-    set_params(flow_repo, {"promote": {"min_accuracy": 1.0}})
-    flow(flow_repo, prefect_server)
+def test_a_failing_gate_leaves_the_production_model_and_the_run_says_why(flow_repo, prefect_server):
+    production = flow_repo / paths.PRODUCTION_DIR
+    before = _files(production)
+    set_params(flow_repo, {"gate": {"min_accuracy": 1.0}})
+    flow(flow_repo, prefect_server, "--promote")
     latest = prefect_server.flow_runs()[0]
     assert latest["state"]["type"] == "COMPLETED"
     metrics = json.loads((flow_repo / paths.EVALUATION).read_text())
     assert metrics["accuracy"] < 1.0
     assert not json.loads((flow_repo / paths.GATE).read_text())["passed"]
     runs = {t["name"]: t["state"] for t in prefect_server.task_runs(latest["id"])}
-    # only the gate's params changed: evaluate is up to date, promote reruns and refuses
+    # only the gate's params changed: evaluate is up to date, the gate reruns and fails, promote refuses
     assert runs["evaluate"]["name"] == "Skipped"
+    assert runs["gate"]["name"] == "Gate failed"
+    assert runs["gate"]["message"] == f"cannot be promoted: accuracy {metrics['accuracy']:.4f} < 1.0000"
     assert runs["promote"]["name"] == "Not promoted"
-    assert runs["promote"]["message"] == f"not promoted: accuracy {metrics['accuracy']:.4f} < 1.0000"
-    assert _files(blessed) == before
+    assert runs["promote"]["message"] == (
+        f"not promoted: the quality gate failed (accuracy {metrics['accuracy']:.4f} < 1.0000)"
+    )
+    assert _files(production) == before
     gate = prefect_server.post(
         "/artifacts/filter", {"artifacts": {"key": {"any_": ["quality-gate"]}}, "sort": "CREATED_DESC"}
     )[0]["data"]
     assert "# Quality gate: FAILED" in gate
-    assert "not promoted: accuracy" in gate
+    assert "cannot be promoted: accuracy" in gate
     assert "up to date" in dvc(flow_repo, "status")
     assert ran(dvc(flow_repo, "repro")) == []
 
