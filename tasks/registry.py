@@ -50,11 +50,16 @@ class Production:
     version: int = 1
 
 
+class NoRegistry(StageError):
+    """The folder is not a git repository, so it has no registry (a copy of the layout, ``dvc init --no-scm``)."""
+
+
 def assigned(root: Path) -> tuple[str, str, str] | None:
     """The production model's (version, commit, assigned-at time) from the git tags; None when none is assigned.
 
     Raises:
-        StageError: when ``root`` is not a git repository (the registry lives in its tags).
+        NoRegistry: when ``root`` is not a git repository (the registry lives in its tags).
+        StageError: when the tags cannot be read.
     """
     import gto.api
     from gto.exceptions import ArtifactNotFound, GTOException
@@ -64,10 +69,10 @@ def assigned(root: Path) -> tuple[str, str, str] | None:
         found = gto.api.find_versions_in_stage(str(root), ARTIFACT, PROD)
     except ArtifactNotFound:  # no tag of the artifact yet: nothing was ever promoted
         return None
-    except (GTOException, SCMError) as exc:
-        raise StageError(
-            f"{root}: cannot read the model registry, the git tags model@… ({exc}); run it in a clone of the project"
-        ) from exc
+    except SCMError as exc:
+        raise NoRegistry(f"{root}: not a git repository, so there is no model registry (its git tags)") from exc
+    except GTOException as exc:
+        raise StageError(f"{root}: cannot read the model registry, the git tags model@… ({exc})") from exc
     if not found:
         return None
     latest = found[0] if isinstance(found, list) else found
@@ -118,11 +123,16 @@ def sync(root: Path) -> Production | None:
     """Make ``models/production`` the registry's production model; the pointer, or None when none is assigned.
 
     Nothing is fetched when the copy already holds that version, whole. When the registry assigns no model
-    the copy is removed: what is not in the registry is not in production.
+    the copy is removed: what is not in the registry is not in production. Outside a git repository there is
+    no registry, and the copy is left as it is.
     """
     folder = root / paths.PRODUCTION_DIR
     recover(folder)
-    found = assigned(root)
+    try:
+        found = assigned(root)
+    except NoRegistry as exc:  # nothing to sync with: the copy, if any, is left as it is
+        log.info("%s; %s is left as it is", exc, folder)
+        return read_pointer(folder)
     if found is None:
         if folder.exists():
             log.info("no model is assigned to %s in the registry; removing the stale copy %s", PROD, folder)

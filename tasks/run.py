@@ -46,9 +46,10 @@ def run(stage: str, params_file: Path) -> None:
     """Run ``stage`` with the params file as it is now; refuse to end well if its params or code changed meanwhile."""
     snapshot = Snapshot.take(stage, Path("."), params_file)
     try:
+        params = parse(snapshot.raw, str(params_file))
         if BY_NAME[stage].prepare:
             BY_NAME[stage].prepare(Path("."))
-        BY_NAME[stage].run(Path("."), parse(snapshot.raw, str(params_file)))
+        BY_NAME[stage].run(Path("."), params)
     except (ParamsError, StageError) as exc:  # an expected fault: one line, and how to undo what dvc removed
         hint = _restore_hint(stage)
         if not hint:

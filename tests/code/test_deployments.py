@@ -37,11 +37,14 @@ def test_prefect_yaml_and_serve_declare_the_same_deployments(tmp_path):
         assert spec["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
         # the triggers as `prefect deploy` reads them from prefect.yaml, and as served
         assert [DeploymentTriggerAdapter.validate_python(t) for t in spec.get("triggers", [])] == runner.triggers
-        # the same parameters, relative to the repository in prefect.yaml, under --root when served
-        assert runner.parameters == {
-            k: [str(tmp_path.resolve() / x) for x in v] if isinstance(v, list) else str((tmp_path / v).resolve())
-            for k, v in spec["parameters"].items()
-        }
+        # the same parameters: paths relative to the repository in prefect.yaml, under --root when served; flags as is
+        def served_as(v):
+            if isinstance(v, bool):
+                return v
+            return [str(tmp_path.resolve() / x) for x in v] if isinstance(v, list) else str((tmp_path / v).resolve())
+
+        assert runner.parameters == {k: served_as(v) for k, v in spec["parameters"].items()}
+    assert served["weekly-retrain"].parameters["promote"] is True  # the scheduled retrain promotes what passes
 
 
 def test_lint_fails_when_prefect_yaml_drifts(tmp_path):

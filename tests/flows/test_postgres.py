@@ -25,7 +25,7 @@ from flows.postgres import Cluster
 from flows.server import answers
 from tasks import synthetic
 from tests.flows.test_flow import (  # noqa: F401  (collected here, with this module's server)
-    test_first_run_runs_every_stage_in_order_and_records_dvc_lock,
+    test_first_run_runs_every_stage_in_order_records_dvc_lock_and_promotes_when_asked,
     test_served_deployments_have_their_crons_and_a_second_retrain_waits_for_the_first,
 )
 from tests.helpers.prefect_server import Server, free_port, prefect_home

@@ -63,7 +63,7 @@ def test_validates_reader_drops_each_fuzzed_file_with_a_reason(fuzzed):
 
 def test_two_batch_predictions_at_once_do_not_share_a_temporary_file(fuzzed, tmp_path, monkeypatch):
     """The second run writes and replaces its results while the first is between its write and its replace."""
-    monkeypatch.setattr(predict, "open_model", lambda model: constant_model())
+    monkeypatch.setattr(predict, "open_model", lambda model: (constant_model(), "a constant model"))
     monkeypatch.setattr(predict, "create_table_artifact", lambda **kwargs: None)  # no Prefect server needed
     out, replace, runs = tmp_path / "predictions.json", predict.os.replace, []
 
