@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup demo test bench-check test-fast lint dvc-yaml prefect-yaml repro promote doctor experiments rehearse use-kaggle use-demo
+.PHONY: help setup demo test bench-check test-fast lint dvc-yaml prefect-yaml repro promote s3-local doctor experiments rehearse use-kaggle use-demo
 .DEFAULT_GOAL := help
 
 help:  ## list the targets (this text)
@@ -17,7 +17,7 @@ setup: $(STAMP)  ## make .venv and install the pinned versions (constraints.txt)
 $(STAMP): pyproject.toml constraints.txt tasks/docs_assets.py ops/docs_assets.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt uv
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e ".[test]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e ".[test,s3]"
 	$(BIN)/python -m ops.docs_assets  # the Data Docs' scripts and styles, from npm (sha512-checked), for offline pages
 	touch $(STAMP)
 
@@ -33,6 +33,9 @@ repro: setup  ## dvc repro, after checking DVC's own state files (see `make doct
 
 promote: setup  ## make the gated candidate the production model (GTO tag model#prod#N); refuses a failed gate
 	$(BIN)/python -m ops.promote
+
+s3-local: setup  ## an S3 API server on 127.0.0.1:5555 (moto, in memory) to try an S3 team remote; prints the commands
+	$(BIN)/python -m ops.s3_local $(ARGS)
 
 doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 	$(BIN)/python -m tasks.doctor

@@ -41,7 +41,7 @@ HEADER = f"""\
 #   make worker    (`prefect worker start --pool {WORK_POOL}`: picks up scheduled and triggered runs)
 # `make serve` runs the same deployments without a work pool (flows/serve.py).
 # For more than one machine, point work_pool at a Docker or Kubernetes work pool and keep the
-# DVC data in an S3 remote (pip install ".[s3]"; dvc remote add -d s3 s3://bucket/path).
+# DVC data in an S3 remote (dvc remote add -d team s3://bucket/path; docs/scaling.md).
 """
 
 

@@ -117,11 +117,11 @@ def promote(root: Path) -> str:
     production = registry.assigned(root)
     check_committed(root)
     check_up_to_date(root)
-    verdict = check_verdict(root, production)
-    fingerprint = tree_hash(root / paths.MODEL_DIR)
     current = registry.sync(root)
-    if current and current.fingerprint == fingerprint:
+    if current and current.fingerprint == tree_hash(root / paths.MODEL_DIR):
         return f"{paths.MODEL_DIR} is already the production model ({registry.ARTIFACT}@{current.model_version})"
+    verdict = check_verdict(root, production)
+    registry.check_remote(root)
     pushed = registry.dvc(root, "push")
     if pushed.returncode != 0:
         lines = (pushed.stderr or pushed.stdout).strip().splitlines()

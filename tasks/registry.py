@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tasks import paths, reports
 from tasks.errors import StageError, logger
@@ -99,6 +101,36 @@ def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def check_remote(root: Path) -> None:
+    """Refuse, in one line naming it, a default DVC remote whose endpoint does not answer.
+
+    DVC would retry an unreachable S3 or HTTP endpoint for over a minute and end with a general message; a
+    folder remote, or a cloud's own endpoint (no ``endpointurl``), is left to DVC.
+
+    Raises:
+        StageError: the remote's name, URL and endpoint, and what the connection said.
+    """
+    from dvc.config import Config
+
+    config = Config(dvc_dir=str(root / ".dvc"))
+    name = config["core"].get("remote")
+    if not name:
+        raise StageError(f"{root}: no default DVC remote; add one: dvc remote add -d NAME URL (docs/scaling.md)")
+    remote = config["remote"].get(name, {})
+    url = str(remote.get("url", ""))
+    endpoint = remote.get("endpointurl") or (url if url.startswith(("http://", "https://")) else None)
+    if not endpoint:
+        return
+    parts = urlsplit(endpoint)
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)), 5).close()
+    except OSError as exc:
+        raise StageError(
+            f"DVC remote '{name}' ({url}, endpoint {endpoint}) is unreachable: {exc.strerror or exc}; check the "
+            "endpoint and the network (dvc remote modify NAME endpointurl URL)"
+        ) from exc
+
+
 def _dvc_or_fail(root: Path, what: str, *args: str) -> None:
     done = dvc(root, *args)
     if done.returncode != 0:
@@ -114,6 +146,7 @@ def _dvc_or_fail(root: Path, what: str, *args: str) -> None:
 def fetch(root: Path, version: str, commit: str, into: Path) -> None:
     """Fill ``into`` with the registry's model ``version`` and its reports from ``commit``, through DVC."""
     what = f"the production model {ARTIFACT}@{version}"
+    check_remote(root)
     _dvc_or_fail(root, what, "artifacts", "get", ".", ARTIFACT, "--rev", version, "-o", str(into / "model"))
     for name, path in REPORTS.items():
         _dvc_or_fail(root, what, "get", ".", path, "--rev", commit, "-o", str(into / name))

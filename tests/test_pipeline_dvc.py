@@ -12,6 +12,7 @@ import pytest
 
 from tasks import paths
 from tasks.stages import BY_NAME
+from tests.helpers.data import contents, digest
 from tests.helpers.repo import TINY_PARAMS, copy_repo, dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
@@ -165,3 +166,48 @@ def test_a_failed_download_says_how_to_get_the_previous_data_back(repo_after_fir
     )
     dvc(repo, "checkout", "download")
     assert (repo / paths.RAW_DIR / paths.SOURCE_NAME).read_bytes() == before
+
+
+def test_an_s3_team_remote_carries_the_production_model_and_the_outputs_to_a_teammate_clone(
+    repo_after_first_run, tmp_path, monkeypatch
+):
+    """The team route on an S3 API (moto's server on loopback): `make promote` pushes to the bucket before it tags,
+    a teammate's clone gets the production model by its registry name and every output, byte-identical."""
+    from ops.s3_local import CREDENTIALS, s3_server
+
+    repo = repo_after_first_run
+    for key, value in CREDENTIALS.items():  # through the usual AWS variables only, never in .dvc/config
+        monkeypatch.setenv(key, value)
+    with s3_server() as endpoint:
+        dvc(repo, "remote", "add", "-d", "team", "s3://dvc-team/dvc")
+        dvc(repo, "remote", "modify", "team", "endpointurl", endpoint)
+        subprocess.run(["git", "commit", "-qam", "the team remote"], cwd=repo, check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "ops.promote"], cwd=repo, capture_output=True, text=True)
+        assert done.stdout.startswith("promoted: models/model is the production model model@v0.0.1"), done.stderr
+        config = (repo / ".dvc" / "config").read_text()
+        assert "testing" not in config and "secret" not in config
+
+        clone = tmp_path / "teammate"
+        subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+        (clone / ".venv").symlink_to(repo / ".venv")
+        image = next((repo / paths.FIGURES_DIR).glob("*.png"))
+        predicted = subprocess.run(
+            [sys.executable, "-m", "flows.predict", "--json", str(image)], cwd=clone, capture_output=True, text=True
+        )
+        assert "model: model@v0.0.1 at models/production/model" in predicted.stderr, predicted.stderr
+        assert contents(clone, paths.PRODUCTION_MODEL) == contents(repo, paths.MODEL_DIR)
+        dvc(clone, "pull")  # the outputs dvc.lock names, from the bucket
+        assert "up to date" in dvc(clone, "status")
+        for rel in (paths.MODEL_DIR, paths.EVALUATION, paths.PROCESSED_DIR):
+            assert digest(clone, rel) == digest(repo, rel), rel
+
+    # the server is gone: one line that names the remote and its endpoint, at once rather than after DVC's retries
+    (clone / paths.PRODUCTION_POINTER).unlink()  # make it fetch again
+    failed = subprocess.run(
+        [sys.executable, "-m", "flows.predict", str(image)], cwd=clone, capture_output=True, text=True
+    )
+    assert failed.returncode != 0
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"error: DVC remote 'team' (s3://dvc-team/dvc, endpoint {endpoint}) is unreachable: Connection refused; "
+        "check the endpoint and the network (dvc remote modify NAME endpointurl URL)"
+    )

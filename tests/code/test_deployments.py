@@ -37,6 +37,7 @@ def test_prefect_yaml_and_serve_declare_the_same_deployments(tmp_path):
         assert spec["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
         # the triggers as `prefect deploy` reads them from prefect.yaml, and as served
         assert [DeploymentTriggerAdapter.validate_python(t) for t in spec.get("triggers", [])] == runner.triggers
+
         # the same parameters: paths relative to the repository in prefect.yaml, under --root when served; flags as is
         def served_as(v):
             if isinstance(v, bool):

@@ -28,6 +28,11 @@ def digest(root: Path, rel: str) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+def contents(root: Path, rel: str) -> dict[str, str]:
+    """:func:`digest` keyed by the path inside ``rel``: two copies of a folder in other places compare equal."""
+    return {k.removeprefix(f"{rel}/"): v for k, v in digest(root, rel).items()}
+
+
 def write_folder(root: Path, counts: dict[str, int] = TINY, seed: int = 7) -> Path:
     """A dataset folder in the Kaggle layout (``root/Dataset/<Split>/<Class>/*.jpg``)."""
     seq: dict[tuple[str, str], int] = {}
