@@ -77,7 +77,7 @@ use-demo: setup  ## back to the embedded offline default (the committed params.y
 
 PREFECT_API_URL ?= http://127.0.0.1:4200/api
 
-.PHONY: flow ui serve deploy worker system server-postgres
+.PHONY: flow ui serve deploy deploy-team worker system server-postgres
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 DEBIAN_PACKAGES := chromium postgresql iproute2
@@ -101,6 +101,13 @@ deploy: setup  ## the work-pool route: prefect.yaml's deployments on a process p
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create local-process --type process --overwrite
 	PREFECT_API_URL=$(PREFECT_API_URL) PIPELINE_ROOT=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.events
+
+REPO ?= $(shell git remote get-url origin 2>/dev/null)
+BRANCH ?= main
+POOL ?= team
+deploy-team: setup  ## team-retrain: a worker of POOL clones REPO at BRANCH, pulls, retrains, promotes, publishes runs/<run>
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(POOL) --type process --overwrite
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.team $(REPO) --branch $(BRANCH) --pool $(POOL)
 
 worker: setup  ## a worker for the process pool of `make deploy`
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process

@@ -21,10 +21,12 @@ import logging
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 from prefect import flow, get_run_logger, task
+from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows.artifacts import publish_artifacts, read_if_present
@@ -65,13 +67,22 @@ def level_of(line: str) -> int:
     return logging.getLevelName(found.group(1).upper()) if found else logging.INFO
 
 
-def repro(stage: str, root: Path, force: bool) -> list[str]:
-    """``dvc repro --single-item stage`` in ``root``, each output line logged as it comes; its lines."""
+def dvc_streamed(root: Path, what: str, *args: str) -> list[str]:
+    """``dvc ARGS`` in ``root`` for ``what`` (a stage, "pull"), each output line logged as it comes with its level.
+
+    Raises:
+        PipelineBusy: when another process holds the repository's DVC lock.
+        StageError: with DVC's first error line when it fails.
+    """
     logger = get_run_logger()
-    command = [sys.executable, "-m", "dvc", "repro", "--single-item", *(["--force"] if force else []), stage]
     lines = []
     with subprocess.Popen(
-        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
     ) as proc:
         for line in proc.stdout:
             line = line.rstrip()
@@ -82,8 +93,13 @@ def repro(stage: str, root: Path, force: bool) -> list[str]:
         if any(_LOCKED in line for line in lines):
             raise busy(root)
         errors = [line for line in lines if level_of(line) >= logging.ERROR] or lines[-1:]
-        raise StageError(f"{stage} failed (dvc repro exit {proc.returncode}): {errors[0] if errors else ''}")
+        raise StageError(f"{what} failed (dvc {args[0]} exit {proc.returncode}): {errors[0] if errors else ''}")
     return lines
+
+
+def repro(stage: str, root: Path, force: bool) -> list[str]:
+    """``dvc repro --single-item stage`` in ``root``, streamed (:func:`dvc_streamed`); its lines."""
+    return dvc_streamed(root, stage, "repro", "--single-item", *(["--force"] if force else []), stage)
 
 
 def gate_state(root: Path) -> Completed | None:
@@ -114,20 +130,44 @@ def run_stage(stage: str, root: str, reasons: list[str], force: bool) -> Complet
     return gate_state(where) if stage == "gate" else None
 
 
+def _team_step(root: str, step: Callable[[Path], str], refused: str) -> Completed:
+    """Run ``step`` (an ``ops`` function that returns its line or refuses with one); ``refused`` names its state."""
+    try:
+        line = step(Path(root))
+    except StageError as exc:
+        get_run_logger().warning("%s", exc)
+        return Completed(name=refused, message=str(exc))
+    print(line)
+    return Completed(message=line)
+
+
+@task(name="pull", task_run_name="pull", log_prints=True)
+def pull_task(root: str) -> None:
+    """The registry's tags from origin, and what the DVC remote holds of the outputs dvc.lock names, so that
+    the gate compares with the production model and up-to-date stages are not recomputed."""
+    fetched = subprocess.run(["git", "fetch", "--tags", "--force", "origin"], cwd=root, capture_output=True, text=True)
+    if fetched.returncode != 0:
+        raise StageError(f"git fetch --tags origin failed: {fetched.stderr.strip()}")
+    dvc_streamed(Path(root), "pull", "pull", "--allow-missing")
+
+
 @task(name="promote", task_run_name="promote", log_prints=True)
 def promote_task(root: str) -> Completed:
     """``make promote``'s step: the gated model becomes the production model (or ``Not promoted``, and why)."""
     from ops.promote import promote
 
-    try:
-        line = promote(Path(root))
-    except StageError as exc:
-        get_run_logger().warning("%s", exc)
-        return Completed(name="Not promoted", message=str(exc))
-    print(line)
-    if line.startswith("promoted"):
+    state = _team_step(root, promote, "Not promoted")
+    if state.message.startswith("promoted"):
         emit_promotion_event(Path(root))
-    return Completed(message=line)
+    return state
+
+
+@task(name="publish", task_run_name="publish", log_prints=True)
+def publish_task(root: str, branch: str) -> Completed:
+    """The outputs into the DVC remote, then the run's record to origin as ``branch`` (``ops.publish``)."""
+    from ops.publish import publish
+
+    return _team_step(root, lambda where: publish(where, branch), "Not published")
 
 
 def stage_task(stage: str, version: str, inputs: str):
@@ -143,17 +183,21 @@ def stage_task(stage: str, version: str, inputs: str):
 
 
 @flow(name="gender-pipeline", log_prints=True)
-def gender_pipeline(root: str = ".", force: list[str] | None = None, promote: bool = False) -> dict[str, str]:
-    """Run the stages in order through DVC, skipping those it reports up to date; then promote when asked.
+def gender_pipeline(
+    root: str = ".", force: list[str] | None = None, promote: bool = False, pull: bool = False, publish: bool = False
+) -> dict[str, str]:
+    """Run the stages in order through DVC, skipping those it reports up to date; then promote and publish when asked.
 
     Args:
         root: the repository (holding dvc.yaml and params.yaml).
         force: stages to rerun even when up to date (e.g. ``["download"]`` for a new Kaggle version).
         promote: make the model the production one when the gate passed (``make promote``'s step).
+        pull: first fetch what the DVC remote holds (a worker's fresh clone), so up-to-date stages only check out.
+        publish: last, push the outputs and the run's record to origin as the branch ``runs/<flow run name>``.
 
     Returns:
-        Each stage's final state name (``Completed``, ``Skipped``, ``Gate failed``), and promote's
-        (``Completed``, ``Not promoted``) when asked.
+        Each stage's final state name (``Completed``, ``Skipped``, ``Gate failed``), and promote's and publish's
+        (``Completed``, ``Not promoted``, ``Not published``) when asked.
     """
     where = Path(root).resolve()
     load(where / paths.PARAMS_FILE)  # bad params stop the run before any stage
@@ -166,6 +210,9 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None, promote: bo
         raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(names)}")
     previous_metrics = read_if_present(where / paths.EVALUATION, Evaluation, "evaluate")
     version, states, previous = git_version(where), {}, None
+    if pull:
+        previous = pull_task(str(where), return_state=True)
+        previous.result()
     for stage in names:
         reasons = dvc_status(where, stage)
         forced = stage in (force or ())
@@ -177,7 +224,11 @@ def gender_pipeline(root: str = ".", force: list[str] | None = None, promote: bo
         states[stage] = previous.name
         previous.result()  # a failed stage fails the flow here
     if promote:
-        states["promote"] = promote_task(str(where), wait_for=[previous], return_state=True).name
+        previous = promote_task(str(where), wait_for=[previous], return_state=True)
+        states["promote"] = previous.name
+    if publish:
+        branch = f"runs/{flow_run.get_name() or 'local'}"
+        states["publish"] = publish_task(str(where), branch, wait_for=[previous], return_state=True).name
     publish_artifacts(where, previous_metrics, ran={stage for stage, state in states.items() if state != "Skipped"})
     print(f"Results: {paths.METRICS}, {paths.EVALUATION}, {paths.FIGURES_DIR}, model {paths.MODEL_DIR} (in {where})")
     return states

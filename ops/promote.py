@@ -21,56 +21,15 @@ and working tree are left as they are (commit the record yourself when you want 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 
+from ops.record import author, check_committed, check_up_to_date, git, push_outputs, record
 from tasks import paths, registry, reports
 from tasks.cli import run_cli, setup
-from tasks.doctor import LOCKFILE
 from tasks.errors import StageError
 from tasks.files import tree_hash
 from tasks.reports.verdict import Verdict
 from tasks.verdict import failed_checks
-
-RECORD = (LOCKFILE, paths.PARAMS_FILE, paths.METRICS)  # what a run writes that git keeps
-IDENTITY = {"GIT_AUTHOR_NAME": "gender-pipeline", "GIT_AUTHOR_EMAIL": "gender-pipeline@localhost"}
-
-
-def git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """``git ARGS`` in ``root``; its output, stripped.
-
-    Raises:
-        StageError: with git's message when it fails.
-    """
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise StageError(f"git {' '.join(args)}: {done.stderr.strip() or done.returncode}")
-    return done.stdout.strip()
-
-
-def _identity(root: Path) -> dict[str, str]:
-    """Git's author and committer: the user's, or the pipeline's where git has none configured."""
-    configured = subprocess.run(["git", "config", "user.email"], cwd=root, capture_output=True, check=False)
-    if configured.returncode == 0:
-        return {}
-    return {
-        **IDENTITY,
-        "GIT_COMMITTER_NAME": IDENTITY["GIT_AUTHOR_NAME"],
-        "GIT_COMMITTER_EMAIL": IDENTITY["GIT_AUTHOR_EMAIL"],
-    }
-
-
-def check_up_to_date(root: Path) -> None:
-    """Refuse a pipeline that DVC does not report up to date."""
-    done = registry.dvc(root, "status", "--json")
-    stale = json.loads(done.stdout or "{}") if done.returncode == 0 else None
-    if stale is None:
-        raise StageError(f"dvc status failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-    if stale:
-        raise StageError(f"not up to date: {', '.join(stale)}; run `dvc repro` (or make repro) first, then promote")
 
 
 def check_verdict(root: Path, production: tuple[str, str, str] | None) -> Verdict:
@@ -88,29 +47,6 @@ def check_verdict(root: Path, production: tuple[str, str, str] | None) -> Verdic
     return verdict
 
 
-def check_committed(root: Path) -> None:
-    """Refuse uncommitted changes to tracked files other than the run's record."""
-    code = sorted(set(git(root, "diff", "--name-only", "HEAD").splitlines()) - set(RECORD))
-    if code:
-        raise StageError(
-            f"uncommitted changes to {', '.join(code[:5])}{' …' if len(code) > 5 else ''}; commit them first "
-            "(git commit): a production model is made from committed code"
-        )
-
-
-def record(root: Path, message: str) -> str:
-    """The commit that describes the run: HEAD, or a commit on top of it with the run's record (no branch moves)."""
-    present = [f for f in RECORD if (root / f).is_file()]
-    if not git(root, "diff", "--name-only", "HEAD", "--", *present):
-        return git(root, "rev-parse", "HEAD")
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **_identity(root), "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git(root, "read-tree", "HEAD", env=env)
-        git(root, "update-index", "--add", "--", *present, env=env)
-        tree = git(root, "write-tree", env=env)
-        return git(root, "commit-tree", tree, "-p", "HEAD", "-m", message, env=env)
-
-
 def promote(root: Path) -> str:
     """Make the gated candidate the production model; the line that says what was done."""
     root = Path(root).resolve()
@@ -121,18 +57,12 @@ def promote(root: Path) -> str:
     if current and current.fingerprint == tree_hash(root / paths.MODEL_DIR):
         return f"{paths.MODEL_DIR} is already the production model ({registry.ARTIFACT}@{current.model_version})"
     verdict = check_verdict(root, production)
-    registry.check_remote(root)
-    pushed = registry.dvc(root, "push")
-    if pushed.returncode != 0:
-        lines = (pushed.stderr or pushed.stdout).strip().splitlines()
-        raise StageError(
-            f"not promoted: dvc push failed ({lines[-1] if lines else pushed.returncode}); nothing changed"
-        )
+    push_outputs(root, "not promoted")
     accuracy = next(c.value for c in verdict.checks if c.name == "accuracy")
-    commit = record(root, f"model: the run promoted to {registry.PROD} (Test accuracy {accuracy:.4f})")
+    commit = record(root)
     import gto.api
 
-    identity = _identity(root)
+    identity = author(root)
     gto.api.assign(
         str(root),
         registry.ARTIFACT,

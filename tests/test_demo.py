@@ -244,7 +244,7 @@ def test_make_promote_refuses_uncommitted_code_a_stale_pipeline_and_a_failed_gat
     git(repo, "checkout", "README.md")
     set_params(repo, {"gate": {"min_accuracy": 1.0}})
     stale = promote(repo).stderr.strip()
-    assert stale == "error: not up to date: gate; run `dvc repro` (or make repro) first, then promote"
+    assert stale == "error: not up to date: gate; run `dvc repro` (or make repro) first"
     dvc(repo, "repro")
     refused = promote(repo).stderr.strip()
     assert refused.startswith("error: not promoted: the quality gate failed (accuracy 0.")

@@ -1,0 +1,93 @@
+"""A retrain that starts from nothing: a process worker in an empty folder clones a bare repository (Prefect's
+``git_clone`` pull step), pulls what the S3 team remote (moto's server) holds, reruns what is stale, promotes and
+publishes a branch; a teammate's clone elsewhere fetches the branch and gets the run's outputs byte for byte."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ops.s3_local import CREDENTIALS, s3_server
+from tasks import paths
+from tests.flows.test_flow import _deployment, _wait_for
+from tests.helpers.prefect_server import run
+from tests.helpers.repo import TINY_PARAMS, copy_repo, dvc, set_params
+
+pytestmark = pytest.mark.slow
+
+
+def git(cwd, *args) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_a_worker_in_an_empty_folder_retrains_promotes_and_publishes_what_a_teammate_pulls(
+    prefect_server, tmp_path, monkeypatch
+):
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    with s3_server() as endpoint:
+        # the team's repository: a tiny run pushed to the S3 remote, then a commit that makes the gate stale
+        work = copy_repo(tmp_path / "work")
+        set_params(work, TINY_PARAMS)
+        dvc(work, "remote", "add", "-d", "team", "s3://dvc-team/dvc")
+        dvc(work, "remote", "modify", "team", "endpointurl", endpoint)
+        dvc(work, "repro")
+        dvc(work, "push")
+        git(work, "add", "-A")
+        git(work, "commit", "-qm", "a tiny run, pushed to the team remote")
+        set_params(work, {"gate": {"min_accuracy": 0.1}})
+        git(work, "commit", "-qam", "a stricter floor: only the gate is stale")
+        branch = git(work, "rev-parse", "--abbrev-ref", "HEAD")
+        origin = tmp_path / "origin.git"
+        git(tmp_path, "clone", "-q", "--bare", str(work), str(origin))
+
+        env = {**prefect_server.env, **CREDENTIALS, "PIPELINE_PYTHON": sys.executable}
+        run(
+            [sys.executable, "-m", "prefect", "work-pool", "create", "team", "--type", "process", "--overwrite"],
+            tmp_path,
+            env,
+        )
+        run([sys.executable, "-m", "flows.team", str(origin), "--branch", branch, "--pool", "team"], work, env)
+        deployment = _deployment(prefect_server, "gender-pipeline/team-retrain")
+        assert deployment["pull_steps"][0]["prefect.deployments.steps.git_clone"]["repository"] == str(origin)
+        created = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
+        worker_dir = tmp_path / "worker-a"  # empty: the worker has no checkout, no data, no .venv
+        worker_dir.mkdir()
+        run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "team", "--run-once"], worker_dir, env)
+        finished = _wait_for(prefect_server, created["id"], timeout=600)
+        logs = prefect_server.logs(created["id"])
+        assert finished["state"]["type"] == "COMPLETED", logs
+        states = {t["name"]: t["state"]["name"] for t in prefect_server.task_runs(created["id"])}
+        assert states["pull"] == "Completed"
+        # pulled, not recomputed: every stage up to evaluate; the gate reran for its new params
+        assert [s for s, state in states.items() if state == "Skipped"] == [
+            "download",
+            "validate",
+            "preprocess",
+            "features",
+            "audit",
+            "train",
+            "evaluate",
+        ], states
+        assert states["gate"] == "Completed"
+        assert (states["promote"], states["publish"]) == ("Completed", "Completed"), logs
+        published = f"runs/{finished['name']}"
+        assert git(origin, "branch", "--list", published).strip().endswith(published)
+        assert {"model@v0.0.1", "model#prod#1"} <= set(git(origin, "tag").split())
+        assert git(origin, "rev-parse", "model@v0.0.1^{commit}") == git(origin, "rev-parse", published)
+
+        # a teammate, elsewhere: the published branch and its outputs from the bucket
+        mate = tmp_path / "teammate"
+        git(tmp_path, "clone", "-q", str(origin), str(mate))
+        (mate / ".venv").symlink_to(work / ".venv")
+        git(mate, "fetch", "-q", "origin", published)
+        git(mate, "checkout", "-q", "FETCH_HEAD")
+        dvc(mate, "pull")
+        assert "up to date" in dvc(mate, "status")  # every output is the bytes the worker's dvc.lock names
+        gate = json.loads((mate / paths.GATE).read_text())
+        assert gate["passed"] and next(c for c in gate["checks"] if c["name"] == "accuracy")["threshold"] == 0.1
+        assert "min_accuracy: 0.1" in (mate / paths.PARAMS_FILE).read_text()
