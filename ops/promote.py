@@ -21,6 +21,7 @@ and working tree are left as they are (commit the record yourself when you want 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ops.record import author, check_committed, check_up_to_date, git, push_outputs, record
@@ -60,18 +61,19 @@ def promote(root: Path) -> str:
     push_outputs(root, "not promoted")
     accuracy = next(c.value for c in verdict.checks if c.name == "accuracy")
     commit = record(root)
-    import gto.api
-
-    identity = author(root)
-    gto.api.assign(
-        str(root),
+    assigned = registry.gto(
+        root,
+        "assign",
         registry.ARTIFACT,
+        commit,
+        "--stage",
         registry.PROD,
-        ref=commit,
-        message=f"promoted by make promote: Test accuracy {accuracy:.4f}",
-        author=identity.get("GIT_AUTHOR_NAME"),
-        author_email=identity.get("GIT_AUTHOR_EMAIL"),
+        "--message",
+        f"promoted by make promote: Test accuracy {accuracy:.4f}",
+        env={**os.environ, **author(root)},
     )
+    if assigned.returncode != 0:
+        raise StageError(f"not promoted: gto assign failed ({assigned.stderr.strip() or assigned.stdout.strip()})")
     version = registry.assigned(root)[0]
     shared = ""
     if "origin" in git(root, "remote").split():

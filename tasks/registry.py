@@ -15,6 +15,7 @@ old copy or the new one whole; the registry itself is the tags, which git writes
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -56,30 +57,43 @@ class NoRegistry(StageError):
     """The folder is not a git repository, so it has no registry (a copy of the layout, ``dvc init --no-scm``)."""
 
 
-def assigned(root: Path) -> tuple[str, str, str] | None:
+def gto(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """GTO's command line (``gto ARGS``) in ``root``, its output captured.
+
+    A child process, never ``import gto`` here: importing gto runs ``logging.config.dictConfig``, which closes every
+    logging handler of the process (Prefect's among them).
+    """
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("gto")), *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def assigned(root: Path) -> tuple[str, str, str | None] | None:
     """The production model's (version, commit, assigned-at time) from the git tags; None when none is assigned.
 
     Raises:
         NoRegistry: when ``root`` is not a git repository (the registry lives in its tags).
         StageError: when the tags cannot be read.
     """
-    import gto.api
-    from gto.exceptions import ArtifactNotFound, GTOException
-    from scmrepo.exceptions import SCMError
-
-    try:
-        found = gto.api.find_versions_in_stage(str(root), ARTIFACT, PROD)
-    except ArtifactNotFound:  # no tag of the artifact yet: nothing was ever promoted
-        return None
-    except SCMError as exc:
-        raise NoRegistry(f"{root}: not a git repository, so there is no model registry (its git tags)") from exc
-    except GTOException as exc:
-        raise StageError(f"{root}: cannot read the model registry, the git tags model@… ({exc})") from exc
+    inside = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=root, capture_output=True, check=False)
+    if inside.returncode != 0:
+        raise NoRegistry(f"{root}: not a git repository, so there is no model registry (its git tags)")
+    shown = gto(root, "show", f"{ARTIFACT}#{PROD}", "--json")
+    if shown.returncode != 0:
+        if f"Cannot find artifact '{ARTIFACT}'" in shown.stdout + shown.stderr:
+            return None  # no tag of the artifact yet: nothing was ever promoted
+        raise StageError(f"{root}: cannot read the model registry, the git tags {ARTIFACT}@… ({shown.stderr.strip()})")
+    found = json.loads(shown.stdout)
     if not found:
         return None
-    latest = found[0] if isinstance(found, list) else found
-    when = latest.assignments[0].created_at.isoformat(timespec="seconds") if latest.assignments else None
-    return latest.version, latest.commit_hexsha, when
+    latest = found[0]
+    when = next((a["created_at"] for s in latest["stages"] if s["stage"] == PROD for a in s["assignments"][:1]), None)
+    return latest["version"], latest["commit_hexsha"], when
 
 
 def read_pointer(folder: Path) -> Production | None:

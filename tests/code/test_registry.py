@@ -1,0 +1,92 @@
+"""The registry's plumbing on small git repositories: the record commit, the copy's life cycle, an unreachable
+remote, and GTO kept out of the process (importing it reconfigures the process's logging)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from ops.record import record
+from tasks import paths, registry
+from tasks.errors import StageError
+
+
+def git(cwd, *args) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    git(tmp_path, "init", "-q")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "base")
+    return tmp_path
+
+
+def test_the_record_is_head_when_nothing_changed_and_one_commit_on_top_of_it_otherwise(repo):
+    head = git(repo, "rev-parse", "HEAD")
+    assert record(repo) == head
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    first, second = record(repo), record(repo)
+    assert first == second != head  # the same record on the same HEAD: the same commit
+    assert git(repo, "rev-parse", f"{first}^") == head
+    assert git(repo, "show", f"{first}:dvc.lock") == (repo / "dvc.lock").read_text().strip()
+    assert git(repo, "rev-parse", "HEAD") == head  # no branch moved
+    assert git(repo, "diff", "--name-only", "HEAD") == "dvc.lock"  # the working tree as it was
+
+
+def test_without_an_assignment_the_copy_goes_and_outside_git_it_stays(repo, tmp_path_factory):
+    copy = repo / paths.PRODUCTION_DIR
+    copy.mkdir(parents=True)
+    (copy / "stale").write_text("a copy of a model the registry no longer assigns")
+    assert registry.sync(repo) is None
+    assert not copy.exists()
+
+    plain = tmp_path_factory.mktemp("no-git")
+    (plain / paths.PRODUCTION_DIR).mkdir(parents=True)
+    (plain / paths.PRODUCTION_DIR / "kept").write_text("x")
+    assert registry.sync(plain) is None
+    assert (plain / paths.PRODUCTION_DIR / "kept").is_file()
+    with pytest.raises(registry.NoRegistry, match="not a git repository"):
+        registry.assigned(plain)
+
+
+def test_an_unreachable_remote_endpoint_is_one_line_naming_the_remote_and_the_endpoint(repo):
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*dvc, "remote", "add", "-d", "team", "s3://bucket/path"], cwd=repo, check=True)
+    registry.check_remote(repo)  # no endpointurl: the cloud's own endpoint, left to DVC
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    subprocess.run([*dvc, "remote", "modify", "team", "endpointurl", f"http://127.0.0.1:{port}"], cwd=repo, check=True)
+    with pytest.raises(StageError) as err:
+        registry.check_remote(repo)
+    assert str(err.value) == (
+        f"DVC remote 'team' (s3://bucket/path, endpoint http://127.0.0.1:{port}) is unreachable: Connection refused; "
+        "check the endpoint and the network (dvc remote modify NAME endpointurl URL)"
+    )
+
+
+CHILD = """
+import json, logging, sys
+from pathlib import Path
+handler = logging.StreamHandler(sys.stderr)
+logging.getLogger().addHandler(handler)
+from tasks import registry
+found = registry.assigned(Path(sys.argv[1]))
+kept = handler in logging.getLogger().handlers
+print(json.dumps({"found": found, "gto_imported": "gto" in sys.modules, "handler_kept": kept}))
+"""
+
+
+def test_reading_the_registry_leaves_the_process_logging_alone(repo):
+    """`import gto` runs logging.config.dictConfig, which closes every handler (Prefect's, pytest's): never here."""
+    done = subprocess.run([sys.executable, "-c", CHILD, str(repo)], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == {"found": None, "gto_imported": False, "handler_kept": True}
