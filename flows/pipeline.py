@@ -113,8 +113,42 @@ def gate_state(root: Path) -> Completed | None:
     return Completed(name="Gate failed", message=message)
 
 
-def run_stage(stage: str, root: str, reasons: list[str], force: bool) -> Completed | None:
-    """Run one stage through DVC, or end ``Skipped`` with no reason to (DVC: up to date)."""
+def on_pool(stage: str, root: Path, pool: str) -> list[str]:
+    """Run ``stage`` on a worker of ``pool`` in its own clone (``flows.team.pipeline_stage``), then record it here.
+
+    The inputs go to the DVC remote first; the other worker pulls them, runs the stage at this commit and pushes
+    its outputs with DVC's run-cache; here ``dvc repro --pull`` then finds the run in the run-cache and checks
+    out those outputs instead of running it: the same bytes, recorded by DVC in this dvc.lock.
+
+    Raises:
+        StageError: when code here differs from the commit (the other worker would run other code), or the run
+            on the pool fails.
+    """
+    from prefect.deployments import run_deployment
+
+    from flows.team import STAGE_FLOW
+    from ops.record import git
+
+    # what the other worker's clone would not have (dvc.lock and the metrics are this run's to write)
+    differ = sorted(set(git(root, "diff", "--name-only", "HEAD").splitlines()) - {"dvc.lock", paths.METRICS})
+    if differ:
+        raise StageError(
+            f"{stage}: {', '.join(differ)} differ from the commit that pool {pool}'s worker runs; commit them first"
+        )
+    commit = git(root, "rev-parse", "HEAD")
+    dvc_streamed(root, "push", "push")  # this stage's inputs, where the other worker pulls them
+    child = run_deployment(f"{STAGE_FLOW}/{pool}", parameters={"stage": stage, "commit": commit}, timeout=None)
+    if not child.state or not child.state.is_completed():
+        message = child.state.message if child.state else "no state"
+        raise StageError(f"{stage} on pool {pool} (flow run {child.name}) did not complete: {message}")
+    lines = dvc_streamed(root, stage, "repro", "--pull", "--single-item", stage)
+    if not any("is cached" in line for line in lines):
+        get_run_logger().warning("%s: not found in DVC's run-cache; it ran here instead of on pool %s", stage, pool)
+    return lines
+
+
+def run_stage(stage: str, root: str, reasons: list[str], force: bool, pool: str | None = None) -> Completed | None:
+    """Run one stage through DVC (on a worker of ``pool`` when given), or end ``Skipped`` with no reason to."""
     logger, where = get_run_logger(), Path(root)
     skipped = Completed(
         name="Skipped", message=f"{stage}: skipped, up to date in dvc.lock (same code, params and inputs)"
@@ -122,8 +156,8 @@ def run_stage(stage: str, root: str, reasons: list[str], force: bool) -> Complet
     if not reasons:
         logger.info(skipped.message)
         return skipped
-    logger.info("%s: running because %s", stage, "; ".join(reasons))
-    lines = repro(stage, where, force)
+    logger.info("%s: running because %s%s", stage, "; ".join(reasons), f", on pool {pool}" * bool(pool))
+    lines = on_pool(stage, where, pool) if pool else repro(stage, where, force)
     if any(_UP_TO_DATE in line for line in lines):  # another run brought it up to date meanwhile
         return skipped
     print(f"{stage}: recorded in dvc.lock")
@@ -184,7 +218,12 @@ def stage_task(stage: str, version: str, inputs: str):
 
 @flow(name="gender-pipeline", log_prints=True)
 def gender_pipeline(
-    root: str = ".", force: list[str] | None = None, promote: bool = False, pull: bool = False, publish: bool = False
+    root: str = ".",
+    force: list[str] | None = None,
+    promote: bool = False,
+    pull: bool = False,
+    publish: bool = False,
+    pools: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Run the stages in order through DVC, skipping those it reports up to date; then promote and publish when asked.
 
@@ -194,6 +233,7 @@ def gender_pipeline(
         promote: make the model the production one when the gate passed (``make promote``'s step).
         pull: first fetch what the DVC remote holds (a worker's fresh clone), so up-to-date stages only check out.
         publish: last, push the outputs and the run's record to origin as the branch ``runs/<flow run name>``.
+        pools: stages to run on a worker of another work pool, e.g. ``{"train": "gpu"}`` (:func:`on_pool`).
 
     Returns:
         Each stage's final state name (``Completed``, ``Skipped``, ``Gate failed``), and promote's and publish's
@@ -205,9 +245,10 @@ def gender_pipeline(
     if broken:
         raise StageError(f"{where}: {'; '.join(broken)}; {DOCTOR_HELP}")
     names = stage_names(where)
-    unknown = sorted(set(force or ()) - set(names))
-    if unknown:
-        raise ValueError(f"force: unknown stage(s) {unknown}; use some of {list(names)}")
+    for given, what in ((force or (), "force"), (pools or {}, "pools")):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"{what}: unknown stage(s) {unknown}; use some of {list(names)}")
     previous_metrics = read_if_present(where / paths.EVALUATION, Evaluation, "evaluate")
     version, states, previous = git_version(where), {}, None
     if pull:
@@ -220,7 +261,15 @@ def gender_pipeline(
             reasons.append("forced by the force parameter")
         run = stage_task(stage, version, inputs_hash(where, stage))
         # wait_for records the DAG's edge, so the UI's flow-run graph draws the stages as a chain
-        previous = run(stage, str(where), reasons, forced, wait_for=[previous] if previous else None, return_state=True)
+        previous = run(
+            stage,
+            str(where),
+            reasons,
+            forced,
+            (pools or {}).get(stage),
+            wait_for=[previous] if previous else None,
+            return_state=True,
+        )
         states[stage] = previous.name
         previous.result()  # a failed stage fails the flow here
     if promote:

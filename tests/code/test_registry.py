@@ -90,3 +90,24 @@ def test_reading_the_registry_leaves_the_process_logging_alone(repo):
     """`import gto` runs logging.config.dictConfig, which closes every handler (Prefect's, pytest's): never here."""
     done = subprocess.run([sys.executable, "-c", CHILD, str(repo)], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == {"found": None, "gto_imported": False, "handler_kept": True}
+
+
+def test_a_stage_worker_at_another_commit_than_its_parent_refuses_in_one_line(repo):
+    from flows.team import pipeline_stage
+
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(StageError) as err:
+        pipeline_stage.fn("train", "0" * 40, str(repo))
+    assert str(err.value) == (
+        f"train: this worker's clone is at {head[:8]} and the parent flow at 00000000; not running other code: "
+        "push the parent's commit to the branch that this pool's deployment clones"
+    )
+
+
+def test_a_parent_with_uncommitted_code_does_not_send_a_stage_to_another_pool(repo):
+    from flows.pipeline import on_pool
+
+    (repo / "code.py").write_text("x = 2\n")
+    (repo / "dvc.lock").write_text("this run's to write\n")
+    with pytest.raises(StageError, match=r"^train: code.py differ from the commit that pool gpu's worker runs; commit"):
+        on_pool("train", repo, "gpu")

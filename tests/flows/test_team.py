@@ -1,6 +1,7 @@
 """A retrain that starts from nothing: a process worker in an empty folder clones a bare repository (Prefect's
-``git_clone`` pull step), pulls what the S3 team remote (moto's server) holds, reruns what is stale, promotes and
-publishes a branch; a teammate's clone elsewhere fetches the branch and gets the run's outputs byte for byte."""
+``git_clone`` pull step), pulls what the S3 team remote (moto's server) holds, sends train to a second worker of
+the ``gpu`` pool in another empty folder, records it from DVC's run-cache, promotes and publishes a branch; a
+teammate's clone elsewhere fetches the branch and gets the run's outputs byte for byte."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def test_a_worker_in_an_empty_folder_retrains_promotes_and_publishes_what_a_team
         dvc(work, "push")
         git(work, "add", "-A")
         git(work, "commit", "-qm", "a tiny run, pushed to the team remote")
-        set_params(work, {"gate": {"min_accuracy": 0.1}})
-        git(work, "commit", "-qam", "a stricter floor: only the gate is stale")
+        set_params(work, {"train": {"epochs": 2}, "gate": {"min_accuracy": 0.1}})
+        git(work, "commit", "-qam", "two head epochs and a floor: train, evaluate and the gate are stale")
         branch = git(work, "rev-parse", "--abbrev-ref", "HEAD")
         origin = tmp_path / "origin.git"
         git(tmp_path, "clone", "-q", "--bare", str(work), str(origin))
