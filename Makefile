@@ -105,9 +105,11 @@ deploy: setup  ## the work-pool route: prefect.yaml's deployments on a process p
 REPO ?= $(shell git remote get-url origin 2>/dev/null)
 BRANCH ?= main
 POOL ?= team
-deploy-team: setup  ## team-retrain: a worker of POOL clones REPO at BRANCH, pulls, retrains, promotes, publishes runs/<run>
+GPU_POOL ?= gpu
+deploy-team: setup  ## team-retrain: POOL's worker clones REPO@BRANCH, pulls, trains on GPU_POOL, promotes, publishes runs/<run>
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(POOL) --type process --overwrite
-	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.team $(REPO) --branch $(BRANCH) --pool $(POOL)
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(GPU_POOL) --type process --overwrite
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.team $(REPO) --branch $(BRANCH) --pool $(POOL) --gpu-pool $(GPU_POOL)
 
 worker: setup  ## a worker for the process pool of `make deploy`
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect worker start --pool local-process

@@ -12,14 +12,14 @@ handle names the real model, so a shared cache would hand it whatever an earlier
 One more change:
 ``validate.min_per_class: 1`` (the real floor of 1,000 per class needs the real set). Every stage runs
 through ``dvc repro --single-item`` in a temporary copy of the repository; features, audit, train,
-evaluate and promote run once in float32 and once in the reduced precision ``tasks.precision`` picks
+evaluate and the gate run once in float32 and once in the reduced precision ``tasks.precision`` picks
 here (``train.mixed_precision`` and ``evaluate.mixed_precision`` true).
 
 Each stage's time is divided by the images it handles and multiplied by the Kaggle set's counts:
 download, validate, preprocess, features (every image through the backbone once) and the audit by
 all images; train's phase 1 (the head's epochs on the features) and
 phase 2 (fine-tuning epochs with a validation pass each) by Train + Validation, the rest of train
-(start-up, backbone download, export) kept as measured; evaluate by Test + Validation; promote by Test.
+(start-up, backbone download, export) kept as measured; evaluate by Test + Validation; the gate by Test.
 Start-up costs are scaled with the images, so the extrapolation errs high.
 
     python -m benchmarks.rehearsal [--images 2000] [--serve SAVEDMODEL_FOLDER] [--small]
@@ -51,7 +51,7 @@ KAGGLE_CONFIG = REPO / "configs" / "kaggle.yaml"
 WORK = ".rehearsal"  # the temporary copy of the repository, the fakes' files and fresh client caches
 KAGGLE = {"Train": 160_000, "Validation": 22_598, "Test": 20_001}  # the real set's splits
 DATA_STAGES = ("download", "validate", "preprocess")
-MODEL_STAGES = ("features", "audit", "train", "evaluate", "promote")  # features runs in the precision asked
+MODEL_STAGES = ("features", "audit", "train", "evaluate", "gate")  # features runs in the precision asked
 FAKE_CREDENTIALS = ("rehearsal", "a-key-only-the-fake-knows")  # no real credentials are read or sent
 NOT_PASSED = (
     *("KAGGLE_API_TOKEN", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "TFHUB_CACHE_DIR", "KAGGLEHUB_CACHE"),
@@ -88,7 +88,7 @@ def images_handled(counts: dict[str, int]) -> dict[str, int]:
         "phase1": seen,
         "phase2": seen,
         "evaluate": counts["Test"] + counts["Validation"],
-        "promote": counts["Test"],
+        "gate": counts["Test"],
     }
 
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.small:
         args.images = 60
         params["train"].update(epochs=1, fine_tune_epochs=1, batch_size=16)
-        params["evaluate"]["bootstrap_samples"] = params["promote"]["bootstrap_samples"] = 100
+        params["evaluate"]["bootstrap_samples"] = params["gate"]["bootstrap_samples"] = 100
     counts = split_counts(args.images)
     train_params = {k: v for k, v in params["train"].items() if k != "mixed_precision"}  # both are run
     reduced, why = precision.choose(True)

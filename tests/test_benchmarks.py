@@ -81,7 +81,7 @@ def _rehearsal(r: dict) -> None:
 def test_the_rehearsal_extrapolates_each_stage_by_the_images_it_handles():
     counts = {"Train": 60, "Validation": 20, "Test": 20}
     seconds = {"download": 1.0, "validate": 2.0, "preprocess": 1.0, "features": 4.0, "audit": 1.0, "train": 30.0}
-    seconds |= {"phase1": 5.0, "phase2": 20.0, "evaluate": 3.0, "promote": 2.0}
+    seconds |= {"phase1": 5.0, "phase2": 20.0, "evaluate": 3.0, "gate": 2.0}
     scaled, real = rehearsal.extrapolate(seconds, counts), rehearsal.images_handled(rehearsal.KAGGLE)
     assert scaled["features"] == approx(4.0 / 100 * real["features"], abs=1)
     assert scaled["train"] == approx(scaled["phase1"] + scaled["phase2"] + 5.0, abs=2)  # the rest kept as measured

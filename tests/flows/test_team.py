@@ -6,6 +6,8 @@ teammate's clone elsewhere fetches the branch and gets the run's outputs byte fo
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -47,34 +49,44 @@ def test_a_worker_in_an_empty_folder_retrains_promotes_and_publishes_what_a_team
         git(tmp_path, "clone", "-q", "--bare", str(work), str(origin))
 
         env = {**prefect_server.env, **CREDENTIALS, "PIPELINE_PYTHON": sys.executable}
-        run(
-            [sys.executable, "-m", "prefect", "work-pool", "create", "team", "--type", "process", "--overwrite"],
-            tmp_path,
-            env,
-        )
-        run([sys.executable, "-m", "flows.team", str(origin), "--branch", branch, "--pool", "team"], work, env)
+        for pool in ("team", "gpu"):
+            run([sys.executable, "-m", "prefect", "work-pool", "create", pool, "--type", "process"], tmp_path, env)
+        run([sys.executable, "-m", "flows.team", str(origin), "--branch", branch], work, env)
         deployment = _deployment(prefect_server, "gender-pipeline/team-retrain")
         assert deployment["pull_steps"][0]["prefect.deployments.steps.git_clone"]["repository"] == str(origin)
         created = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
-        worker_dir = tmp_path / "worker-a"  # empty: the worker has no checkout, no data, no .venv
-        worker_dir.mkdir()
-        run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "team", "--run-once"], worker_dir, env)
-        finished = _wait_for(prefect_server, created["id"], timeout=600)
+        worker_a, worker_b = tmp_path / "worker-a", tmp_path / "worker-b"  # empty: no checkout, no data, no .venv
+        for folder in (worker_a, worker_b):
+            folder.mkdir()
+        gpu = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "gpu"],
+            cwd=worker_b,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "team", "--run-once"], worker_a, env)
+            finished = _wait_for(prefect_server, created["id"], timeout=600)
+        finally:
+            os.killpg(gpu.pid, signal.SIGTERM)
+            gpu.wait(60)
         logs = prefect_server.logs(created["id"])
         assert finished["state"]["type"] == "COMPLETED", logs
-        states = {t["name"]: t["state"]["name"] for t in prefect_server.task_runs(created["id"])}
+        tasks = {t["name"]: t for t in prefect_server.task_runs(created["id"])}
+        states = {name: t["state"]["name"] for name, t in tasks.items()}
         assert states["pull"] == "Completed"
-        # pulled, not recomputed: every stage up to evaluate; the gate reran for its new params
-        assert [s for s, state in states.items() if state == "Skipped"] == [
-            "download",
-            "validate",
-            "preprocess",
-            "features",
-            "audit",
-            "train",
-            "evaluate",
-        ], states
-        assert states["gate"] == "Completed"
+        # pulled, not recomputed: every stage before train; train on the gpu pool; evaluate and the gate here
+        skipped = [s for s, state in states.items() if state == "Skipped"]
+        assert skipped == ["download", "validate", "preprocess", "features", "audit"], states
+        assert (states["train"], states["evaluate"], states["gate"]) == ("Completed",) * 3, states
+        (child,) = prefect_server.flow_runs("pipeline-stage")
+        assert child["state"]["type"] == "COMPLETED", prefect_server.logs(child["id"])
+        # linked to the parent run in the UI: its parent task run is the one run_deployment made in the parent flow
+        assert prefect_server.get(f"/task_runs/{child['parent_task_run_id']}")["flow_run_id"] == created["id"]
+        assert "Running stage 'train'" in prefect_server.logs(child["id"])  # trained there ...
+        assert "Stage 'train' is cached - skipping run" in logs, logs  # ... and recorded here from the run-cache
         assert (states["promote"], states["publish"]) == ("Completed", "Completed"), logs
         published = f"runs/{finished['name']}"
         assert git(origin, "branch", "--list", published).strip().endswith(published)
