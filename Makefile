@@ -40,7 +40,7 @@ s3-local: setup  ## an S3 API server on 127.0.0.1:5555 (moto, in memory) to try 
 doctor: setup  ## repair dvc.lock or .dvc/tmp/rwlock left broken by a killed run
 	$(BIN)/python -m tasks.doctor
 
-experiments: setup  ## every experiment: headline metrics and the params that differ, whole in 120 columns
+experiments: setup  ## every experiment beside its baseline commit: metrics, gate verdict, Δacc, the params that differ
 	$(BIN)/python -m flows.experiments
 
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder

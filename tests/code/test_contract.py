@@ -159,3 +159,11 @@ def test_the_committed_metrics_are_the_ones_the_committed_dvc_lock_describes():
     (entry,) = [o for o in lock["stages"]["gate"]["outs"] if o["path"] == paths.METRICS]
     assert hashlib.md5(committed(paths.METRICS)).hexdigest() == entry["md5"]
     assert set(json.loads(committed(paths.METRICS))) >= {"acc", "acc_lo", "acc_hi", "gate", "recall"}
+
+
+def test_the_committed_dvc_lock_records_exactly_the_stages_of_dvc_yaml():
+    """DVC keeps the entry of a stage that dvc.yaml no longer has (the old promote): nothing may read it as current."""
+    lock = yaml.safe_load(
+        subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=REPO, capture_output=True, check=True).stdout
+    )
+    assert list(lock["stages"]) == [s.name for s in stages.STAGES]

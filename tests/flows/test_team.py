@@ -16,10 +16,17 @@ import pytest
 from ops.s3_local import CREDENTIALS, s3_server
 from tasks import paths
 from tests.flows.test_flow import _deployment, _wait_for
-from tests.helpers.prefect_server import run
+from tests.helpers.prefect_server import Server, prefect_home, run
 from tests.helpers.repo import TINY_PARAMS, copy_repo, dvc, set_params
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory):
+    """A server of its own: the session's serves other modules whose checks read "the newest gender-pipeline run"."""
+    with Server(prefect_home(tmp_path_factory, "team-prefect-home")) as server:
+        yield server
 
 
 def git(cwd, *args) -> str:
@@ -28,7 +35,7 @@ def git(cwd, *args) -> str:
 
 
 def test_a_worker_in_an_empty_folder_retrains_promotes_and_publishes_what_a_teammate_pulls(
-    prefect_server, tmp_path, monkeypatch
+    team_server, tmp_path, monkeypatch
 ):
     for key, value in CREDENTIALS.items():
         monkeypatch.setenv(key, value)
@@ -48,13 +55,13 @@ def test_a_worker_in_an_empty_folder_retrains_promotes_and_publishes_what_a_team
         origin = tmp_path / "origin.git"
         git(tmp_path, "clone", "-q", "--bare", str(work), str(origin))
 
-        env = {**prefect_server.env, **CREDENTIALS, "PIPELINE_PYTHON": sys.executable}
+        env = {**team_server.env, **CREDENTIALS, "PIPELINE_PYTHON": sys.executable}
         for pool in ("team", "gpu"):
             run([sys.executable, "-m", "prefect", "work-pool", "create", pool, "--type", "process"], tmp_path, env)
         run([sys.executable, "-m", "flows.team", str(origin), "--branch", branch], work, env)
-        deployment = _deployment(prefect_server, "gender-pipeline/team-retrain")
+        deployment = _deployment(team_server, "gender-pipeline/team-retrain")
         assert deployment["pull_steps"][0]["prefect.deployments.steps.git_clone"]["repository"] == str(origin)
-        created = prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
+        created = team_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
         worker_a, worker_b = tmp_path / "worker-a", tmp_path / "worker-b"  # empty: no checkout, no data, no .venv
         for folder in (worker_a, worker_b):
             folder.mkdir()
@@ -68,24 +75,24 @@ def test_a_worker_in_an_empty_folder_retrains_promotes_and_publishes_what_a_team
         )
         try:
             run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "team", "--run-once"], worker_a, env)
-            finished = _wait_for(prefect_server, created["id"], timeout=600)
+            finished = _wait_for(team_server, created["id"], timeout=600)
         finally:
             os.killpg(gpu.pid, signal.SIGTERM)
             gpu.wait(60)
-        logs = prefect_server.logs(created["id"])
+        logs = team_server.logs(created["id"])
         assert finished["state"]["type"] == "COMPLETED", logs
-        tasks = {t["name"]: t for t in prefect_server.task_runs(created["id"])}
+        tasks = {t["name"]: t for t in team_server.task_runs(created["id"])}
         states = {name: t["state"]["name"] for name, t in tasks.items()}
         assert states["pull"] == "Completed"
         # pulled, not recomputed: every stage before train; train on the gpu pool; evaluate and the gate here
         skipped = [s for s, state in states.items() if state == "Skipped"]
         assert skipped == ["download", "validate", "preprocess", "features", "audit"], states
         assert (states["train"], states["evaluate"], states["gate"]) == ("Completed",) * 3, states
-        (child,) = prefect_server.flow_runs("pipeline-stage")
-        assert child["state"]["type"] == "COMPLETED", prefect_server.logs(child["id"])
+        (child,) = team_server.flow_runs("pipeline-stage")
+        assert child["state"]["type"] == "COMPLETED", team_server.logs(child["id"])
         # linked to the parent run in the UI: its parent task run is the one run_deployment made in the parent flow
-        assert prefect_server.get(f"/task_runs/{child['parent_task_run_id']}")["flow_run_id"] == created["id"]
-        assert "Running stage 'train'" in prefect_server.logs(child["id"])  # trained there ...
+        assert team_server.get(f"/task_runs/{child['parent_task_run_id']}")["flow_run_id"] == created["id"]
+        assert "Running stage 'train'" in team_server.logs(child["id"])  # trained there ...
         assert "Stage 'train' is cached - skipping run" in logs, logs  # ... and recorded here from the run-cache
         assert (states["promote"], states["publish"]) == ("Completed", "Completed"), logs
         published = f"runs/{finished['name']}"
