@@ -51,6 +51,7 @@ _STAGE_LINE = re.compile(r"^\S+ \S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 _TOOL_LINE = re.compile(r"^(ERROR|WARNING|error|warning): ")
 _UP_TO_DATE = "didn't change, skipping"  # dvc repro's line for a stage another run has just brought up to date
 _LOCKED = "Unable to acquire lock"
+STAGE_FLOW = "pipeline-stage"  # the flow that runs one stage on another pool (flows/team.py); a deployment per pool
 
 
 def stage_names(root: Path) -> tuple[str, ...]:
@@ -126,7 +127,6 @@ def on_pool(stage: str, root: Path, pool: str) -> list[str]:
     """
     from prefect.deployments import run_deployment
 
-    from flows.team import STAGE_FLOW
     from ops.record import git
 
     # what the other worker's clone would not have (dvc.lock and the metrics are this run's to write)

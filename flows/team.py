@@ -26,12 +26,11 @@ from pathlib import Path
 from prefect import flow
 
 from flows.deployments import COLLISION
-from flows.pipeline import dvc_streamed
+from flows.pipeline import STAGE_FLOW, dvc_streamed
 from ops.record import git
 from tasks.errors import StageError
 
 NAME = "team-retrain"
-STAGE_FLOW = "pipeline-stage"  # one deployment of it per pool, named after the pool
 GPU_POOL = "gpu"
 PARAMETERS = {"root": ".", "pull": True, "promote": True, "publish": True, "pools": {"train": GPU_POOL}}
 
